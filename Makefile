@@ -1,0 +1,48 @@
+# The two commands: `make run` (install, restore, train, serve) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DUMP ?=
+ROWS ?= 20000
+DB ?= data/cashscore.duckdb
+MODELS ?= models
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install run restore train serve test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+data/sample.sql.gz: | $(STAMP)
+	$(BIN)/cashscore sample --rows $(ROWS) --out $@
+
+# The real dump when DUMP=... names one (files or a folder), the bundled synthetic sample otherwise.
+restore: $(STAMP) $(if $(DUMP),,data/sample.sql.gz)
+	$(BIN)/cashscore restore $(if $(DUMP),$(DUMP),data/sample.sql.gz) --db $(DB)
+
+train: restore
+	$(BIN)/cashscore train --db $(DB) --models $(MODELS)
+
+serve: train
+	$(BIN)/cashscore serve --host $(HOST) --port $(PORT) --models $(MODELS) --db $(DB)
+
+run: serve
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: $(STAMP) lint
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/restore.py
+
+clean:
+	rm -rf $(VENV) data .pytest_cache

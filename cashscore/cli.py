@@ -1,0 +1,129 @@
+"""The `cashscore` command: restore, export, sample, train, serve."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from cashscore import settings
+from cashscore.errors import CashscoreError
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got {value}")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from cashscore.restore import restore
+
+    conf = settings.load()
+    result = restore(args.paths, args.db, conf.sql_dir)
+    width = max(len(t) for t in result.rows)
+    print(f"restored {len(result.rows)} tables into {result.db}")
+    for table, rows in result.rows.items():
+        print(f"  raw.{table:<{width}}  {rows:>10,} rows")
+    mb = result.bytes_read / 1e6
+    print(f"  {mb:.1f} MB in {result.seconds:.2f} s ({mb / max(result.seconds, 1e-9):.1f} MB/s)")
+    failed = {name: n for name, n in result.audits.items() if n}
+    for name, count in result.audits.items():
+        print(f"  audit {name}: {'ok' if not count else f'{count} bad rows'}")
+    if failed:
+        print("warning: some audits found bad rows; see sql/audits/ for the queries", file=sys.stderr)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from cashscore.export import export
+
+    rows = export(args.db, args.out)
+    print(f"exported {rows:,} applicants to {args.out}")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from cashscore.sample import write_sample
+
+    write_sample(args.out, rows=args.rows, seed=args.seed)
+    print(f"wrote a synthetic dump of {args.rows:,} applications (seed {args.seed}) to {args.out}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import train
+
+    train.run(args.db, args.models, quick=args.quick)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    conf = settings.load()
+    parser = argparse.ArgumentParser(
+        prog="cashscore",
+        description="Credit-risk scoring for Alura Cash: restore the MySQL dump into DuckDB, "
+        "train and export an ONNX model, serve and batch-score it.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("restore", help="restore mysqldump files into a DuckDB database")
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="dump files (.sql, .sql.gz) or folders of them")
+    p.add_argument("--db", type=Path, default=conf.db, help=f"database to create or replace (default {conf.db})")
+    p.set_defaults(func=cmd_restore)
+
+    p = sub.add_parser("export", help="export the joined applicants mart as CSV or Parquet")
+    p.add_argument("--db", type=Path, default=conf.db, help=f"database to read (default {conf.db})")
+    p.add_argument("--out", type=Path, required=True, help="output file: .csv or .parquet")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("sample", help="write a deterministic synthetic mysqldump")
+    p.add_argument("--rows", type=_positive, default=5000, help="loan applications (default 5000)")
+    p.add_argument("--seed", type=_int, default=42, help="random seed (default 42)")
+    p.add_argument("--out", type=Path, required=True, help="output file: .sql or .sql.gz")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("train", help="train, compare and calibrate models; export ONNX, metadata and report")
+    p.add_argument("--db", type=Path, default=conf.db, help=f"database to read (default {conf.db})")
+    p.add_argument("--models", type=Path, default=conf.models, help=f"output folder (default {conf.models})")
+    p.add_argument("--quick", action="store_true", help="fewer candidates and folds, for small data and tests")
+    p.set_defaults(func=cmd_train)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand.
+
+    Args:
+        argv: the arguments, without the program name; sys.argv by default.
+
+    Returns:
+        The exit code: 0 on success, 1 on a user error (with a message on stderr).
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except CashscoreError as exc:
+        print(f"cashscore {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"cashscore {args.command}: interrupted; nothing was replaced", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

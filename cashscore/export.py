@@ -1,0 +1,67 @@
+"""Export the applicants mart as CSV or Parquet, written atomically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from cashscore.atomic import write_atomic
+from cashscore.errors import CashscoreError
+
+FORMATS = {".csv": "(format csv, header true)", ".parquet": "(format parquet, compression zstd)"}
+
+
+def connect(db: Path, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+    """Open a restored database, with a clear message when there is none.
+
+    Args:
+        db: the DuckDB file.
+        read_only: open without write access (the default).
+
+    Returns:
+        The connection.
+
+    Raises:
+        CashscoreError: when the file is missing or is not a DuckDB database.
+    """
+    if not db.is_file():
+        raise CashscoreError(f"{db}: no database here; run `cashscore restore DUMP --db {db}` first")
+    try:
+        return duckdb.connect(str(db), read_only=read_only)
+    except duckdb.Error as exc:
+        raise CashscoreError(f"{db}: cannot open as a DuckDB database: {str(exc).splitlines()[0]}") from None
+
+
+def export(db: Path, out: Path, relation: str = "marts.applicants") -> int:
+    """Write `relation` to `out`, in the format its extension names.
+
+    Args:
+        db: the restored database.
+        out: a `.csv` or `.parquet` path; replaced only once complete.
+        relation: the view or table to export.
+
+    Returns:
+        The number of rows written.
+
+    Raises:
+        CashscoreError: on an unknown extension or a database without the mart.
+    """
+    fmt = FORMATS.get(out.suffix.lower())
+    if fmt is None:
+        raise CashscoreError(f"{out}: unknown output format; use one of {', '.join(FORMATS)}")
+    con = connect(db)
+    try:
+        try:
+            (rows,) = con.execute(f"select count(*) from {relation}").fetchone()  # type: ignore[misc]
+        except duckdb.CatalogException:
+            raise CashscoreError(f"{db}: has no {relation}; restore a dump into it first") from None
+
+        def write(tmp: Path) -> None:
+            quoted = str(tmp).replace("'", "''")
+            con.execute(f"copy (select * from {relation} order by loan_id) to '{quoted}' {fmt}")
+
+        write_atomic(out, write)
+    finally:
+        con.close()
+    return int(rows)

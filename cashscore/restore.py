@@ -1,0 +1,272 @@
+"""Restore mysqldump files into a new DuckDB database, bulk-loaded, verified and swapped in atomically."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import duckdb
+
+from cashscore import views
+from cashscore.atomic import build_dir, sweep_stale
+from cashscore.ddl import create_table
+from cashscore.dump import Statement, parse_insert, statements, unquote_identifier
+from cashscore.errors import CashscoreError
+
+REQUIRED_TABLES = ("dados_mutuarios", "emprestimos", "historicos_banco")
+LINK_TABLES = ("ids", "id")
+# Statements a mysqldump carries that mean nothing to an embedded copy of the data.
+SKIPPED = re.compile(
+    r"(SET|LOCK\s+TABLES?|UNLOCK\s+TABLES?|USE|CREATE\s+(DATABASE|SCHEMA)|START\s+TRANSACTION|BEGIN|COMMIT"
+    r"|ALTER\s+TABLE\s+\S+\s+(DISABLE|ENABLE)\s+KEYS)\b",
+    re.I,
+)
+CSV_OPTIONS = (
+    "header = false, delim = ',', quote = '''', escape = '''', nullstr = 'NULL', "
+    "allow_quoted_nulls = false, auto_detect = false, strict_mode = true, new_line = '\\n'"
+)
+DUCKDB_LINE_RE = re.compile(r"CSV Error on Line: (\d+)")
+
+
+@dataclass
+class Pending:
+    """Rows of one table (and one column list) waiting in a CSV file for DuckDB's bulk reader."""
+
+    path: Path
+    handle: IO[str]
+    columns: tuple[str, ...]
+    lines: int = 0
+    # (first CSV line, rows, where the INSERT starts) for every INSERT, to map errors back.
+    segments: list[tuple[int, int, str]] = field(default_factory=list)
+
+
+@dataclass
+class Result:
+    """What a restore did."""
+
+    db: Path
+    rows: dict[str, int]
+    seconds: float
+    bytes_read: int
+    audits: dict[str, int]
+
+
+def dump_files(paths: list[Path]) -> list[Path]:
+    """Expand the command line's paths into dump files, folders sorted by name.
+
+    Args:
+        paths: files or folders.
+
+    Returns:
+        The `.sql` and `.sql.gz` files to read, in order.
+
+    Raises:
+        CashscoreError: when a path does not exist or a folder holds no dump.
+    """
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.name.endswith((".sql", ".sql.gz")))
+            if not found:
+                raise CashscoreError(f"{path}: the folder holds no .sql or .sql.gz dump file")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise CashscoreError(f"{path}: no such file or folder")
+    return files
+
+
+class Loader:
+    """Feeds statements into a DuckDB connection, bulk-loading INSERT rows through CSV files."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, workdir: Path) -> None:
+        self.con = con
+        self.workdir = workdir
+        self.tables: dict[str, list[tuple[str, str]]] = {}
+        self.pending: dict[tuple[str, tuple[str, ...]], Pending] = {}
+        self.rows: dict[str, int] = {}
+
+    def feed(self, stmt: Statement) -> None:
+        """Apply one statement."""
+        head = stmt.text[:40].lstrip().upper()
+        if head.startswith(("INSERT", "REPLACE")):
+            self._insert(stmt)
+        elif head.startswith("CREATE") and re.match(r"CREATE\s+(TEMPORARY\s+)?TABLE", head):
+            table, types, ddl = create_table(stmt)
+            self._flush_table(table)
+            self.con.execute(f'drop table if exists raw."{table}"')
+            self.con.execute(ddl)
+            self.tables[table] = types
+            self.rows[table] = 0
+        elif head.startswith("DROP"):
+            match = re.match(r"DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?(.+)$", stmt.text, re.I | re.S)
+            if match is None:
+                raise CashscoreError(f"{stmt.where()}: unsupported statement: {stmt.text[:60]!r}")
+            for name in match.group(1).split(","):
+                table = unquote_identifier(name)
+                self._discard_table(table)
+                self.con.execute(f'drop table if exists raw."{table}"')
+                self.tables.pop(table, None)
+                self.rows.pop(table, None)
+        elif SKIPPED.match(stmt.text):
+            return
+        else:
+            raise CashscoreError(
+                f"{stmt.where()}: unsupported statement {stmt.text[:60]!r}: a mysqldump of tables "
+                "holds CREATE TABLE, INSERT, DROP TABLE, LOCK/UNLOCK, SET and USE only"
+            )
+
+    def _insert(self, stmt: Statement) -> None:
+        insert = parse_insert(stmt)
+        if insert.table not in self.tables:
+            raise CashscoreError(
+                f"{stmt.where()}: INSERT into `{insert.table}`, a table no CREATE TABLE before it declares"
+            )
+        known = [c for c, _ in self.tables[insert.table]]
+        columns = insert.columns or tuple(known)
+        unknown = [c for c in columns if c not in known]
+        if unknown:
+            raise CashscoreError(f"{stmt.where()}: INSERT into `{insert.table}` names unknown columns {unknown}")
+        key = (insert.table, columns)
+        pending = self.pending.get(key)
+        if pending is None:
+            path = self.workdir / f"{insert.table}.{len(self.pending)}.csv"
+            pending = Pending(path, path.open("w", encoding="utf-8", newline="\n"), columns)
+            self.pending[key] = pending
+        pending.segments.append((pending.lines + 1, len(insert.rows), stmt.where()))
+        pending.handle.write("\n".join(insert.rows))
+        pending.handle.write("\n")
+        pending.lines += len(insert.rows)
+        self.rows[insert.table] += len(insert.rows)
+
+    def _discard_table(self, table: str) -> None:
+        for key in [k for k in self.pending if k[0] == table]:
+            pending = self.pending.pop(key)
+            pending.handle.close()
+            pending.path.unlink()
+
+    def _flush_table(self, table: str) -> None:
+        for key in [k for k in self.pending if k[0] == table]:
+            self._load(table, self.pending.pop(key))
+
+    def finish(self) -> None:
+        """Bulk-load every pending CSV file."""
+        for table, columns in list(self.pending):
+            self._load(table, self.pending.pop((table, columns)))
+
+    def _load(self, table: str, pending: Pending) -> None:
+        pending.handle.close()
+        types = dict(self.tables[table])
+        # ENUM types cannot be named in read_csv; DuckDB casts on insert instead.
+        spec = ", ".join(
+            f"'{c}': '{'VARCHAR' if types[c].upper().startswith('ENUM') else types[c]}'"
+            for c in pending.columns
+        )
+        names = ", ".join(f'"{c}"' for c in pending.columns)
+        try:
+            self.con.execute(
+                f'insert into raw."{table}" ({names}) select * from read_csv(?, {CSV_OPTIONS}, '
+                f"columns = {{{spec}}})",
+                [str(pending.path)],
+            )
+        except duckdb.Error as exc:
+            raise CashscoreError(_explain_load_error(table, pending, exc)) from None
+        pending.path.unlink()
+
+
+def _explain_load_error(table: str, pending: Pending, exc: duckdb.Error) -> str:
+    """Map DuckDB's CSV error back to the INSERT (file and line) and row that caused it."""
+    message = str(exc)
+    lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
+    reason = next(
+        (ln for ln in lines if ln.startswith(("Expected Number", "Error when converting", "Could not convert"))),
+        lines[0] if lines else type(exc).__name__,
+    )
+    match = DUCKDB_LINE_RE.search(message)
+    if match:
+        line = int(match.group(1))
+        for first, count, where in pending.segments:
+            if first <= line < first + count:
+                return f"{where}: INSERT into `{table}`, row {line - first + 1}: {reason}"
+    where = pending.segments[0][2] if pending.segments else "?"
+    return f"{where}: loading `{table}` failed: {reason}"
+
+
+def restore(
+    paths: list[Path],
+    db: Path,
+    sql_dir: Path,
+    say: Callable[[str], None] = print,
+) -> Result:
+    """Restore dump files into a new database at `db`, replacing the old one only on success.
+
+    Args:
+        paths: dump files or folders (plain or gzip).
+        db: the DuckDB file to create or replace.
+        sql_dir: the folder of staging, marts and audit SQL.
+        say: where progress lines go.
+
+    Returns:
+        Rows per raw table, timings and audit results.
+
+    Raises:
+        CashscoreError: naming the file, line and problem; the old database is left untouched.
+    """
+    started = time.perf_counter()
+    files = dump_files(paths)
+    db = db.resolve()
+    db.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale(db)
+    with build_dir(db, "restore") as work:
+        target = work / db.name
+        con = duckdb.connect(str(target))
+        try:
+            con.execute("set preserve_insertion_order = true")
+            con.execute("create schema raw")
+            loader = Loader(con, work)
+            size = 0
+            for path in files:
+                size += path.stat().st_size
+                for stmt in statements(path):
+                    loader.feed(stmt)
+            loader.finish()
+            _check_tables(loader, files)
+            for table, expected in loader.rows.items():
+                (got,) = con.execute(f'select count(*) from raw."{table}"').fetchone()  # type: ignore[misc]
+                if got != expected:
+                    raise CashscoreError(f"`{table}`: {expected} rows parsed but {got} loaded")
+            views.build(con, sql_dir)
+            audits = views.run_audits(con, sql_dir)
+            con.execute("checkpoint")
+        finally:
+            con.close()
+        _drop_wal(db)
+        os.replace(target, db)
+    return Result(db, dict(loader.rows), time.perf_counter() - started, size, audits)
+
+
+def _check_tables(loader: Loader, files: list[Path]) -> None:
+    names = ", ".join(str(f) for f in files)
+    missing = [t for t in REQUIRED_TABLES if t not in loader.tables]
+    if not any(t in loader.tables for t in LINK_TABLES):
+        missing.append("ids (or id, the link table)")
+    if missing:
+        found = ", ".join(sorted(loader.tables)) or "none"
+        raise CashscoreError(f"{names}: the dump lacks table(s) {', '.join(missing)}; tables found: {found}")
+
+
+def _drop_wal(db: Path) -> None:
+    """Drop a write-ahead log left beside the old database so it is never replayed onto the new one.
+
+    cashscore checkpoints before it closes, so a WAL here means the old file was left by a crash;
+    it goes before the swap, so a kill in between can never pair the new file with the old log.
+    """
+    wal = db.with_name(db.name + ".wal")
+    if wal.exists():
+        wal.unlink()

@@ -1,0 +1,134 @@
+"""Create the SQL layers (ref seeds, staging, marts) in dependency order and run the audits."""
+
+from __future__ import annotations
+
+import graphlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import sqlglot
+from sqlglot import exp
+
+from cashscore.errors import CashscoreError
+from features import contract
+
+LAYERS = ("staging", "marts")
+
+
+@dataclass(frozen=True)
+class View:
+    """One SQL file: a view named after the file, in the schema named after its folder."""
+
+    schema: str
+    name: str
+    sql: str
+    path: Path
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+def read_views(sql_dir: Path) -> list[View]:
+    """Read every view file under the layer folders.
+
+    Args:
+        sql_dir: the folder holding `staging/` and `marts/`.
+
+    Returns:
+        The views, in topological order (each after the views it reads).
+
+    Raises:
+        CashscoreError: on SQL sqlglot cannot parse or a dependency cycle.
+    """
+    found: dict[str, View] = {}
+    for layer in LAYERS:
+        for path in sorted((sql_dir / layer).glob("*.sql")):
+            view = View(layer, path.stem, path.read_text(encoding="utf-8").rstrip().rstrip(";"), path)
+            found[view.qualified] = view
+    if not found:
+        raise CashscoreError(f"{sql_dir}: no view files under {', '.join(LAYERS)}/")
+    graph: dict[str, set[str]] = {}
+    for name, view in found.items():
+        try:
+            tree = sqlglot.parse_one(view.sql, read="duckdb")
+        except sqlglot.errors.ParseError as exc:
+            raise CashscoreError(f"{view.path}: {exc}") from None
+        graph[name] = {f"{t.db}.{t.name}" for t in tree.find_all(exp.Table)} & found.keys()
+    try:
+        order = list(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError as exc:
+        raise CashscoreError(f"{sql_dir}: the views depend on each other in a cycle: {exc.args[1]}") from None
+    return [found[name] for name in order]
+
+
+def seed(con: duckdb.DuckDBPyConnection) -> None:
+    """Write the feature contract's synonyms and bounds as `ref` tables the views join.
+
+    Args:
+        con: the database connection.
+    """
+    con.execute("create schema if not exists ref")
+    con.execute("create or replace table ref.category_synonyms (feature varchar, spelling varchar, category varchar)")
+    con.executemany("insert into ref.category_synonyms values (?, ?, ?)", contract.synonym_rows())
+    con.execute(
+        "create or replace table ref.feature_rules "
+        "(feature varchar, valid_min double, valid_max double, cap double)"
+    )
+    con.executemany("insert into ref.feature_rules values (?, ?, ?, ?)", contract.rule_rows())
+    con.execute(
+        "create or replace table ref.constants as select "
+        f"{contract.WORKING_AGE}::integer as working_age, "
+        f"{contract.PERCENT_INCOME_TOLERANCE}::double as percent_income_tolerance"
+    )
+
+
+def link_alias(con: duckdb.DuckDBPyConnection) -> None:
+    """Older dumps call the link table `id`; expose it as `raw.ids` so one staging view reads both."""
+    tables = {r[0] for r in con.execute("select table_name from duckdb_tables() where schema_name = 'raw'").fetchall()}
+    if "ids" not in tables and "id" in tables:
+        con.execute('create view raw.ids as select * from raw."id"')
+
+
+def build(con: duckdb.DuckDBPyConnection, sql_dir: Path) -> None:
+    """Seed `ref` and create every view, each after the views it reads.
+
+    Args:
+        con: the database connection, with `raw` restored.
+        sql_dir: the SQL folder.
+
+    Raises:
+        CashscoreError: naming the view file DuckDB rejected.
+    """
+    seed(con)
+    link_alias(con)
+    for view in read_views(sql_dir):
+        con.execute(f"create schema if not exists {view.schema}")
+        try:
+            con.execute(f"create or replace view {view.qualified} as {view.sql}")
+        except duckdb.Error as exc:
+            raise CashscoreError(f"{view.path}: {str(exc).splitlines()[0]}") from None
+
+
+def audit_files(sql_dir: Path) -> list[Path]:
+    """The audit queries, each returning the rows that break one rule."""
+    return sorted((sql_dir / "audits").glob("*.sql"))
+
+
+def run_audits(con: duckdb.DuckDBPyConnection, sql_dir: Path) -> dict[str, int]:
+    """Run every audit.
+
+    Args:
+        con: the database connection with the views built.
+        sql_dir: the SQL folder.
+
+    Returns:
+        Bad-row count per audit name.
+    """
+    results = {}
+    for path in audit_files(sql_dir):
+        sql = path.read_text(encoding="utf-8").rstrip().rstrip(";")
+        (count,) = con.execute(f"select count(*) from (\n{sql}\n)").fetchone()  # type: ignore[misc]
+        results[path.stem] = int(count)
+    return results

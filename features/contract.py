@@ -1,0 +1,157 @@
+"""The feature contract: every model input declared once, with its type, categories, bounds and caps.
+
+The SQL views (through the `ref` seed tables), the sklearn pipeline, the ONNX inputs, the HTTP
+request schema and the batch scorer are all derived from this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Kind = Literal["numeric", "categorical"]
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One model input.
+
+    Attributes:
+        name: column name in the dump, the mart, the ONNX graph and the HTTP request.
+        kind: numeric (float32 in ONNX, NaN = missing) or categorical (string, "" = missing).
+        table: raw table the column comes from.
+        description: what the column means, in English.
+        label_pt: the Portuguese label the bank's analysts use.
+        valid_min: values below are impossible: NULL in SQL, 400 over HTTP.
+        valid_max: values above are impossible: NULL in SQL, 400 over HTTP.
+        cap: plausible but extreme values are winsorised to this ceiling.
+        categories: canonical spellings, in risk order where the order means something.
+        synonyms: other spellings (any case) mapped to a canonical one.
+        monotonic: +1 when a higher value must never lower the risk, 0 when free.
+        integer: stored as an integer in the dump.
+    """
+
+    name: str
+    kind: Kind
+    table: str
+    description: str
+    label_pt: str
+    valid_min: float | None = None
+    valid_max: float | None = None
+    cap: float | None = None
+    categories: tuple[str, ...] = ()
+    synonyms: dict[str, str] = field(default_factory=dict)
+    monotonic: int = 0
+    integer: bool = False
+
+
+# Yes/no spellings shared by every flag column.
+_YES_NO = {
+    "y": "Y", "yes": "Y", "s": "Y", "sim": "Y", "true": "Y", "1": "Y",
+    "n": "N", "no": "N", "nao": "N", "não": "N", "false": "N", "0": "N",
+}  # fmt: skip
+
+FEATURES: tuple[Feature, ...] = (
+    Feature(
+        "person_age", "numeric", "dados_mutuarios",
+        "Age of the borrower in years", "Idade da pessoa",
+        # 5 rows hold 123 or 144: impossible, treated as missing.
+        valid_min=18, valid_max=100, integer=True,
+    ),
+    Feature(
+        "person_income", "numeric", "dados_mutuarios",
+        "Yearly income of the borrower", "Salário anual",
+        # 9 rows above 1,000,000 (max 6,000,000): kept but capped so they do not dominate.
+        valid_min=0, valid_max=100_000_000, cap=1_000_000, integer=True,
+    ),
+    Feature(
+        "person_home_ownership", "categorical", "dados_mutuarios",
+        "Home ownership", "Situação da propriedade",
+        categories=("Rent", "Mortgage", "Own", "Other"),
+        synonyms={
+            "alugada": "Rent", "aluguel": "Rent", "hipotecada": "Mortgage", "hipoteca": "Mortgage",
+            "propria": "Own", "própria": "Own", "outros": "Other", "outro": "Other",
+            "outra": "Other",
+        },
+    ),
+    Feature(
+        "person_emp_length", "numeric", "dados_mutuarios",
+        "Years employed", "Tempo trabalhado (anos)",
+        # 2 rows hold 123 years: impossible; also never more than age - 14 (see rules.py).
+        valid_min=0, valid_max=60,
+    ),
+    Feature(
+        "loan_intent", "categorical", "emprestimos",
+        "Purpose of the loan", "Motivo do empréstimo",
+        categories=("Education", "Medical", "Venture", "Personal", "Debtconsolidation", "Homeimprovement"),
+        synonyms={
+            "educativo": "Education", "educacao": "Education", "educação": "Education",
+            "médico": "Medical", "medico": "Medical", "empreendimento": "Venture",
+            "pessoal": "Personal", "pagamento de débitos": "Debtconsolidation",
+            "pagamento de debitos": "Debtconsolidation", "debt consolidation": "Debtconsolidation",
+            "melhora do lar": "Homeimprovement", "home improvement": "Homeimprovement",
+        },
+    ),
+    Feature(
+        "loan_grade", "categorical", "emprestimos",
+        "Credit grade, A (best) to G (worst)", "Pontuação de empréstimos",
+        categories=("A", "B", "C", "D", "E", "F", "G"), monotonic=1,
+    ),
+    Feature(
+        "loan_amnt", "numeric", "emprestimos",
+        "Amount requested", "Valor total do empréstimo",
+        valid_min=0, valid_max=10_000_000, integer=True,
+    ),
+    Feature(
+        "loan_int_rate", "numeric", "emprestimos",
+        "Interest rate, percent per year", "Taxa de juros",
+        valid_min=0, valid_max=100, monotonic=1,
+    ),
+    Feature(
+        "loan_percent_income", "numeric", "emprestimos",
+        "Loan amount as a share of yearly income", "Renda percentual",
+        valid_min=0, valid_max=100, monotonic=1,
+    ),
+    Feature(
+        "cb_person_default_on_file", "categorical", "historicos_banco",
+        "The bureau has a past default on file (Y/N)", "Inadimplência no histórico",
+        categories=("N", "Y"), synonyms=_YES_NO, monotonic=1,
+    ),
+    Feature(
+        "cb_person_cred_hist_length", "numeric", "historicos_banco",
+        "Years of credit history", "Tempo do primeiro crédito (anos)",
+        # Never longer than the adult life, age - 14 (see rules.py).
+        valid_min=0, valid_max=86, integer=True,
+    ),
+)
+
+TARGET = "loan_status"
+ID_COLUMNS = ("loan_id", "person_id", "cb_id")
+BY_NAME: dict[str, Feature] = {f.name: f for f in FEATURES}
+NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
+NUMERIC: tuple[str, ...] = tuple(f.name for f in FEATURES if f.kind == "numeric")
+CATEGORICAL: tuple[str, ...] = tuple(f.name for f in FEATURES if f.kind == "categorical")
+# Employment and credit history cannot start before this age.
+WORKING_AGE = 14
+# A stated share of income further than this from amount / income contradicts the two.
+PERCENT_INCOME_TOLERANCE = 0.02
+
+
+def synonym_rows() -> list[tuple[str, str, str]]:
+    """Every accepted spelling, lower-cased, with its canonical category.
+
+    Returns:
+        (feature, spelling, category) rows, the canonical names included.
+    """
+    rows = []
+    for f in FEATURES:
+        if f.kind != "categorical":
+            continue
+        spellings = {c.lower(): c for c in f.categories} | {k.lower(): v for k, v in f.synonyms.items()}
+        rows += [(f.name, s, c) for s, c in sorted(spellings.items())]
+    return rows
+
+
+def rule_rows() -> list[tuple[str, float | None, float | None, float | None]]:
+    """The numeric bounds and caps as (feature, valid_min, valid_max, cap) rows."""
+    return [(f.name, f.valid_min, f.valid_max, f.cap) for f in FEATURES if f.kind == "numeric"]

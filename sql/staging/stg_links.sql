@@ -1,0 +1,19 @@
+-- staging.stg_links: one row per loan application of the link table (raw.ids; older dumps call it
+-- `id`, which the restore exposes as raw.ids). Blank ids become NULL: the 4 blank person_id values
+-- cannot tell which of the 4 blank borrower records they mean, so they join no borrower.
+with
+
+source as (
+    select * from raw.ids
+),
+
+final as (
+    select
+        -- ids
+        nullif(trim(source.loan_id), '') as loan_id,
+        nullif(trim(source.person_id), '') as person_id,
+        nullif(trim(source.cb_id), '') as cb_id
+    from source
+)
+
+select * from final

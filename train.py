@@ -1,0 +1,1 @@
+"""Train cashscore models (placeholder until issue 3)."""

@@ -71,7 +71,9 @@ def create_table(stmt: Statement, schema: str = "raw") -> tuple[str, list[tuple[
             kind.set("expressions", [])
         not_null = any(isinstance(c.kind, exp.NotNullColumnConstraint) for c in node.constraints)
         constraints = [exp.ColumnConstraint(kind=exp.NotNullColumnConstraint())] if not_null else []
-        columns.append(exp.ColumnDef(this=exp.to_identifier(node.name, quoted=True), kind=kind, constraints=constraints))
+        columns.append(
+            exp.ColumnDef(this=exp.to_identifier(node.name, quoted=True), kind=kind, constraints=constraints)
+        )
     if not columns:
         raise CashscoreError(f"{stmt.where()}: CREATE TABLE `{table}` declares no columns")
     target = exp.Table(this=exp.to_identifier(table, quoted=True), db=exp.to_identifier(schema, quoted=True))

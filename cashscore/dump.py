@@ -17,8 +17,11 @@ STRING = r"'(?:[^'\\]++|\\.|'')*+'"
 STRING_RE = re.compile(STRING, re.S)
 # One VALUES tuple: strings may hold anything, everything else holds no quote and no parenthesis.
 ROW_RE = re.compile(r"\(((?:[^'()]++|" + STRING + r")*+)\)", re.S)
-# What is left of a tuple once its strings are gone, when it needs no rewriting for DuckDB.
-PLAIN_SKELETON_RE = re.compile(r"(?:[0-9.eE+\-,()]|NULL)*+")
+# A VALUES list, strings replaced by 0, that DuckDB's CSV reader can take as it is: no spaces, no
+# escapes, only numbers and NULL between commas.
+_PLAIN_VALUE = r"(?:[0-9.eE+\-]++|NULL)"
+_PLAIN_TUPLE = rf"\({_PLAIN_VALUE}(?:,{_PLAIN_VALUE})*+\)"
+PLAIN_BODY_RE = re.compile(rf"{_PLAIN_TUPLE}(?:,{_PLAIN_TUPLE})*+")
 INSERT_RE = re.compile(
     r"(?:INSERT|REPLACE)\s+(?:IGNORE\s+)?INTO\s+((?:`[^`]+`|\w+)(?:\.(?:`[^`]+`|\w+))?)\s*"
     r"(?:\(([^)]*)\))?\s*VALUES\s*",
@@ -170,12 +173,12 @@ def parse_insert(stmt: Statement) -> Insert:
         columns = tuple(unquote_identifier(c) for c in head.group(2).split(","))
     body = stmt.text[head.end() :]
     rows = ROW_RE.findall(body)
-    if not rows or not all(rows):
-        raise CashscoreError(f"{stmt.where()}: INSERT into `{table}` has an empty VALUES tuple")
     leftover = ROW_RE.sub("", body)
     if leftover.count(",") != len(rows) - 1 or leftover.replace(",", "").strip():
         _raise_at_garbage(stmt, head.end(), body)
-    if "\\" in body or not PLAIN_SKELETON_RE.fullmatch(STRING_RE.sub("", body.replace("),(", ""))):
+    if not rows or not all(rows):
+        raise CashscoreError(f"{stmt.where()}: INSERT into `{table}` has an empty VALUES tuple")
+    if "\\" in body or not PLAIN_BODY_RE.fullmatch(STRING_RE.sub("0", body)):
         rows = [_rewrite_row(stmt, i, row) for i, row in enumerate(rows, start=1)]
     return Insert(table, columns, rows)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -160,19 +161,23 @@ class Loader:
         for table, columns in list(self.pending):
             self._load(table, self.pending.pop((table, columns)))
 
+    def close(self) -> None:
+        """Close the CSV files still open after a failure (the build folder goes with them)."""
+        for pending in self.pending.values():
+            pending.handle.close()
+        self.pending.clear()
+
     def _load(self, table: str, pending: Pending) -> None:
         pending.handle.close()
         types = dict(self.tables[table])
         # ENUM types cannot be named in read_csv; DuckDB casts on insert instead.
         spec = ", ".join(
-            f"'{c}': '{'VARCHAR' if types[c].upper().startswith('ENUM') else types[c]}'"
-            for c in pending.columns
+            f"'{c}': '{'VARCHAR' if types[c].upper().startswith('ENUM') else types[c]}'" for c in pending.columns
         )
         names = ", ".join(f'"{c}"' for c in pending.columns)
         try:
             self.con.execute(
-                f'insert into raw."{table}" ({names}) select * from read_csv(?, {CSV_OPTIONS}, '
-                f"columns = {{{spec}}})",
+                f'insert into raw."{table}" ({names}) select * from read_csv(?, {CSV_OPTIONS}, columns = {{{spec}}})',
                 [str(pending.path)],
             )
         except duckdb.Error as exc:
@@ -226,15 +231,20 @@ def restore(
     with build_dir(db, "restore") as work:
         target = work / db.name
         con = duckdb.connect(str(target))
-        try:
+        with contextlib.ExitStack() as stack:
+            stack.callback(con.close)
             con.execute("set preserve_insertion_order = true")
             con.execute("create schema raw")
             loader = Loader(con, work)
+            stack.callback(loader.close)
             size = 0
             for path in files:
                 size += path.stat().st_size
-                for stmt in statements(path):
+                count = 0
+                for count, stmt in enumerate(statements(path), start=1):  # noqa: B007
                     loader.feed(stmt)
+                if count == 0:
+                    raise CashscoreError(f"{path}: the file holds no SQL statement (empty or only comments)")
             loader.finish()
             _check_tables(loader, files)
             for table, expected in loader.rows.items():
@@ -244,8 +254,6 @@ def restore(
             views.build(con, sql_dir)
             audits = views.run_audits(con, sql_dir)
             con.execute("checkpoint")
-        finally:
-            con.close()
         _drop_wal(db)
         os.replace(target, db)
     return Result(db, dict(loader.rows), time.perf_counter() - started, size, audits)

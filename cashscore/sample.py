@@ -52,7 +52,10 @@ TABLES = {
         "  `cb_id` varchar(16) DEFAULT NULL,\n  `cb_person_default_on_file` varchar(1) DEFAULT NULL,\n"
         "  `cb_person_cred_hist_length` int DEFAULT NULL"
     ),
-    "ids": "  `person_id` varchar(16) DEFAULT NULL,\n  `loan_id` varchar(16) DEFAULT NULL,\n  `cb_id` varchar(16) DEFAULT NULL",
+    "ids": (
+        "  `person_id` varchar(16) DEFAULT NULL,\n  `loan_id` varchar(16) DEFAULT NULL,\n"
+        "  `cb_id` varchar(16) DEFAULT NULL"
+    ),
 }
 ALPHABET = np.array(list(string.ascii_letters + string.digits))
 
@@ -121,8 +124,16 @@ def generate(rows: int, seed: int) -> dict[str, list[tuple[object, ...]]]:
     # The quirks of the real dump: blanks for missing text, NULL for missing numbers, outliers.
     for col, share in ((home_s, 0.0096), (intent_s, 0.009), (grade_s, 0.009), (prior_s, 0.0106)):
         col[some(share)] = ""
-    for col, share in ((age_o, 0.0093), (income_o, 0.0097), (emp_o, 0.036), (amount_o, 0.0096),
-                       (rate_o, 0.105), (status_o, 0.0099), (percent_o, 0.0092), (hist_o, 0.0001)):
+    for col, share in (
+        (age_o, 0.0093),
+        (income_o, 0.0097),
+        (emp_o, 0.036),
+        (amount_o, 0.0096),
+        (rate_o, 0.105),
+        (status_o, 0.0099),
+        (percent_o, 0.0092),
+        (hist_o, 0.0001),
+    ):
         col[some(share)] = None
     outliers = rng.choice(n, size=min(n, 12), replace=False)
     for k, i in enumerate(outliers):
@@ -167,10 +178,12 @@ def _literal(value: object) -> str:
 
 def dump_lines(tables: dict[str, list[tuple[object, ...]]]) -> Iterator[str]:
     """The dump's text, statement by statement, as mysqldump 8 writes it."""
-    yield "-- MySQL dump 10.13  Distrib 8.0.30 (cashscore synthetic sample)\n--\n-- Host: localhost    Database: analise_risco\n"
+    yield "-- MySQL dump 10.13  Distrib 8.0.30 (cashscore synthetic sample)\n--\n"
+    yield "-- Host: localhost    Database: analise_risco\n"
     yield "/*!40101 SET @OLD_CHARACTER_SET_CLIENT=@@CHARACTER_SET_CLIENT */;\n/*!50503 SET NAMES utf8mb4 */;\n"
     yield "/*!40014 SET @OLD_UNIQUE_CHECKS=@@UNIQUE_CHECKS, UNIQUE_CHECKS=0 */;\n\n"
-    yield "CREATE DATABASE /*!32312 IF NOT EXISTS*/ `analise_risco` /*!40100 DEFAULT CHARACTER SET utf8mb4 */;\n\nUSE `analise_risco`;\n"
+    yield "CREATE DATABASE /*!32312 IF NOT EXISTS*/ `analise_risco` /*!40100 DEFAULT CHARACTER SET utf8mb4 */;\n"
+    yield "\nUSE `analise_risco`;\n"
     for table, rows in tables.items():
         yield f"\n--\n-- Table structure for table `{table}`\n--\n\nDROP TABLE IF EXISTS `{table}`;\n"
         yield "/*!40101 SET @saved_cs_client     = @@character_set_client */;\n"

@@ -73,8 +73,7 @@ def seed(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("create or replace table ref.category_synonyms (feature varchar, spelling varchar, category varchar)")
     con.executemany("insert into ref.category_synonyms values (?, ?, ?)", contract.synonym_rows())
     con.execute(
-        "create or replace table ref.feature_rules "
-        "(feature varchar, valid_min double, valid_max double, cap double)"
+        "create or replace table ref.feature_rules (feature varchar, valid_min double, valid_max double, cap double)"
     )
     con.executemany("insert into ref.feature_rules values (?, ?, ?, ?)", contract.rule_rows())
     con.execute(

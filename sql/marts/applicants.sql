@@ -9,9 +9,9 @@
 -- * employment and credit history cannot start before the working age of 14 (ref.constants):
 --   a longer one becomes NULL (2 employment and 158 credit-history values on the real dump);
 -- * income above the cap of 1,000,000 is winsorised (9 rows, up to 6,000,000);
--- * loan_percent_income is amount / income: when both are known and the stated share is missing,
---   zero (9 rows) or further than 0.02 from amount / income (1,123 rows), it is recomputed and
---   rounded to 2 places as the dump does;
+-- * loan_percent_income is amount / income: when both are known and the stated share is missing
+--   or further than 0.02 from amount / income (1,123 rows), it is recomputed and rounded to 2
+--   places as the dump does (the 9 stated zeros are amounts under 0.5 % of income: consistent);
 -- * a category outside the contract's list becomes NULL (audit_stg_unknown_categories reports it).
 with
 
@@ -123,7 +123,8 @@ final as (
         in_range.cb_id,
         -- borrower
         in_range.person_age,
-        least(in_range.person_income, coalesce(in_range.income_cap, in_range.person_income)) as person_income,
+        case when in_range.person_income > in_range.income_cap
+            then in_range.income_cap else in_range.person_income end as person_income,
         home.category as person_home_ownership,
         case when in_range.person_emp_length <= coalesce(in_range.person_age - constants.working_age, in_range.person_emp_length)
             then in_range.person_emp_length end as person_emp_length,
@@ -136,7 +137,6 @@ final as (
             when in_range.loan_amnt is null or coalesce(in_range.person_income, 0) <= 0
                 then in_range.loan_percent_income
             when in_range.loan_percent_income is null
-                or in_range.loan_percent_income <= 0
                 or abs(in_range.loan_percent_income - in_range.loan_amnt / in_range.person_income)
                     > constants.percent_income_tolerance
                 then round(in_range.loan_amnt / in_range.person_income, 2)

@@ -1,0 +1,176 @@
+"""`restore`: every dump shape, the raw tables it lands, and bad dumps that must change nothing."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from pathlib import Path
+
+import pytest
+from conftest import DDL, HEADER, SQL_DIR, full_dump, table_sql
+
+from cashscore.errors import CashscoreError
+from cashscore.restore import restore
+
+
+def quiet_restore(paths: list[Path], db: Path) -> None:
+    restore(paths, db, SQL_DIR, say=lambda _: None)
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_single_file_with_database_statements(tmp_path, write, query):
+    text = "CREATE DATABASE /*!32312 IF NOT EXISTS*/ `analise_risco`;\nUSE `analise_risco`;\n" + full_dump()
+    db = tmp_path / "x.duckdb"
+    quiet_restore([write("all.sql", text)], db)
+    counts = query(db, "select table_name, estimated_size from duckdb_tables() where schema_name='raw' order by 1")
+    assert [c[0] for c in counts] == sorted(DDL)
+    assert query(db, "select count(*) from marts.applicants") == [(3,)]
+
+
+def test_per_table_files_folder_and_gzip(tmp_path, query):
+    folder = tmp_path / "dumps"
+    folder.mkdir()
+    for i, table in enumerate(DDL):
+        text = HEADER + table_sql(table)
+        if i % 2:
+            with gzip.open(folder / f"analise_risco_{table}.sql.gz", "wt", encoding="utf-8") as handle:
+                handle.write(text)
+        else:
+            (folder / f"analise_risco_{table}.sql").write_text(text.replace("\n", "\r\n"), encoding="utf-8")
+    db = tmp_path / "x.duckdb"
+    quiet_restore([folder], db)
+    assert query(db, "select count(*) from raw.ids") == [(3,)]
+    files = sorted(folder.iterdir())
+    db2 = tmp_path / "y.duckdb"
+    quiet_restore(files, db2)
+    assert query(db2, "select * from raw.emprestimos order by 1") == query(
+        db, "select * from raw.emprestimos order by 1"
+    )
+
+
+def test_mysql_only_clauses_and_unused_tables_keep_columns_and_types(tmp_path, write, query):
+    extra = (
+        "CREATE TABLE `audit_log` (\n  `id` int unsigned NOT NULL AUTO_INCREMENT COMMENT 'pk',\n"
+        "  `at` datetime DEFAULT CURRENT_TIMESTAMP,\n  `amount` decimal(10,2) DEFAULT NULL,\n"
+        "  `note` text CHARACTER SET utf8mb4 COLLATE utf8mb4_bin,\n  PRIMARY KEY (`id`),\n  KEY `ix_at` (`at`)\n"
+        ") ENGINE=InnoDB AUTO_INCREMENT=3 DEFAULT CHARSET=utf8mb4 COMMENT='x';\n"
+        "INSERT INTO `audit_log` (`id`, `at`, `amount`, `note`) VALUES (1,'2022-09-02 17:55:45',-12.5,'ok');\n"
+        "INSERT INTO `audit_log` (`amount`, `id`) VALUES (3e2,2);\n"
+    )
+    db = tmp_path / "x.duckdb"
+    quiet_restore([write("a.sql", full_dump() + extra)], db)
+    types = query(
+        db,
+        "select column_name, data_type from information_schema.columns "
+        "where table_schema='raw' and table_name='audit_log' order by ordinal_position",
+    )
+    assert types == [("id", "UINTEGER"), ("at", "TIMESTAMP"), ("amount", "DECIMAL(10,2)"), ("note", "VARCHAR")]
+    rows = query(db, 'select id, cast("at" as varchar), cast(amount as double), note from raw.audit_log order by id')
+    assert rows == [(1, "2022-09-02 17:55:45", -12.5, "ok"), (2, None, 300.0, None)]
+
+
+def test_one_insert_per_row_and_escapes_reach_duckdb_intact(tmp_path, write, query):
+    rows = [
+        r"('p1',22,59000,'Rent',3)",
+        r"('p\'2',35,120000,'Own',10)",
+        r"('p\\3',40,1,'tab\there',NULL)",
+        "('p''4',41,2,'line\\nbreak',1.5e1)",
+        r"('p5),(',42,-3,'nul\0;--/*',0)",
+        r"('p6',43,4,'say \"ok\"',NULL)",
+        "('Ünïcødé',44,5,'Própria',NULL)",
+    ]
+    borrowers = (
+        "CREATE TABLE `dados_mutuarios` ("
+        + DDL["dados_mutuarios"]
+        + ");\n"
+        + "".join(f"INSERT INTO `dados_mutuarios` VALUES {r};\n" for r in rows)
+    )
+    db = tmp_path / "x.duckdb"
+    quiet_restore([write("a.sql", full_dump(dados_mutuarios=borrowers))], db)
+    got = query(
+        db, "select person_id, person_income, person_home_ownership, person_emp_length from raw.dados_mutuarios"
+    )
+    assert got == [
+        ("p1", 59000, "Rent", 3.0),
+        ("p'2", 120000, "Own", 10.0),
+        ("p\\3", 1, "tab\there", None),
+        ("p'4", 2, "line\nbreak", 15.0),
+        ("p5),(", -3, "nul\0;--/*", 0.0),
+        ("p6", 4, 'say "ok"', None),
+        ("Ünïcødé", 5, "Própria", None),
+    ]
+
+
+def test_older_link_table_named_id(tmp_path, write, query):
+    link = table_sql("ids").replace("`ids`", "`id`")
+    db = tmp_path / "x.duckdb"
+    quiet_restore([write("a.sql", full_dump(ids=link))], db)
+    assert query(db, "select count(*) from marts.applicants") == [(3,)]
+    assert query(db, "select count(*) from raw.id") == [(3,)]
+
+
+BAD_DUMPS = {
+    "truncated mid-INSERT": (
+        full_dump()[: full_dump().index("('l2'") + 9],
+        r"bad.sql:\d+: the statement starting here is truncated",
+    ),
+    "unbalanced quote": (
+        full_dump(historicos_banco=table_sql("historicos_banco", "('c1','Y,3)")),
+        "unclosed string literal",
+    ),
+    "unknown statement": (
+        full_dump() + "CREATE TRIGGER t BEFORE INSERT ON ids FOR EACH ROW SET @x = 1;\n",
+        r"bad.sql:\d+: unsupported statement 'CREATE TRIGGER",
+    ),
+    "wrong column count": (
+        full_dump(historicos_banco=table_sql("historicos_banco", "('c1','Y',3),('c2','N',4,5)")),
+        r"bad.sql:\d+: INSERT into `historicos_banco`, row 2: Expected Number of Columns: 3 Found: 4",
+    ),
+    "wrong type": (
+        full_dump(historicos_banco=table_sql("historicos_banco", "('c1','Y',3),('c2','N','many')")),
+        r"bad.sql:\d+: INSERT into `historicos_banco`, row 2: .*many",
+    ),
+    "non-UTF-8 bytes": (
+        full_dump().encode().replace(b"'Rent'", b"'R\xe9nt'"),
+        r"bad.sql:\d+: bytes that are not UTF-8",
+    ),
+    "empty file": ("", "bad.sql: the file holds no SQL statement"),
+    "missing link table": (
+        full_dump(ids=""),
+        r"lacks table\(s\) ids \(or id, the link table\)",
+    ),
+    "insert before create": (
+        "INSERT INTO `ids` VALUES ('a','b','c');\n" + full_dump(),
+        r"bad.sql:1: INSERT into `ids`, a table no CREATE TABLE before it declares",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_DUMPS, ids=list(BAD_DUMPS))
+def test_bad_dump_is_refused_and_changes_nothing(case, small_db, write, capsys):
+    content, message = BAD_DUMPS[case]
+    before = digest(small_db)
+    bad = write("bad.sql", content)
+    with pytest.raises(CashscoreError, match=message):
+        quiet_restore([bad], small_db)
+    assert digest(small_db) == before
+    leftovers = sorted(p.name for p in small_db.parent.iterdir() if p.name.startswith("."))
+    assert leftovers == []
+
+
+def test_bad_dump_through_the_cli_exits_non_zero(small_db, write, capsys):
+    from cashscore.cli import main
+
+    bad = write("bad.sql", full_dump(ids=""))
+    assert main(["restore", str(bad), "--db", str(small_db)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("cashscore restore: error: ")
+    assert "link table" in err
+
+
+def test_missing_path_is_named(tmp_path):
+    with pytest.raises(CashscoreError, match="nope.sql: no such file or folder"):
+        quiet_restore([tmp_path / "nope.sql"], tmp_path / "x.duckdb")

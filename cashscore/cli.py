@@ -32,7 +32,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from cashscore.restore import restore
 
     conf = settings.load()
-    result = restore(args.paths, args.db, conf.sql_dir)
+    result = restore(args.paths, args.db, conf.sql_dir, audit=not args.no_audits)
     width = max(len(t) for t in result.rows)
     print(f"restored {len(result.rows)} tables into {result.db}")
     for table, rows in result.rows.items():
@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("restore", help="restore mysqldump files into a DuckDB database")
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="dump files (.sql, .sql.gz) or folders of them")
     p.add_argument("--db", type=Path, default=conf.db, help=f"database to create or replace (default {conf.db})")
+    p.add_argument("--no-audits", action="store_true", help="skip the SQL audits (they read the whole mart)")
     p.set_defaults(func=cmd_restore)
 
     p = sub.add_parser("export", help="export the joined applicants mart as CSV or Parquet")

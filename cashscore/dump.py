@@ -134,6 +134,9 @@ def statements(path: Path) -> Iterator[Statement]:
 
 def _balanced(text: str) -> bool:
     """Tell whether every string literal in the text is closed."""
+    if "\\" not in text:
+        # Without backslash escapes, quotes (doubled ones included) pair up: an even count is closed.
+        return text.count("'") % 2 == 0
     return "'" not in STRING_RE.sub("", text)
 
 
@@ -172,14 +175,20 @@ def parse_insert(stmt: Statement) -> Insert:
     if head.group(2) is not None:
         columns = tuple(unquote_identifier(c) for c in head.group(2).split(","))
     body = stmt.text[head.end() :]
+    if "\\" not in body:
+        skeleton = STRING_RE.sub("0", body)
+        if PLAIN_BODY_RE.fullmatch(skeleton):
+            # mysqldump's own form: well formed, so split at "),(" unless a string holds one.
+            if body.count("),(") == skeleton.count("),("):
+                return Insert(table, columns, body[1:-1].split("),("))
+            return Insert(table, columns, ROW_RE.findall(body))
     rows = ROW_RE.findall(body)
     leftover = ROW_RE.sub("", body)
     if leftover.count(",") != len(rows) - 1 or leftover.replace(",", "").strip():
         _raise_at_garbage(stmt, head.end(), body)
     if not rows or not all(rows):
         raise CashscoreError(f"{stmt.where()}: INSERT into `{table}` has an empty VALUES tuple")
-    if "\\" in body or not PLAIN_BODY_RE.fullmatch(STRING_RE.sub("0", body)):
-        rows = [_rewrite_row(stmt, i, row) for i, row in enumerate(rows, start=1)]
+    rows = [_rewrite_row(stmt, i, row) for i, row in enumerate(rows, start=1)]
     return Insert(table, columns, rows)
 
 

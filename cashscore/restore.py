@@ -208,6 +208,7 @@ def restore(
     db: Path,
     sql_dir: Path,
     say: Callable[[str], None] = print,
+    audit: bool = True,
 ) -> Result:
     """Restore dump files into a new database at `db`, replacing the old one only on success.
 
@@ -216,6 +217,7 @@ def restore(
         db: the DuckDB file to create or replace.
         sql_dir: the folder of staging, marts and audit SQL.
         say: where progress lines go.
+        audit: run the SQL audits before the swap (on by default; they read the whole mart).
 
     Returns:
         Rows per raw table, timings and audit results.
@@ -240,6 +242,7 @@ def restore(
             size = 0
             for path in files:
                 size += path.stat().st_size
+                say(f"reading {path} ({path.stat().st_size / 1e6:.1f} MB)")
                 count = 0
                 for count, stmt in enumerate(statements(path), start=1):  # noqa: B007
                     loader.feed(stmt)
@@ -252,7 +255,7 @@ def restore(
                 if got != expected:
                     raise CashscoreError(f"`{table}`: {expected} rows parsed but {got} loaded")
             views.build(con, sql_dir)
-            audits = views.run_audits(con, sql_dir)
+            audits = views.run_audits(con, sql_dir) if audit else {}
             con.execute("checkpoint")
         _drop_wal(db)
         os.replace(target, db)

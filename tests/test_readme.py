@@ -1,0 +1,57 @@
+"""The README stays true: its commands answer --help and its tree exists."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from cashscore import settings
+
+ROOT = settings.PROJECT_ROOT
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def documented_commands() -> list[str]:
+    return sorted(set(re.findall(r"^\| `cashscore (\w+)", README, re.M)))
+
+
+def tree_paths() -> list[str]:
+    block = README.split("<!-- tree:", 1)[1].split("```", 2)[1]
+    paths, parent = [], ""
+    for line in block.strip("\n").splitlines():
+        name = line.split()[0]
+        if line.startswith(" "):
+            paths.append(parent + name)
+        else:
+            parent = name if name.endswith("/") else ""
+            paths.append(name)
+    return paths
+
+
+def test_readme_documents_every_subcommand():
+    from cashscore.cli import build_parser
+
+    parser = build_parser()
+    subcommands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert documented_commands() == sorted(subcommands)
+
+
+@pytest.mark.parametrize("command", documented_commands())
+def test_documented_command_answers_help(command):
+    done = subprocess.run(
+        [sys.executable, "-m", "cashscore.cli", command, "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"usage: cashscore {command}" in done.stdout
+
+
+@pytest.mark.parametrize("path", tree_paths())
+def test_tree_path_exists(path):
+    assert (ROOT / path).exists(), f"README's tree shows {path}, which does not exist"
+
+
+def test_readme_shows_the_two_commands():
+    assert "make run" in README and "make test" in README

@@ -66,7 +66,17 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     import train
 
-    train.run(args.db, args.models, quick=args.quick)
+    train.run(
+        args.db,
+        args.models,
+        quick=args.quick,
+        policy=args.policy,
+        lgd=args.lgd,
+        margin=args.margin,
+        approval_rate=args.approval_rate,
+        seed=args.seed,
+        families=tuple(args.families) if args.families else None,
+    )
     return 0
 
 
@@ -100,7 +110,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train, compare and calibrate models; export ONNX, metadata and report")
     p.add_argument("--db", type=Path, default=conf.db, help=f"database to read (default {conf.db})")
     p.add_argument("--models", type=Path, default=conf.models, help=f"output folder (default {conf.models})")
-    p.add_argument("--quick", action="store_true", help="fewer candidates and folds, for small data and tests")
+    p.add_argument("--quick", action="store_true", help="smaller models, fewer folds: for small data and tests")
+    p.add_argument("--policy", choices=("profit", "approval", "f1"), help="threshold policy (default profit)")
+    p.add_argument("--lgd", type=float, help="loss given default, share of the amount (default 0.75)")
+    p.add_argument("--margin", type=float, help="interest margin earned on a repaid loan (default 0.15)")
+    p.add_argument("--approval-rate", type=float, help="share approved, with --policy approval (default 0.70)")
+    p.add_argument("--seed", type=_int, help="random seed (default 42)")
+    p.add_argument(
+        "--families",
+        nargs="+",
+        choices=("logreg", "random_forest", "hist_gb", "knn", "lightgbm"),
+        help="model families to compare (default all)",
+    )
     p.set_defaults(func=cmd_train)
     return parser
 

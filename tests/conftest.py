@@ -105,3 +105,26 @@ def real_db(real_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     db = tmp_path_factory.mktemp("real") / "real.duckdb"
     restore([real_data_dir], db, SQL_DIR, say=lambda _: None)
     return db
+
+
+@pytest.fixture(scope="session")
+def sample_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database restored from a 3,000-application synthetic dump."""
+    from cashscore.sample import write_sample
+
+    folder = tmp_path_factory.mktemp("sample")
+    dump = folder / "sample.sql.gz"
+    write_sample(dump, rows=3000, seed=11)
+    db = folder / "sample.duckdb"
+    restore([dump], db, SQL_DIR, say=lambda _: None)
+    return db
+
+
+@pytest.fixture(scope="session")
+def trained(sample_db: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
+    """A tiny fitted model on the synthetic sample: (database, models folder, metadata)."""
+    import train
+
+    models = tmp_path_factory.mktemp("models")
+    meta = train.run(sample_db, models, quick=True, say=lambda _: None, families=("logreg", "hist_gb", "lightgbm"))
+    return sample_db, models, meta

@@ -19,10 +19,18 @@ def test_export_round_trips(small_db, tmp_path, suffix):
     assert export(small_db, out) == 3
     with duckdb.connect(str(small_db), read_only=True) as con:
         want = con.execute("select * from marts.applicants order by loan_id").fetchall()
-        got = con.execute("select * from read_csv(?) order by loan_id" if suffix == ".csv" else
-                          "select * from read_parquet(?) order by loan_id", [str(out)]).fetchall()
-        header = [d[0] for d in con.execute("select * from read_parquet(?)" if suffix == ".parquet" else
-                                            "select * from read_csv(?)", [str(out)]).description]
+        got = con.execute(
+            "select * from read_csv(?) order by loan_id"
+            if suffix == ".csv"
+            else "select * from read_parquet(?) order by loan_id",
+            [str(out)],
+        ).fetchall()
+        header = [
+            d[0]
+            for d in con.execute(
+                "select * from read_parquet(?)" if suffix == ".parquet" else "select * from read_csv(?)", [str(out)]
+            ).description
+        ]
     assert header == [*contract.ID_COLUMNS, *contract.NAMES, contract.TARGET]
     assert got == want
 

@@ -1,0 +1,195 @@
+"""The model artefact: ONNX conversion with calibration appended, metadata, and verification on load."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from cashscore.errors import CashscoreError
+from features import contract
+
+MODEL_FILE = "cashscore.onnx"
+META_FILE = "cashscore.json"
+REPORT_FILE = "report.html"
+OUTPUT = "probabilities"
+FORMAT_VERSION = 1
+# Probabilities are clipped before the log-odds so that 0 and 1 stay finite.
+EPS = 1e-7
+
+
+def _register_lightgbm() -> None:
+    import lightgbm
+    from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.shape_calculator import calculate_linear_classifier_output_shapes
+
+    update_registered_converter(
+        lightgbm.LGBMClassifier,
+        "LightGbmLGBMClassifier",
+        calculate_linear_classifier_output_shapes,
+        convert_lightgbm,
+        options={"nocl": [True, False], "zipmap": [True, False, "columns"]},
+    )
+
+
+def platt(p: np.ndarray, a: float, b: float) -> np.ndarray:
+    """Calibrated probability of default: sigmoid(a * logit(p) + b), as the ONNX graph computes it."""
+    p = np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS)
+    return 1.0 / (1.0 + np.exp(-(a * (np.log(p) - np.log1p(-p)) + b)))
+
+
+def to_onnx(pipeline: Any, a: float, b: float) -> onnx.ModelProto:
+    """Convert a fitted sklearn pipeline and append Platt calibration.
+
+    Args:
+        pipeline: preprocessing and classifier, without any sampler.
+        a: calibration slope on the log-odds.
+        b: calibration intercept.
+
+    Returns:
+        A model with one input per contract feature and one output, `probabilities` [N, 2].
+    """
+    from skl2onnx import convert_sklearn
+
+    from features.pipeline import onnx_input_types
+
+    _register_lightgbm()
+    model = convert_sklearn(
+        pipeline,
+        initial_types=onnx_input_types(),
+        options={id(pipeline): {"zipmap": False}},
+        target_opset={"": 17, "ai.onnx.ml": 3},
+    )
+    graph = model.graph
+    raw = "uncalibrated_probabilities"
+    for node in graph.node:
+        node.output[:] = [raw if o == OUTPUT else o for o in node.output]
+        node.input[:] = [raw if i == OUTPUT else i for i in node.input]
+    del graph.output[:]
+    graph.initializer.extend(
+        [
+            helper.make_tensor("cal_one", TensorProto.FLOAT, [], [1.0]),
+            helper.make_tensor("cal_lo", TensorProto.FLOAT, [], [EPS]),
+            helper.make_tensor("cal_hi", TensorProto.FLOAT, [], [1 - EPS]),
+            helper.make_tensor("cal_a", TensorProto.FLOAT, [], [a]),
+            helper.make_tensor("cal_b", TensorProto.FLOAT, [], [b]),
+            helper.make_tensor("cal_start", TensorProto.INT64, [1], [1]),
+            helper.make_tensor("cal_end", TensorProto.INT64, [1], [2]),
+            helper.make_tensor("cal_axis", TensorProto.INT64, [1], [1]),
+        ]
+    )
+    graph.node.extend(
+        [
+            helper.make_node("Slice", [raw, "cal_start", "cal_end", "cal_axis"], ["cal_p"]),
+            helper.make_node("Clip", ["cal_p", "cal_lo", "cal_hi"], ["cal_pc"]),
+            helper.make_node("Sub", ["cal_one", "cal_pc"], ["cal_q"]),
+            helper.make_node("Log", ["cal_pc"], ["cal_logp"]),
+            helper.make_node("Log", ["cal_q"], ["cal_logq"]),
+            helper.make_node("Sub", ["cal_logp", "cal_logq"], ["cal_logit"]),
+            helper.make_node("Mul", ["cal_logit", "cal_a"], ["cal_scaled"]),
+            helper.make_node("Add", ["cal_scaled", "cal_b"], ["cal_z"]),
+            helper.make_node("Sigmoid", ["cal_z"], ["cal_pd"]),
+            helper.make_node("Sub", ["cal_one", "cal_pd"], ["cal_repay"]),
+            helper.make_node("Concat", ["cal_repay", "cal_pd"], [OUTPUT], axis=1),
+        ]
+    )
+    graph.output.append(helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, [None, 2]))
+    model = onnx.utils.Extractor(model).extract_model([i.name for i in graph.input], [OUTPUT])
+    onnx.checker.check_model(model)
+    return model
+
+
+def sha256(path: Path) -> str:
+    """Hex sha256 of a file."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def contract_metadata() -> list[dict[str, Any]]:
+    """The feature contract as JSON-ready records (written into every model's metadata)."""
+    return [
+        {
+            "name": f.name,
+            "kind": f.kind,
+            "table": f.table,
+            "description": f.description,
+            "label_pt": f.label_pt,
+            "valid_min": f.valid_min,
+            "valid_max": f.valid_max,
+            "cap": f.cap,
+            "categories": list(f.categories),
+            "synonyms": dict(sorted(f.synonyms.items())),
+            "monotonic": f.monotonic,
+        }
+        for f in contract.FEATURES
+    ]
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A verified model: its bytes, metadata and where it came from."""
+
+    path: Path
+    onnx_bytes: bytes
+    meta: dict[str, Any]
+
+    @property
+    def version(self) -> str:
+        return str(self.meta["model_version"])
+
+    @property
+    def threshold(self) -> float:
+        return float(self.meta["threshold"]["value"])
+
+
+def load_verified(models: Path) -> LoadedModel:
+    """Read a model and its metadata, and refuse anything missing, corrupted, tampered with or incompatible.
+
+    Args:
+        models: the folder holding cashscore.onnx and cashscore.json.
+
+    Returns:
+        The model, verified.
+
+    Raises:
+        CashscoreError: naming the file and what is wrong with it.
+    """
+    onnx_path, meta_path = models / MODEL_FILE, models / META_FILE
+    for path in (onnx_path, meta_path):
+        if not path.is_file():
+            raise CashscoreError(f"{path}: missing; run `cashscore train --models {models}` first")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CashscoreError(f"{meta_path}: not valid JSON metadata: {exc}") from None
+    if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
+        raise CashscoreError(f"{meta_path}: metadata format {meta.get('format_version')!r} is not {FORMAT_VERSION}")
+    data = onnx_path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != meta.get("onnx", {}).get("sha256"):
+        raise CashscoreError(
+            f"{onnx_path}: sha256 {digest[:12]}… does not match the metadata's "
+            f"{str(meta.get('onnx', {}).get('sha256'))[:12]}…: the file was changed or corrupted"
+        )
+    declared = [(f["name"], f["kind"]) for f in meta.get("contract", [])]
+    expected = [(f.name, f.kind) for f in contract.FEATURES]
+    if declared != expected:
+        raise CashscoreError(f"{meta_path}: the model's feature contract differs from this cashscore's: {declared}")
+    try:
+        graph = onnx.load_from_string(data)
+    except Exception as exc:  # onnx raises DecodeError and others from protobuf
+        raise CashscoreError(f"{onnx_path}: not a readable ONNX model: {exc}") from None
+    inputs = [i.name for i in graph.graph.input]
+    if inputs != list(contract.NAMES) or [o.name for o in graph.graph.output] != [OUTPUT]:
+        raise CashscoreError(f"{onnx_path}: inputs {inputs} / outputs do not match the feature contract")
+    return LoadedModel(onnx_path, data, meta)

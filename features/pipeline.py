@@ -1,0 +1,149 @@
+"""sklearn preprocessing and model inputs derived from the feature contract."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+
+from features.contract import BY_NAME, CATEGORICAL, FEATURES, NAMES, NUMERIC
+
+# Categories whose order means something (grade A..G, flag N<Y) are encoded as ranks;
+# the others are one-hot encoded for models that need it.
+ORDERED = ("loan_grade", "cb_person_default_on_file")
+NOMINAL = tuple(n for n in CATEGORICAL if n not in ORDERED)
+
+
+def frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Shape a mart extract as the model's inputs: float32 numbers (NaN = missing), strings ("" = missing).
+
+    Args:
+        df: rows with at least the contract's columns.
+
+    Returns:
+        A new frame with exactly the contract's columns, in contract order.
+    """
+    out = pd.DataFrame(index=df.index)
+    for f in FEATURES:
+        if f.kind == "numeric":
+            out[f.name] = pd.to_numeric(df[f.name], errors="coerce").astype(np.float32)
+        else:
+            out[f.name] = df[f.name].astype(object).where(df[f.name].notna(), "").astype(str).to_numpy(dtype=object)
+    return out
+
+
+def onnx_feeds(df: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The onnxruntime inputs for a frame built by `frame`: one [N, 1] array per feature."""
+    feeds = {}
+    for f in FEATURES:
+        values = df[f.name].to_numpy()
+        feeds[f.name] = (values.astype(np.float32) if f.kind == "numeric" else values.astype(str)).reshape(-1, 1)
+    return feeds
+
+
+def _categories(names: tuple[str, ...]) -> list[list[str]]:
+    return [list(BY_NAME[n].categories) for n in names]
+
+
+def tree_preprocessor(impute: bool = True) -> ColumnTransformer:
+    """Every category as its rank; numbers as they are. No scaling: float32 scaling moves values that
+    sit on split points and breaks ONNX parity.
+
+    Args:
+        impute: fill missing values (median, most frequent) for models and samplers that cannot take
+            NaN. Gradient boosting keeps NaN instead: on the real dump, whether the rate or the
+            employment length is missing carries signal (median imputation cost 0.01 ROC-AUC).
+    """
+    rank = OrdinalEncoder(categories=_categories(CATEGORICAL), handle_unknown="use_encoded_value", unknown_value=np.nan)
+    if not impute:
+        return ColumnTransformer([("num", "passthrough", list(NUMERIC)), ("cat", rank, list(CATEGORICAL))])
+    return ColumnTransformer(
+        [
+            ("num", SimpleImputer(strategy="median"), list(NUMERIC)),
+            ("cat", Pipeline([("rank", rank), ("impute", SimpleImputer(strategy="most_frequent"))]), list(CATEGORICAL)),
+        ]
+    )
+
+
+def linear_preprocessor() -> ColumnTransformer:
+    """Scaled numbers and ranks, one-hot nominal categories: for logistic regression and k-NN."""
+    return ColumnTransformer(
+        [
+            (
+                "num",
+                Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]),
+                list(NUMERIC),
+            ),
+            (
+                "rank",
+                Pipeline(
+                    [
+                        (
+                            "rank",
+                            OrdinalEncoder(
+                                categories=_categories(ORDERED),
+                                handle_unknown="use_encoded_value",
+                                unknown_value=np.nan,
+                            ),
+                        ),
+                        ("impute", SimpleImputer(strategy="most_frequent")),
+                        ("scale", StandardScaler()),
+                    ]
+                ),
+                list(ORDERED),
+            ),
+            (
+                "onehot",
+                OneHotEncoder(categories=_categories(NOMINAL), handle_unknown="ignore", sparse_output=False),
+                list(NOMINAL),
+            ),
+        ]
+    )
+
+
+def output_columns(kind: str) -> list[str]:
+    """Names of the columns a preprocessor emits, in order ("tree" or "linear")."""
+    if kind == "tree":
+        return [*NUMERIC, *CATEGORICAL]
+    onehot = [f"{n}={c}" for n in NOMINAL for c in BY_NAME[n].categories]
+    return [*NUMERIC, *ORDERED, *onehot]
+
+
+def monotonic_constraints(kind: str) -> list[int]:
+    """Per output column: +1 where a higher value must never lower the risk."""
+    return [BY_NAME[c].monotonic if c in BY_NAME else 0 for c in output_columns(kind)]
+
+
+def categorical_positions(kind: str) -> list[int]:
+    """Output columns SMOTE-NC must treat as categories (copied from neighbours, never interpolated)."""
+    cols = output_columns(kind)
+    if kind == "tree":
+        return [cols.index(c) for c in CATEGORICAL]
+    return [i for i, c in enumerate(cols) if "=" in c]
+
+
+def onnx_input_types() -> list[tuple[str, Any]]:
+    """One ONNX input per contract feature, [N, 1], float32 for numbers and string for categories."""
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+
+    return [
+        (f.name, FloatTensorType([None, 1]) if f.kind == "numeric" else StringTensorType([None, 1])) for f in FEATURES
+    ]
+
+
+__all__ = [
+    "NAMES",
+    "categorical_positions",
+    "frame",
+    "linear_preprocessor",
+    "monotonic_constraints",
+    "onnx_feeds",
+    "onnx_input_types",
+    "output_columns",
+    "tree_preprocessor",
+]

@@ -1,0 +1,196 @@
+"""Training: honest comparison, calibrated ONNX export with parity, metadata, report, bad inputs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import duckdb
+import numpy as np
+import onnxruntime
+import pytest
+from conftest import SQL_DIR, full_dump, table_sql
+
+import train
+from cashscore import modelfile
+from cashscore.errors import CashscoreError
+from cashscore.restore import restore
+from features import contract, pipeline
+
+
+def session_for(models):
+    return onnxruntime.InferenceSession(str(models / modelfile.MODEL_FILE), providers=["CPUExecutionProvider"])
+
+
+def mart_frame(db, relation="marts.applicants"):
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(f"select * from {relation} order by loan_id").df()
+
+
+def test_training_writes_model_metadata_and_report(trained):
+    _, models, meta = trained
+    onnx_path = models / modelfile.MODEL_FILE
+    assert meta["onnx"]["sha256"] == hashlib.sha256(onnx_path.read_bytes()).hexdigest()
+    on_disk = json.loads((models / modelfile.META_FILE).read_text())
+    assert on_disk["model_version"] == meta["model_version"]
+    assert {"fingerprint", "rows"} <= on_disk["data"].keys()
+    assert on_disk["threshold"]["policy"] == "profit"
+    assert set(on_disk["libraries"]) >= {"scikit-learn", "onnxruntime", "lightgbm"}
+    report = (models / modelfile.REPORT_FILE).read_text()
+    assert report.count("<img") == 6 and "Candidates" in report
+    assert not [p for p in models.iterdir() if p.name.startswith(".")]
+
+
+def test_every_family_and_strategy_is_compared_with_all_metrics(trained):
+    _, _, meta = trained
+    pairs = {(c["family"], c["strategy"]) for c in meta["candidates"]}
+    assert pairs == {(f, s) for f in ("logreg", "hist_gb", "lightgbm") for s in train.STRATEGIES}
+    for cand in meta["candidates"]:
+        assert {
+            "roc_auc",
+            "pr_auc",
+            "ks",
+            "gini",
+            "brier",
+            "log_loss",
+            "accuracy",
+            "precision",
+            "recall",
+            "f1",
+            "confusion",
+        } <= cand["metrics"].keys()
+    assert meta["model"]["family"] in train.MONOTONIC_FAMILIES
+
+
+def test_onnx_parity_and_contract_inputs(trained):
+    db, models, meta = trained
+    assert meta["parity"]["max_abs_diff"] <= 1e-4 and meta["parity"]["decision_flips"] == 0
+    sess = session_for(models)
+    inputs = [(i.name, i.type, i.shape) for i in sess.get_inputs()]
+    assert inputs == [
+        (f.name, "tensor(float)" if f.kind == "numeric" else "tensor(string)", [None, 1]) for f in contract.FEATURES
+    ]
+    assert [(o.name, o.shape) for o in sess.get_outputs()] == [("probabilities", [None, 2])]
+
+
+def test_contract_agrees_with_mart_pipeline_and_onnx(trained):
+    db, models, _ = trained
+    with duckdb.connect(str(db), read_only=True) as con:
+        mart = [r[0] for r in con.execute("describe marts.applicants").fetchall()]
+    assert mart == [*contract.ID_COLUMNS, *contract.NAMES, contract.TARGET]
+    assert [i.name for i in session_for(models).get_inputs()] == list(contract.NAMES)
+    for kind in ("tree", "linear"):
+        prep = pipeline.tree_preprocessor() if kind == "tree" else pipeline.linear_preprocessor()
+        frame = pipeline.frame(mart_frame(db).head(50))
+        assert prep.fit_transform(frame).shape[1] == len(pipeline.output_columns(kind))
+        assert len(pipeline.monotonic_constraints(kind)) == len(pipeline.output_columns(kind))
+
+
+def test_plain_onnxruntime_scores_the_mart_export(trained):
+    db, models, _ = trained
+    frame = pipeline.frame(mart_frame(db))
+    p = session_for(models).run(None, pipeline.onnx_feeds(frame))[0]
+    assert p.shape == (len(frame), 2)
+    assert np.allclose(p.sum(axis=1), 1, atol=1e-5)
+    assert np.all((p >= 0) & (p <= 1))
+
+
+@pytest.mark.parametrize(("feature", "steps"), [("loan_percent_income", [0.1, 0.2, 0.4]), ("loan_int_rate", [1, 3, 6])])
+def test_raising_share_of_income_or_rate_never_lowers_risk(trained, feature, steps):
+    db, models, _ = trained
+    frame = pipeline.frame(mart_frame(db, "marts.training_set"))
+    frame = frame[frame[feature].notna()].head(500)
+    sess = session_for(models)
+    previous = sess.run(None, pipeline.onnx_feeds(frame))[0][:, 1]
+    for step in steps:
+        worse = frame.copy()
+        worse[feature] = (worse[feature] + step).astype(np.float32)
+        p = sess.run(None, pipeline.onnx_feeds(worse))[0][:, 1]
+        assert np.all(p >= previous - 1e-6)
+        previous = p
+
+
+def test_a_prior_default_never_lowers_risk(trained):
+    db, models, _ = trained
+    frame = pipeline.frame(mart_frame(db, "marts.training_set"))
+    frame = frame[frame["cb_person_default_on_file"] == "N"].head(500)
+    sess = session_for(models)
+    before = sess.run(None, pipeline.onnx_feeds(frame))[0][:, 1]
+    frame["cb_person_default_on_file"] = "Y"
+    after = sess.run(None, pipeline.onnx_feeds(frame))[0][:, 1]
+    assert np.all(after >= before - 1e-6)
+
+
+def test_evaluation_tables_land_in_duckdb(trained):
+    db, _, meta = trained
+    with duckdb.connect(str(db), read_only=True) as con:
+        names = {
+            r[0]
+            for r in con.execute("select table_name from duckdb_tables() where schema_name = 'model_eval'").fetchall()
+        }
+        versions = con.execute("select distinct model_version from model_eval.candidates").fetchall()
+    assert {"candidates", "metrics", "roc_points", "calibration_bins", "decile_lift", "feature_importance"} <= names
+    assert versions == [(meta["model_version"],)]
+
+
+def test_samplers_never_touch_validation_folds():
+    cfg = train.Config.from_env(quick=True)
+    est = train.build(cfg, "lightgbm", "smotenc", {})
+    assert [n for n, _ in est.steps] == ["prep", "sampler", "model"]
+    # imbalanced-learn pipelines resample in fit only: predicting returns one row per input row.
+    served = train.without_sampler(est)
+    assert [n for n, _ in served.steps] == ["prep", "model"]
+
+
+def snapshot(models):
+    return {p.name: p.read_bytes() for p in models.iterdir()}
+
+
+def test_bad_policy_is_refused():
+    with pytest.raises(CashscoreError, match="--policy"):
+        train.Config.from_env(policy="maximise-vibes")
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("no labels", "no labelled rows"),
+        ("one class", r"needs labels 0 and 1, found only \[0\]"),
+        ("missing column", "lacks column.*loan_grade"),
+    ],
+)
+def test_bad_training_data_leaves_models_untouched(case, message, trained, tmp_path, write):
+    _, models, _ = trained
+    before = snapshot(models)
+    if case == "missing column":
+        db = tmp_path / "x.duckdb"
+        restore([write("a.sql", full_dump())], db, SQL_DIR, say=lambda _: None)
+        with duckdb.connect(str(db)) as con:
+            con.execute(
+                "create or replace view marts.training_set as select * exclude (loan_grade) from marts.applicants"
+            )
+    else:
+        status = "NULL" if case == "no labels" else "0"
+        loans = table_sql(
+            "emprestimos",
+            f"('l1','Venture','B',1000,10.0,{status},0.1),"
+            f"('l2','Venture','B',1000,10.0,{status},0.1),('l3','Venture','B',1000,10.0,{status},0.1)",
+        )
+        db = tmp_path / "x.duckdb"
+        restore([write("a.sql", full_dump(emprestimos=loans))], db, SQL_DIR, say=lambda _: None)
+    with pytest.raises(CashscoreError, match=message):
+        train.run(db, models, quick=True, say=lambda _: None)
+    assert snapshot(models) == before
+
+
+def test_unwritable_models_folder(trained, tmp_path):
+    db, _, _ = trained
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(CashscoreError, match="cannot write the model here"):
+        train.run(db, blocker / "models", quick=True, say=lambda _: None)
+
+
+def test_missing_database(tmp_path):
+    with pytest.raises(CashscoreError, match="no database here"):
+        train.run(tmp_path / "none.duckdb", tmp_path / "models", quick=True, say=lambda _: None)

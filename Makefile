@@ -31,7 +31,8 @@ train: restore
 	$(BIN)/cashscore train --db $(DB) --models $(MODELS)
 
 serve: train
-	$(BIN)/cashscore serve --host $(HOST) --port $(PORT) --models $(MODELS) --db $(DB)
+	@echo "cashscore: API on http://$(HOST):$(PORT)/v1/score, docs on http://$(HOST):$(PORT)/schema/swagger"
+	$(BIN)/cashscore serve --host $(HOST) --port $(PORT) --models $(MODELS)
 
 run: serve
 
@@ -43,6 +44,8 @@ test: $(STAMP) lint
 
 bench: $(STAMP)
 	$(BIN)/python bench/restore.py
+	$(BIN)/python bench/train.py
+	$(BIN)/python bench/serve.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

@@ -80,6 +80,32 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    import uvicorn
+
+    from cashscore.modelfile import load_verified
+
+    meta = load_verified(args.models).meta  # refuse to start, with the reason, before binding the port
+    os.environ["CASHSCORE_MODELS"] = str(args.models.resolve())
+    print(
+        f"serving model {meta['model_version']} on http://{args.host}:{args.port}/ "
+        f"(API docs: http://{args.host}:{args.port}/schema/swagger)",
+        flush=True,
+    )
+    uvicorn.run(
+        "server.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=os.environ.get("CASHSCORE_LOG_LEVEL", "warning"),
+        access_log=False,  # applicant data travels in query strings: never log them
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     conf = settings.load()
@@ -123,6 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="model families to compare (default all)",
     )
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("serve", help="serve the model over HTTP (Litestar on uvicorn, onnxruntime)")
+    p.add_argument("--host", default=conf.host, help=f"address to bind (default {conf.host})")
+    p.add_argument("--port", type=_positive, default=conf.port, help=f"port (default {conf.port})")
+    p.add_argument("--workers", type=_positive, default=conf.workers, help=f"worker processes (default {conf.workers})")
+    p.add_argument("--models", type=Path, default=conf.models, help=f"model folder (default {conf.models})")
+    p.set_defaults(func=cmd_serve)
     return parser
 
 

@@ -169,7 +169,8 @@ def reference_values(X: pd.DataFrame) -> dict[str, Any]:
     for f in contract.FEATURES:
         col = X[f.name]
         if f.kind == "numeric":
-            ref[f.name] = float(np.nanmedian(col.to_numpy(dtype=float)))
+            # Rounded: medians of float32 columns print as 0.15000000596.
+            ref[f.name] = round(float(np.nanmedian(col.to_numpy(dtype=float))), 4)
         else:
             known = col[col != ""]
             ref[f.name] = str(known.mode().iloc[0]) if len(known) else ""

@@ -17,7 +17,8 @@ import pandas as pd  # noqa: E402
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
 h1{margin-bottom:.2rem} .sub{color:#666;margin-top:0}
-table{border-collapse:collapse;margin:1rem 0;font-size:.9rem} td,th{border:1px solid #ddd;padding:.3rem .6rem;text-align:right}
+table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}
+td,th{border:1px solid #ddd;padding:.3rem .6rem;text-align:right}
 th{background:#f4f4f4} td:first-child,th:first-child{text-align:left} tr.chosen{background:#e8f5e9;font-weight:600}
 .grid{display:grid;grid-template-columns:1fr 1fr;gap:1rem} img{width:100%}
 """

@@ -1,0 +1,167 @@
+"""Pure scoring over an onnxruntime session: cleaning rules, probabilities, decisions, bands and reasons.
+
+Nothing here knows about HTTP; the server, the batch scorer and tests call these functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnxruntime
+
+from cashscore.modelfile import LoadedModel
+from features import contract, rules
+
+# Risk bands by probability of default: upper bounds, exclusive.
+BANDS = ((0.05, "very low"), (0.10, "low"), (0.20, "medium"), (0.40, "high"), (1.01, "very high"))
+MAX_REASONS = 4
+
+
+class InvalidApplicant(ValueError):
+    """An applicant the contract rejects; `field` names the culprit."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One applicant's score."""
+
+    default_probability: float
+    decision: str
+    risk_band: str
+    reasons: list[dict[str, Any]]
+
+
+def band(p: float) -> str:
+    """The risk band of a probability of default."""
+    return next(name for upper, name in BANDS if p < upper)
+
+
+def validate_categories(record: Mapping[str, Any]) -> dict[str, Any]:
+    """Check category spellings (any case, English or Portuguese synonyms) before cleaning.
+
+    Args:
+        record: raw applicant fields.
+
+    Returns:
+        The record, unchanged.
+
+    Raises:
+        InvalidApplicant: for a spelling no synonym maps to a contract category.
+    """
+    for name in contract.CATEGORICAL:
+        value = record.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        canonical = rules.normalise_category(name, value)
+        if canonical not in contract.BY_NAME[name].categories:
+            allowed = ", ".join(contract.BY_NAME[name].categories)
+            raise InvalidApplicant(
+                name, f"unknown category {value!r}; expected one of {allowed} (any case, or a synonym)"
+            )
+    return dict(record)
+
+
+class Scorer:
+    """A verified model loaded into onnxruntime, with its threshold and reference applicant."""
+
+    def __init__(self, model: LoadedModel, threads: int = 1) -> None:
+        options = onnxruntime.SessionOptions()
+        # One thread per request keeps latency flat when the other core serves another worker.
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = onnxruntime.InferenceSession(model.onnx_bytes, options, providers=["CPUExecutionProvider"])
+        self.model = model
+        self.version = model.version
+        self.threshold = model.threshold
+        self.reference = rules.clean(model.meta["reference"])
+
+    def probabilities(self, cleaned: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Probabilities of default for applicants already cleaned by `features.rules.clean`."""
+        feeds = {}
+        for f in contract.FEATURES:
+            values = [row[f.name] for row in cleaned]
+            if f.kind == "numeric":
+                feeds[f.name] = np.array([np.nan if v is None else v for v in values], dtype=np.float32).reshape(-1, 1)
+            else:
+                feeds[f.name] = np.array(["" if v is None else v for v in values], dtype=object).reshape(-1, 1)
+        return self.session.run(None, feeds)[0][:, 1].astype(np.float64)
+
+    def score(self, records: Sequence[Mapping[str, Any]], explain: bool = True) -> list[Scored]:
+        """Score applicants: the same rules as the SQL mart, then the model, decision, band and reasons.
+
+        Args:
+            records: raw applicant fields (any category spelling; loan_percent_income may be absent).
+            explain: compute reasons (one extra model row per feature and applicant).
+
+        Returns:
+            One result per record, in order.
+
+        Raises:
+            InvalidApplicant: for an unknown category spelling.
+        """
+        cleaned = [rules.clean(validate_categories(r)) for r in records]
+        if not cleaned:
+            return []
+        p = self.probabilities(cleaned)
+        reasons: list[list[dict[str, Any]]] = [[] for _ in cleaned]
+        if explain:
+            reasons = self._reasons(cleaned, p)
+        return [
+            Scored(float(pi), "deny" if pi >= self.threshold else "approve", band(float(pi)), ri)
+            for pi, ri in zip(p, reasons, strict=True)
+        ]
+
+    def _reasons(self, cleaned: list[dict[str, Any]], p: np.ndarray) -> list[list[dict[str, Any]]]:
+        """Up to 4 features whose value raises this applicant's risk the most.
+
+        Each feature in turn is set to the typical applicant's value (training medians and most
+        common categories); the drop in probability is what the applicant's own value adds. Only
+        features that add risk are named, largest first, ties broken by contract order.
+        """
+        variants = []
+        for row in cleaned:
+            for f in contract.FEATURES:
+                variants.append({**row, f.name: self.reference[f.name]})
+        q = self.probabilities(variants).reshape(len(cleaned), len(contract.FEATURES))
+        out = []
+        for i, row in enumerate(cleaned):
+            deltas = p[i] - q[i]
+            order = sorted(range(len(contract.FEATURES)), key=lambda k: (-deltas[k], k))
+            found = []
+            for k in order:
+                if deltas[k] <= 1e-4 or len(found) == MAX_REASONS:
+                    break
+                f = contract.FEATURES[k]
+                found.append(_reason(f, row[f.name], self.reference[f.name], float(deltas[k])))
+            out.append(found)
+        return out
+
+
+def _reason(feature: contract.Feature, value: Any, typical: Any, delta: float) -> dict[str, Any]:
+    shown = "missing" if value is None else _fmt(value)
+    text = (
+        f"{feature.description} is {shown} (typical applicant: {_fmt(typical)}), "
+        f"which raises the probability of default by {delta * 100:.1f} points"
+    )
+    return {
+        "feature": feature.name,
+        "label_pt": feature.label_pt,
+        "value": value,
+        "typical": typical,
+        "impact": round(delta, 6),
+        "text": text,
+    }
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.2f}".rstrip("0").rstrip(".") if not value.is_integer() else f"{value:,.0f}"
+    return str(value)

@@ -1,0 +1,292 @@
+"""The HTTP service: every endpoint, validation, batch errors, auth, reload, metrics, a real process."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+from litestar.testing import TestClient
+
+from cashscore import modelfile
+from features import contract, pipeline, rules
+from server.app import create_app
+from server.scoring import Scorer
+
+GOOD = {
+    "person_age": 22,
+    "person_income": 59000,
+    "person_home_ownership": "Rent",
+    "person_emp_length": 3,
+    "loan_intent": "Personal",
+    "loan_grade": "D",
+    "loan_amnt": 35000,
+    "loan_int_rate": 16.02,
+    "loan_percent_income": 0.59,
+    "cb_person_default_on_file": "Y",
+    "cb_person_cred_hist_length": 3,
+}
+
+
+@pytest.fixture
+def models(trained, tmp_path):
+    """A private copy of the trained model folder (tests may tamper with it)."""
+    folder = tmp_path / "models"
+    shutil.copytree(trained[1], folder)
+    return folder
+
+
+@pytest.fixture
+def client(models):
+    with TestClient(app=create_app(models, api_key="", admin_key="admin-secret")) as c:
+        yield c
+
+
+def test_score_post(client, trained):
+    r = client.post("/v1/score", json=GOOD)
+    assert r.status_code == 201 or r.status_code == 200, r.text
+    body = r.json()
+    assert body["decision"] in ("approve", "deny")
+    assert 0 <= body["default_probability"] <= 1
+    assert body["model_version"] == trained[2]["model_version"]
+    assert body["threshold"] == trained[2]["threshold"]["value"]
+    assert body["risk_band"] in {"very low", "low", "medium", "high", "very high"}
+    assert 1 <= len(body["reasons"]) <= 4
+    assert all(reason["impact"] > 0 for reason in body["reasons"])
+    assert all(reason["text"] for reason in body["reasons"])
+
+
+def test_score_get_matches_post(client):
+    post = client.post("/v1/score", json=GOOD).json()
+    get = client.get("/v1/score", params={k: str(v) for k, v in GOOD.items()})
+    assert get.status_code == 200, get.text
+    assert get.json() == post
+
+
+def test_synonyms_any_case_and_derived_share_of_income(client):
+    portuguese = {
+        **GOOD,
+        "person_home_ownership": "ALUGADA",
+        "loan_intent": "pessoal",
+        "cb_person_default_on_file": "Sim",
+    }
+    assert client.post("/v1/score", json=portuguese).json() == client.post("/v1/score", json=GOOD).json()
+    without = {k: v for k, v in GOOD.items() if k != "loan_percent_income"}
+    stated = {**GOOD, "loan_percent_income": round(35000 / 59000, 2)}
+    assert client.post("/v1/score", json=without).json() == client.post("/v1/score", json=stated).json()
+
+
+def test_api_scores_equal_the_onnx_model(client, models, trained):
+    import duckdb
+
+    with duckdb.connect(str(trained[0]), read_only=True) as con:
+        mart = con.execute("select * from marts.applicants order by loan_id limit 300").df()
+    frame = pipeline.frame(mart)
+    scorer = Scorer(modelfile.load_verified(models))
+    expected = scorer.session.run(None, pipeline.onnx_feeds(frame))[0][:, 1]
+    payload = []
+    for record in mart[list(contract.NAMES)].to_dict("records"):
+        payload.append(
+            {
+                k: (None if isinstance(v, float) and np.isnan(v) else v)
+                for k, v in record.items()
+                if not (v is None or (isinstance(v, float) and np.isnan(v)))
+            }
+        )
+    body = client.post("/v1/score/batch", json=payload).json()
+    got = []
+    for row in body["results"]:
+        got.append(row["score"]["default_probability"] if row["ok"] else None)
+    # Rows the API rejects are the mart's rows without a required field (none here by construction).
+    assert body["rejected"] == sum(
+        1
+        for p in payload
+        if not all(k in p for k in ("person_age", "person_income", "loan_amnt", "loan_intent", "loan_grade"))
+    )
+    pairs = [(g, e) for g, e in zip(got, expected, strict=True) if g is not None]
+    assert pairs and max(abs(g - e) for g, e in pairs) < 1e-6
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({**GOOD, "person_age": 144}, "person_age"),
+        ({**GOOD, "person_income": -5}, "person_income"),
+        ({**GOOD, "loan_grade": "Z"}, "loan_grade"),
+        ({**GOOD, "loan_intent": "Gambling"}, "loan_intent"),
+        ({**GOOD, "favourite_colour": "blue"}, "favourite_colour"),
+        ({**GOOD, "loan_amnt": "lots"}, "loan_amnt"),
+        ({k: v for k, v in GOOD.items() if k != "loan_grade"}, "loan_grade"),
+    ],
+)
+def test_invalid_applicants_get_400_naming_the_field(client, payload, field):
+    r = client.post("/v1/score", json=payload)
+    assert r.status_code == 400, r.text
+    assert field in r.text
+
+
+@pytest.mark.parametrize("raw", [b'{"person_age": NaN}', b'{"person_age": Infinity}', b"{not json", b"[1,2]", b""])
+def test_malformed_json_is_400(client, raw):
+    r = client.post("/v1/score", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 400, r.text
+
+
+def test_oversized_body_is_413(models, monkeypatch):
+    monkeypatch.setenv("CASHSCORE_MAX_BODY_BYTES", "2000")
+    with TestClient(app=create_app(models, api_key="")) as c:
+        r = c.post("/v1/score/batch", json=[GOOD] * 50)
+    assert r.status_code == 413
+
+
+def test_batch_scores_valid_rows_and_reports_invalid_ones(client):
+    rows = [{**GOOD, "id": "a"}, {**GOOD, "person_age": 999, "id": "b"}, {**GOOD, "id": 7, "loan_grade": "?"}, "x"]
+    r = client.post("/v1/score/batch", json=rows)
+    assert r.status_code in (200, 201), r.text
+    body = r.json()
+    assert (body["scored"], body["rejected"]) == (1, 3)
+    first, second, third, fourth = body["results"]
+    assert first["ok"] and first["id"] == "a" and first["score"]["decision"] in ("approve", "deny")
+    assert not second["ok"] and second["id"] == "b" and "person_age" in second["error"]
+    assert not third["ok"] and third["id"] == 7 and "loan_grade" in third["error"]
+    assert not fourth["ok"] and fourth["index"] == 3
+
+
+def test_batch_limit(models, monkeypatch):
+    monkeypatch.setenv("CASHSCORE_MAX_BATCH", "3")
+    with TestClient(app=create_app(models, api_key="")) as c:
+        r = c.post("/v1/score/batch", json=[GOOD] * 4)
+    assert r.status_code == 400 and "maximum is 3" in r.text
+
+
+def test_model_health_and_openapi(client, trained):
+    info = client.get("/v1/model").json()
+    assert info["model_version"] == trained[2]["model_version"]
+    assert [f["name"] for f in info["contract"]] == list(contract.NAMES)
+    assert client.get("/health/live").json() == {"status": "alive"}
+    assert client.get("/health/ready").json()["status"] == "ready"
+    schema = client.get("/schema/openapi.json").json()
+    applicant = schema["components"]["schemas"]["Applicant"]["properties"]
+    assert applicant["person_age"]["maximum"] == 100
+    assert "Mortgage" in json.dumps(applicant["person_home_ownership"])
+
+
+def test_metrics_in_prometheus_format(client, trained):
+    client.post("/v1/score", json=GOOD)
+    client.post("/v1/score", json={**GOOD, "person_age": 1000})
+    text = client.get("/metrics").text
+    version = trained[2]["model_version"]
+    assert f'cashscore_requests_total{{method="POST",route="/v1/score",status="400",model_version="{version}"}}' in text
+    assert f'cashscore_request_errors_total{{route="/v1/score",kind="client",model_version="{version}"}}' in text
+    assert 'cashscore_request_seconds_bucket{route="/v1/score"' in text
+
+
+def test_api_key(models):
+    with TestClient(app=create_app(models, api_key="k3y")) as c:
+        assert c.post("/v1/score", json=GOOD).status_code == 401
+        assert c.post("/v1/score", json=GOOD, headers={"X-API-Key": "wrong"}).status_code == 401
+        assert c.post("/v1/score", json=GOOD, headers={"X-API-Key": "k3y"}).status_code in (200, 201)
+        params = {**{k: str(v) for k, v in GOOD.items()}, "api_key": "k3y"}
+        assert c.get("/v1/score", params=params).status_code == 200
+        assert c.get("/health/live").status_code == 200
+
+
+def test_reload_swaps_a_good_model_and_refuses_a_bad_one(client, models, trained):
+    assert client.post("/admin/reload").status_code == 401
+    ok = client.post("/admin/reload", headers={"X-Admin-Key": "admin-secret"})
+    assert ok.status_code == 200 and ok.json()["model_version"] == trained[2]["model_version"]
+    (models / modelfile.MODEL_FILE).write_bytes(b"tampered")
+    bad = client.post("/admin/reload", headers={"X-Admin-Key": "admin-secret"})
+    assert bad.status_code == 409 and "sha256" in bad.text
+    assert client.post("/v1/score", json=GOOD).status_code in (200, 201)  # the old model keeps serving
+
+
+@pytest.mark.parametrize("damage", ["missing", "tampered", "bad-json", "other-contract"])
+def test_refuses_to_start_on_a_bad_model(models, damage):
+    from cashscore.errors import CashscoreError
+
+    meta_path = models / modelfile.META_FILE
+    if damage == "missing":
+        (models / modelfile.MODEL_FILE).unlink()
+    elif damage == "tampered":
+        data = bytearray((models / modelfile.MODEL_FILE).read_bytes())
+        data[-1] ^= 1
+        (models / modelfile.MODEL_FILE).write_bytes(bytes(data))
+    elif damage == "bad-json":
+        meta_path.write_text("{", encoding="utf-8")
+    else:
+        meta = json.loads(meta_path.read_text())
+        meta["contract"] = meta["contract"][:-1]
+        meta_path.write_text(json.dumps(meta))
+    with pytest.raises(CashscoreError):
+        modelfile.load_verified(models)
+    with pytest.raises(BaseException) as info, TestClient(app=create_app(models, api_key="")):
+        pass
+    assert any(isinstance(e, CashscoreError) for e in flatten(info.value))
+
+
+def flatten(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [inner for e in exc.exceptions for inner in flatten(e)]
+    return [exc]
+
+
+def test_reasons_are_deterministic_and_only_raise_risk(models):
+    scorer = Scorer(modelfile.load_verified(models))
+    first = scorer.score([GOOD])[0]
+    again = scorer.score([GOOD])[0]
+    assert first == again
+    cleaned = rules.clean(GOOD)
+    p = scorer.probabilities([cleaned])[0]
+    for reason in first.reasons:
+        typical = scorer.probabilities([{**cleaned, reason["feature"]: scorer.reference[reason["feature"]]}])[0]
+        assert p - typical == pytest.approx(reason["impact"], abs=1e-6)
+        assert reason["impact"] > 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_real_cashscore_serve_process_over_loopback(models):
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cashscore.cli", "serve", "--port", str(port), "--models", str(models)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"{base}/health/ready", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.1)
+        request = urllib.request.Request(
+            f"{base}/v1/score", data=json.dumps(GOOD).encode(), headers={"content-type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=5) as r:
+            assert json.loads(r.read())["decision"] in ("approve", "deny")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_serve_refuses_a_missing_model_with_a_clear_message(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "cashscore.cli", "serve", "--models", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "cashscore.onnx: missing" in done.stderr

@@ -42,10 +42,13 @@ lint: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/pytest
 
+# Benchmarks print their figures beside their baselines; serve.py needs a model (make run first).
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/restore.py
 	$(BIN)/python bench/train.py
-	$(BIN)/python bench/serve.py
+	$(BIN)/python bench/serve.py --db $(DB) --models $(MODELS)
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

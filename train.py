@@ -174,11 +174,11 @@ def _family_specs(cfg: Config) -> dict[str, tuple[str, Callable[[dict[str, Any],
         "lightgbm": (
             "tree",
             lgbm,
-            # Around the best of a 5-fold search on the real dump (2000 trees at 0.015, 63 leaves,
-            # half the columns per tree: CV ROC-AUC 0.9397 with the three monotonic constraints).
+            # Around the best of a 5-fold search on the real dump (1000 trees at 0.03 scored the
+            # same CV ROC-AUC, 0.9397, as 2000 at 0.015, at half the serving cost: no more trees).
             {
-                "n_estimators": [1000, 2000] if not small else [60, 80],
-                "learning_rate": [0.015, 0.03],
+                "n_estimators": [600, 1000] if not small else [60, 80],
+                "learning_rate": [0.03, 0.05],
                 "num_leaves": [31, 63],
                 "min_child_samples": [20],
                 "colsample_bytree": [0.5, 0.7],

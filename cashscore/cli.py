@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from cashscore import settings
 from cashscore.errors import CashscoreError
@@ -106,6 +107,98 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scoring_connection(db: Path, models: Path, read_only: bool) -> tuple[Any, Any]:
+    from cashscore import batch
+    from cashscore.export import connect
+    from cashscore.modelfile import load_verified
+    from server.scoring import Scorer
+
+    scorer = Scorer(load_verified(models))
+    con = connect(db, read_only=read_only)
+    batch.register_udfs(con, scorer)
+    return con, scorer
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from cashscore import batch
+
+    if args.out is None and args.into is None:
+        raise CashscoreError("say where the scores go: --out FILE, --into TABLE, or both")
+    if args.out is not None and args.out.suffix.lower() not in batch.FORMATS:
+        raise CashscoreError(f"{args.out}: unknown output format; use one of {', '.join(batch.FORMATS)}")
+    con, scorer = _scoring_connection(args.db, args.models, read_only=args.into is None)
+    try:
+        if args.table:
+            if not all(part.replace("_", "").isalnum() for part in args.table.split(".")):
+                raise CashscoreError(f"--table: {args.table!r} is not a table or view name")
+            query = f"select * from {args.table}"
+        else:
+            query = args.sql
+        try:
+            total = con.execute(f"select count(*) from ({query})").fetchall()[0][0]
+        except Exception as exc:  # duckdb raises many error types; all mean the query is wrong
+            raise CashscoreError(f"the query failed: {str(exc).splitlines()[0]}") from None
+        outcome = batch.score_relation(con, scorer, query, reasons=args.reasons, progress=batch.progress_printer(total))
+        if args.out is not None:
+            batch.write(con, outcome.scored, args.out)
+            print(
+                f"scored {outcome.scored.num_rows:,} rows into {args.out} with model {scorer.version} "
+                f"in {outcome.seconds:.2f} s"
+            )
+            if outcome.rejects.num_rows:
+                rejects = args.out.with_name(f"{args.out.stem}.rejects{args.out.suffix}")
+                batch.write(con, outcome.rejects, rejects)
+                print(f"rejected {outcome.rejects.num_rows:,} rows that fail the feature contract: {rejects}")
+        if args.into is not None:
+            name = batch.store(con, outcome.scored, args.into)
+            print(f"stored {outcome.scored.num_rows:,} scores in {name}")
+            if outcome.rejects.num_rows:
+                print(
+                    f"rejected {outcome.rejects.num_rows:,} rows that fail the feature contract "
+                    f"(not stored; use --out to keep them)"
+                )
+    finally:
+        con.close()
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    con, scorer = _scoring_connection(args.db, args.models, read_only=False)
+
+    def run(query: str) -> bool:
+        try:
+            relation = con.sql(query)
+        except Exception as exc:  # every DuckDB error is the user's SQL
+            print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
+            return False
+        if relation is not None:
+            relation.show(max_width=160)
+        return True
+
+    try:
+        if args.command_text is not None:
+            return 0 if run(args.command_text) else 1
+        print(
+            f"cashscore sql on {args.db}, model {scorer.version}: score_default(...) and score_decision(...) "
+            "take the 11 contract fields. End statements with ';', quit with .quit or Ctrl-D."
+        )
+        buffer: list[str] = []
+        while True:
+            try:
+                line = input("cashscore> " if not buffer else "      ...> ")
+            except EOFError:
+                print()
+                return 0
+            if line.strip() in (".quit", ".exit") and not buffer:
+                return 0
+            buffer.append(line)
+            if line.rstrip().endswith(";"):
+                run("\n".join(buffer))
+                buffer = []
+    finally:
+        con.close()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     conf = settings.load()
@@ -156,6 +249,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=_positive, default=conf.workers, help=f"worker processes (default {conf.workers})")
     p.add_argument("--models", type=Path, default=conf.models, help=f"model folder (default {conf.models})")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("score", help="score a DuckDB table or query and write CSV/Parquet/JSON or a table")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--table", help="a table or view, e.g. marts.applicants")
+    source.add_argument("--sql", help="a SELECT returning the contract's columns")
+    p.add_argument("--out", type=Path, help="output file: .csv, .parquet or .json (rejects beside it)")
+    p.add_argument("--into", help="store the scores as table scores.NAME instead of (or as well as) a file")
+    p.add_argument(
+        "--reasons",
+        choices=("all", "deny", "none"),
+        default="deny",
+        help="rows that get reasons (default deny: every refusal is explained)",
+    )
+    p.add_argument("--db", type=Path, default=conf.db, help=f"database (default {conf.db})")
+    p.add_argument("--models", type=Path, default=conf.models, help=f"model folder (default {conf.models})")
+    p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("sql", help="an SQL shell (or one query) with score_default() and the views")
+    p.add_argument("-c", dest="command_text", metavar="QUERY", help="run one query, print it, and exit")
+    p.add_argument("--db", type=Path, default=conf.db, help=f"database (default {conf.db})")
+    p.add_argument("--models", type=Path, default=conf.models, help=f"model folder (default {conf.models})")
+    p.set_defaults(func=cmd_sql)
     return parser
 
 

@@ -53,7 +53,7 @@ def export(db: Path, out: Path, relation: str = "marts.applicants") -> int:
     con = connect(db)
     try:
         try:
-            (rows,) = con.execute(f"select count(*) from {relation}").fetchone()  # type: ignore[misc]
+            (rows,) = con.execute(f"select count(*) from {relation}").fetchall()[0]  # type: ignore[misc]
         except duckdb.CatalogException:
             raise CashscoreError(f"{db}: has no {relation}; restore a dump into it first") from None
 

@@ -251,7 +251,7 @@ def restore(
             loader.finish()
             _check_tables(loader, files)
             for table, expected in loader.rows.items():
-                (got,) = con.execute(f'select count(*) from raw."{table}"').fetchone()  # type: ignore[misc]
+                (got,) = con.execute(f'select count(*) from raw."{table}"').fetchall()[0]  # type: ignore[misc]
                 if got != expected:
                     raise CashscoreError(f"`{table}`: {expected} rows parsed but {got} loaded")
             views.build(con, sql_dir)

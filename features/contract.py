@@ -190,6 +190,8 @@ FEATURES: tuple[Feature, ...] = (
 )
 
 TARGET = "loan_status"
+# Fields a decision cannot do without: an applicant lacking one is rejected, never scored silently.
+REQUIRED = ("person_age", "person_income", "loan_amnt", "loan_intent", "loan_grade")
 ID_COLUMNS = ("loan_id", "person_id", "cb_id")
 BY_NAME: dict[str, Feature] = {f.name: f for f in FEATURES}
 NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)

@@ -7,7 +7,10 @@ from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from features.contract import BY_NAME, FEATURES, PERCENT_INCOME_TOLERANCE, WORKING_AGE
+import numpy as np
+import pandas as pd
+
+from features.contract import BY_NAME, FEATURES, PERCENT_INCOME_TOLERANCE, REQUIRED, WORKING_AGE
 
 # Lower-cased spelling -> canonical category, per categorical feature.
 _SPELLINGS: dict[str, dict[str, str]] = {
@@ -76,18 +79,86 @@ def clean(record: Mapping[str, Any]) -> dict[str, float | str | None]:
         years = out[name]
         if years is not None and age is not None and years > age - WORKING_AGE:  # type: ignore[operator]
             out[name] = None
+    cap = BY_NAME["person_income"].cap
+    if income is not None and cap is not None:
+        # Capped before the share is derived, so cleaning a cleaned row changes nothing.
+        income = out["person_income"] = min(income, cap)  # type: ignore[type-var]
     amount = out["loan_amnt"]
     stated = out["loan_percent_income"]
     if amount is not None and income is not None and income > 0:  # type: ignore[operator]
         derived = amount / income  # type: ignore[operator]
         if stated is None or abs(stated - derived) > PERCENT_INCOME_TOLERANCE:  # type: ignore[operator]
             out["loan_percent_income"] = _round_half_away(derived, 2)
-    cap = BY_NAME["person_income"].cap
-    if income is not None and cap is not None:
-        out["person_income"] = min(income, cap)  # type: ignore[type-var]
     return out
 
 
 def _round_half_away(value: float, places: int) -> float:
     """DuckDB's round(): the exact binary value, halves away from zero (not banker's rounding)."""
     return float(Decimal(value).quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP))
+
+
+def _category_column(feature: str, raw: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Canonical categories (None for blank or unknown) and a mask of unknown non-blank spellings."""
+    values = np.asarray(raw if raw is not None else [None] * n, dtype=object)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    mapped = [normalise_category(feature, u) for u in uniques]
+    canonical = np.array([m if m in BY_NAME[feature].categories else None for m in mapped] + [None], dtype=object)
+    unknown = np.array([m is not None and m not in BY_NAME[feature].categories for m in mapped] + [False])
+    return canonical[codes], unknown[codes]
+
+
+def _numeric_column(raw: Any, n: int) -> np.ndarray:
+    if raw is None:
+        return np.full(n, np.nan)
+    return pd.to_numeric(pd.Series(raw), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def clean_columns(columns: Mapping[str, Any], n: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """`clean` for whole columns at once, and the reason each row must be rejected (None when valid).
+
+    A row is rejected, as the HTTP API answers 400, when a required field is missing, a number lies
+    outside its valid range or a category spelling is unknown.
+
+    Args:
+        columns: feature name -> array-like of raw values (a missing column means all missing).
+        n: the number of rows.
+
+    Returns:
+        (cleaned columns: float64 with NaN, or object with None; per-row rejection reason or None).
+    """
+    out: dict[str, np.ndarray] = {}
+    problems = np.full(n, None, dtype=object)
+
+    def flag(mask: np.ndarray, message: str) -> None:
+        problems[mask & (problems == None)] = message  # noqa: E711 - elementwise comparison
+
+    for f in FEATURES:
+        raw = columns.get(f.name)
+        if f.kind == "categorical":
+            out[f.name], unknown = _category_column(f.name, raw, n)
+            flag(unknown, f"{f.name}: unknown category; expected one of {', '.join(f.categories)}")
+        else:
+            x = _numeric_column(raw, n)
+            with np.errstate(invalid="ignore"):
+                outside = (x < (f.valid_min if f.valid_min is not None else -np.inf)) | (
+                    x > (f.valid_max if f.valid_max is not None else np.inf)
+                )
+            flag(outside, f"{f.name}: outside {f.valid_min}..{f.valid_max}")
+            out[f.name] = np.where(outside, np.nan, x)
+        if f.name in REQUIRED:
+            flag(pd.isna(out[f.name]), f"{f.name}: required")
+    age = out["person_age"]
+    with np.errstate(invalid="ignore"):
+        for name in ("person_emp_length", "cb_person_cred_hist_length"):
+            out[name] = np.where(out[name] > age - WORKING_AGE, np.nan, out[name])
+        cap = BY_NAME["person_income"].cap
+        if cap is not None:
+            out["person_income"] = np.where(out["person_income"] > cap, cap, out["person_income"])
+        income, amount, stated = out["person_income"], out["loan_amnt"], out["loan_percent_income"]
+        derived = np.where(income > 0, amount / np.where(income > 0, income, 1.0), np.nan)
+        redo = ~np.isnan(derived) & (np.isnan(stated) | (np.abs(stated - derived) > PERCENT_INCOME_TOLERANCE))
+    percent = stated.copy()
+    for i in np.flatnonzero(redo):
+        percent[i] = _round_half_away(float(derived[i]), 2)
+    out["loan_percent_income"] = percent
+    return out, problems

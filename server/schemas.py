@@ -8,8 +8,7 @@ import msgspec
 
 from features import contract
 
-# Fields a decision cannot do without; the model handles the others as missing.
-REQUIRED = ("person_age", "person_income", "loan_amnt", "loan_intent", "loan_grade")
+REQUIRED = contract.REQUIRED
 
 
 def _field_type(f: contract.Feature) -> Any:

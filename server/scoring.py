@@ -110,39 +110,37 @@ class Scorer:
         cleaned = [rules.clean(validate_categories(r)) for r in records]
         if not cleaned:
             return []
-        p = self.probabilities(cleaned)
-        reasons: list[list[dict[str, Any]]] = [[] for _ in cleaned]
-        if explain:
-            reasons = self._reasons(cleaned, p)
-        return [
-            Scored(float(pi), "deny" if pi >= self.threshold else "approve", band(float(pi)), ri)
-            for pi, ri in zip(p, reasons, strict=True)
-        ]
+        width = len(contract.FEATURES) + 1 if explain else 1
+        rows: list[dict[str, Any]] = []
+        for row in cleaned:
+            rows.append(row)
+            if explain:
+                # The same applicant with one feature at a time set to the typical applicant's value.
+                rows += [{**row, f.name: self.reference[f.name]} for f in contract.FEATURES]
+        scores = self.probabilities(rows).reshape(len(cleaned), width)
+        out = []
+        for row, q in zip(cleaned, scores, strict=True):
+            p = float(q[0])
+            reasons = self._reasons(row, p, q[1:]) if explain else []
+            out.append(Scored(p, "deny" if p >= self.threshold else "approve", band(p), reasons))
+        return out
 
-    def _reasons(self, cleaned: list[dict[str, Any]], p: np.ndarray) -> list[list[dict[str, Any]]]:
+    def _reasons(self, row: Mapping[str, Any], p: float, typical: np.ndarray) -> list[dict[str, Any]]:
         """Up to 4 features whose value raises this applicant's risk the most.
 
         Each feature in turn is set to the typical applicant's value (training medians and most
         common categories); the drop in probability is what the applicant's own value adds. Only
         features that add risk are named, largest first, ties broken by contract order.
         """
-        variants = []
-        for row in cleaned:
-            for f in contract.FEATURES:
-                variants.append({**row, f.name: self.reference[f.name]})
-        q = self.probabilities(variants).reshape(len(cleaned), len(contract.FEATURES))
-        out = []
-        for i, row in enumerate(cleaned):
-            deltas = p[i] - q[i]
-            order = sorted(range(len(contract.FEATURES)), key=lambda k: (-deltas[k], k))
-            found = []
-            for k in order:
-                if deltas[k] <= 1e-4 or len(found) == MAX_REASONS:
-                    break
-                f = contract.FEATURES[k]
-                found.append(_reason(f, row[f.name], self.reference[f.name], float(deltas[k])))
-            out.append(found)
-        return out
+        deltas = p - typical
+        order = sorted(range(len(contract.FEATURES)), key=lambda k: (-deltas[k], k))
+        found = []
+        for k in order:
+            if deltas[k] <= 1e-4 or len(found) == MAX_REASONS:
+                break
+            f = contract.FEATURES[k]
+            found.append(_reason(f, row[f.name], self.reference[f.name], float(deltas[k])))
+        return found
 
 
 def _reason(feature: contract.Feature, value: Any, typical: Any, delta: float) -> dict[str, Any]:

@@ -9,7 +9,7 @@
 -- * employment and credit history cannot start before the working age of 14 (ref.constants):
 --   a longer one becomes NULL (2 employment and 158 credit-history values on the real dump);
 -- * income above the cap of 1,000,000 is winsorised (9 rows, up to 6,000,000);
--- * loan_percent_income is amount / income: when both are known and the stated share is missing
+-- * loan_percent_income is amount / (capped) income: when both are known and the stated share is missing
 --   or further than 0.02 from amount / income (1,123 rows), it is recomputed and rounded to 2
 --   places as the dump does (the 9 stated zeros are amounts under 0.5 % of income: consistent);
 -- * a category outside the contract's list becomes NULL (audit_stg_unknown_categories reports it).
@@ -93,8 +93,11 @@ in_range as (
         joined.cb_id,
         case when joined.person_age between rules.age_min and rules.age_max
             then joined.person_age end as person_age,
-        case when joined.person_income between rules.income_min and rules.income_max
-            then joined.person_income end as person_income,
+        case
+            when joined.person_income not between rules.income_min and rules.income_max then null
+            when joined.person_income > rules.income_cap then rules.income_cap
+            else joined.person_income
+        end as person_income,
         joined.person_home_ownership,
         case when joined.person_emp_length between rules.emp_min and rules.emp_max
             then joined.person_emp_length end as person_emp_length,
@@ -109,8 +112,7 @@ in_range as (
         joined.cb_person_default_on_file,
         case when joined.cb_person_cred_hist_length between rules.hist_min and rules.hist_max
             then joined.cb_person_cred_hist_length end as cb_person_cred_hist_length,
-        joined.loan_status,
-        rules.income_cap
+        joined.loan_status
     from joined
     cross join rules
 ),
@@ -123,8 +125,7 @@ final as (
         in_range.cb_id,
         -- borrower
         in_range.person_age,
-        case when in_range.person_income > in_range.income_cap
-            then in_range.income_cap else in_range.person_income end as person_income,
+        in_range.person_income,
         home.category as person_home_ownership,
         case when in_range.person_emp_length <= coalesce(in_range.person_age - constants.working_age, in_range.person_emp_length)
             then in_range.person_emp_length end as person_emp_length,

@@ -1,0 +1,32 @@
+"""Helpers the benchmarks share: refit the served sklearn pipeline from a model's metadata."""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import train  # noqa: E402
+from cashscore import modelfile  # noqa: E402
+from features import pipeline  # noqa: E402
+
+
+def refit(db: Path, models: Path) -> tuple[Any, dict[str, Any], Any]:
+    """Fit the metadata's chosen family, strategy and parameters on the database's training rows.
+
+    Returns:
+        (the plain sklearn pipeline without sampler, the metadata, the training frame).
+    """
+    meta = json.loads((models / modelfile.META_FILE).read_text())
+    df = train.load_training(db)
+    X = pipeline.frame(df)
+    cfg = train.Config.from_env(seed=meta["config"]["seed"])
+    est = train.build(cfg, meta["model"]["family"], meta["model"]["strategy"], meta["model"]["params"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, df["loan_status"].to_numpy())
+    return train.without_sampler(est), meta, X

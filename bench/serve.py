@@ -1,0 +1,151 @@
+"""Load-test `cashscore serve` and the FastAPI + pydantic + joblib baseline on loopback, in the same run.
+
+Needs wrk (Debian package `wrk`; `make bench` installs it) and the `bench` extra (FastAPI, pydantic).
+Run: `.venv/bin/python bench/serve.py --db data/cashscore.duckdb --models models` after `make run`
+or a restore and train of the real dump. One worker each, 16 connections, bounded in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import joblib
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _shared import refit  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+APPLICANT = {
+    "person_age": 22, "person_income": 59000, "person_home_ownership": "Rent", "person_emp_length": 3,
+    "loan_intent": "Personal", "loan_grade": "D", "loan_amnt": 35000, "loan_int_rate": 16.02,
+    "loan_percent_income": 0.59, "cb_person_default_on_file": "Y", "cb_person_cred_hist_length": 3,
+}  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"server at {url} did not start")
+
+
+def wrk(url: str, body: str, connections: int, seconds: int, work: Path) -> dict[str, float]:
+    script = work / "post.lua"
+    (work / "body.json").write_text(body)
+    script.write_text(
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f'local f = io.open("{work / "body.json"}", "r")\nwrk.body = f:read("*a")\nf:close()\n'
+    )
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+        check=True,
+    ).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
+    errors += sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+
+    def pct(p: str) -> float:
+        value, unit = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out).groups()
+        return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+    return {"rps": rate, "p50_ms": pct("50"), "p99_ms": pct("99"), "errors": errors}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--db", type=Path, default=ROOT / "data/cashscore.duckdb")
+    parser.add_argument("--models", type=Path, default=ROOT / "models")
+    parser.add_argument("--seconds", type=int, default=10)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed: apt-get install wrk (make bench does it)")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        sk, meta, X = refit(args.db, args.models)
+        joblib.dump(sk, work / "baseline.joblib")
+        ours, base = free_port(), free_port()
+        env = {
+            **os.environ,
+            "BASELINE_MODEL": str(work / "baseline.joblib"),
+            "BASELINE_THRESHOLD": str(meta["threshold"]["value"]),
+            "PYTHONPATH": str(ROOT / "bench"),
+        }
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "cashscore.cli", "serve", "--port", str(ours), "--models", str(args.models)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            ),
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "baseline_app:app",
+                    "--port",
+                    str(base),
+                    "--log-level",
+                    "warning",
+                    "--no-access-log",
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            ),
+        ]
+        try:
+            wait_ready(f"http://127.0.0.1:{ours}/health/ready")
+            time.sleep(1)
+            one = json.dumps(APPLICANT)
+            results = {
+                "cashscore POST /v1/score": wrk(f"http://127.0.0.1:{ours}/v1/score", one, 16, args.seconds, work),
+                "baseline FastAPI /predict": wrk(f"http://127.0.0.1:{base}/predict", one, 16, args.seconds, work),
+            }
+            records = X.head(1000).astype(object).where(X.head(1000).notna(), None).to_dict("records")
+            batch = json.dumps([{k: v for k, v in r.items() if v not in ("", None)} for r in records])
+            batch_run = wrk(f"http://127.0.0.1:{ours}/v1/score/batch", batch, 2, args.seconds, work)
+        finally:
+            for proc in procs:
+                proc.terminate()
+                proc.wait(timeout=20)
+    print("## serving, one worker each, 16 connections, wrk on loopback")
+    for name, r in results.items():
+        print(
+            f"{name:<28} {r['rps']:>9,.0f} req/s   p50 {r['p50_ms']:7.2f} ms   p99 {r['p99_ms']:7.2f} ms   "
+            f"errors {r['errors']:.0f}"
+        )
+    ratio = results["cashscore POST /v1/score"]["rps"] / results["baseline FastAPI /predict"]["rps"]
+    print(f"throughput ratio: {ratio:.1f}x the baseline")
+    print(
+        f"batch of 1,000 (2 connections): {batch_run['rps'] * 1000:,.0f} rows/s, "
+        f"p50 {batch_run['p50_ms']:.1f} ms, errors {batch_run['errors']:.0f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

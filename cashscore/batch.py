@@ -1,0 +1,239 @@
+"""Score whole DuckDB relations: vectorised rules, onnxruntime, rejects, atomic files, DuckDB UDFs."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from cashscore.atomic import write_atomic
+from cashscore.errors import CashscoreError
+from features import contract, rules
+from server.scoring import BANDS, Scorer
+
+FORMATS = {
+    ".csv": "(format csv, header true)",
+    ".parquet": "(format parquet, compression zstd)",
+    ".json": "(format json, array true)",
+}
+REASONS = ("all", "deny", "none")
+CHUNK = 100_000
+
+
+def feeds(cleaned: dict[str, np.ndarray], rows: np.ndarray | slice = slice(None)) -> dict[str, np.ndarray]:
+    """onnxruntime inputs from cleaned columns: float32 with NaN, strings with "" for missing."""
+    out = {}
+    for f in contract.FEATURES:
+        col = cleaned[f.name][rows]
+        if f.kind == "numeric":
+            out[f.name] = col.astype(np.float32).reshape(-1, 1)
+        else:
+            out[f.name] = np.where(col == None, "", col).astype(str).reshape(-1, 1)  # noqa: E711
+    return out
+
+
+def probabilities(scorer: Scorer, cleaned: dict[str, np.ndarray]) -> np.ndarray:
+    """Probabilities of default for cleaned columns, as the server computes them."""
+    return scorer.session.run(None, feeds(cleaned))[0][:, 1].astype(np.float64)
+
+
+def bands(p: np.ndarray) -> np.ndarray:
+    """Risk band per probability, as server.scoring.band."""
+    uppers = np.array([u for u, _ in BANDS])
+    names = np.array([n for _, n in BANDS], dtype=object)
+    return names[np.searchsorted(uppers, p, side="right")]
+
+
+def reason_texts(scorer: Scorer, cleaned: dict[str, np.ndarray], p: np.ndarray, which: np.ndarray) -> np.ndarray:
+    """The server's reasons, joined as text, for the rows in `which` ("" elsewhere)."""
+    texts = np.full(len(p), "", dtype=object)
+    for i in np.flatnonzero(which):
+        record = {name: _python(cleaned[name][i]) for name in contract.NAMES}
+        texts[i] = " | ".join(r["text"] for r in scorer._reasons(record, p[i], _typical(scorer, record)))
+    return texts
+
+
+def _typical(scorer: Scorer, record: dict[str, Any]) -> np.ndarray:
+    variants = [{**record, f.name: scorer.reference[f.name]} for f in contract.FEATURES]
+    return scorer.probabilities(variants)
+
+
+def _python(value: Any) -> Any:
+    if isinstance(value, float | np.floating):
+        return None if np.isnan(value) else float(value)
+    return value
+
+
+@dataclass
+class Outcome:
+    scored: pa.Table
+    rejects: pa.Table
+    seconds: float
+
+
+def score_relation(
+    con: duckdb.DuckDBPyConnection,
+    scorer: Scorer,
+    query: str,
+    reasons: str = "deny",
+    progress: Callable[[int], None] | None = None,
+) -> Outcome:
+    """Score every row a query returns.
+
+    Args:
+        con: the database.
+        scorer: the verified model.
+        query: a SELECT whose columns include the contract's fields (extra columns are kept).
+        reasons: explain all rows, only denied ones (default: what an adverse-action notice needs), or none.
+        progress: called with the number of rows done after each chunk.
+
+    Returns:
+        The scored rows (input columns, then default_probability, decision, risk_band, reasons,
+        model_version) and the rejected rows (input columns, then reject_reason).
+
+    Raises:
+        CashscoreError: on SQL DuckDB rejects or a result lacking a required column.
+    """
+    started = time.perf_counter()
+    try:
+        reader = con.sql(query).to_arrow_reader(CHUNK)
+    except duckdb.Error as exc:
+        raise CashscoreError(f"the query failed: {str(exc).splitlines()[0]}") from None
+    names = reader.schema.names
+    missing = [n for n in contract.REQUIRED if n not in names]
+    if missing:
+        raise CashscoreError(f"the rows lack required column(s) {', '.join(missing)}; have {', '.join(names)}")
+    scored, rejected, done = [], [], 0
+    for batch in reader:
+        n = batch.num_rows
+        columns = {name: batch.column(name).to_numpy(zero_copy_only=False) for name in contract.NAMES if name in names}
+        cleaned, problems = rules.clean_columns(columns, n)
+        ok = problems == None  # noqa: E711
+        if (~ok).any():
+            bad = batch.filter(pa.array(~ok))
+            rejected.append(bad.append_column("reject_reason", pa.array(problems[~ok].tolist(), pa.string())))
+        good = {k: v[ok] for k, v in cleaned.items()}
+        p = probabilities(scorer, good) if ok.any() else np.array([])
+        denied = p >= scorer.threshold
+        which = {"all": np.ones(len(p), bool), "deny": denied, "none": np.zeros(len(p), bool)}[reasons]
+        table = pa.Table.from_batches([batch.filter(pa.array(ok))])
+        for name, values in (
+            ("default_probability", pa.array(p, pa.float64())),
+            ("decision", pa.array(np.where(denied, "deny", "approve").tolist(), pa.string())),
+            ("risk_band", pa.array(bands(p).tolist(), pa.string())),
+            ("reasons", pa.array(reason_texts(scorer, good, p, which).tolist(), pa.string())),
+            ("model_version", pa.array([scorer.version] * len(p), pa.string())),
+        ):
+            table = table.append_column(name, values)
+        scored.append(table)
+        done += n
+        if progress:
+            progress(done)
+    scored_table = pa.concat_tables(scored) if scored else pa.table({})
+    rejects = pa.Table.from_batches(rejected) if rejected else pa.table({})
+    return Outcome(scored_table, rejects, time.perf_counter() - started)
+
+
+def write(con: duckdb.DuckDBPyConnection, table: pa.Table, out: Path) -> None:
+    """Write an Arrow table as CSV, Parquet or JSON (by extension), atomically."""
+    fmt = FORMATS.get(out.suffix.lower())
+    if fmt is None:
+        raise CashscoreError(f"{out}: unknown output format; use one of {', '.join(FORMATS)}")
+
+    def _write(tmp: Path) -> None:
+        con.register("cashscore_out", table)
+        try:
+            quoted = str(tmp).replace("'", "''")
+            con.execute(f"copy (select * from cashscore_out) to '{quoted}' {fmt}")
+        finally:
+            con.unregister("cashscore_out")
+
+    write_atomic(out, _write)
+
+
+def store(con: duckdb.DuckDBPyConnection, table: pa.Table, name: str) -> str:
+    """Store scores in the database as schema `scores`, with the scoring time, in one transaction."""
+    if not name.replace("_", "").isalnum():
+        raise CashscoreError(f"--into: {name!r} is not a plain table name (letters, digits, underscores)")
+    con.execute("begin transaction")
+    try:
+        con.execute("create schema if not exists scores")
+        con.register("cashscore_out", table)
+        con.execute(
+            f"create or replace table scores.{name} as select *, ?::timestamptz as scored_at from cashscore_out",
+            [datetime.now(UTC)],
+        )
+        con.unregister("cashscore_out")
+        con.execute("commit")
+    except duckdb.Error as exc:
+        con.execute("rollback")
+        raise CashscoreError(f"--into {name}: {str(exc).splitlines()[0]}") from None
+    return f"scores.{name}"
+
+
+def register_udfs(con: duckdb.DuckDBPyConnection, scorer: Scorer) -> None:
+    """Register score_default(...) and score_decision(...): vectorised Arrow UDFs over onnxruntime.
+
+    Both take the 11 contract fields in contract order and apply the server's rules; a row the
+    server would reject (missing required field, value out of range, unknown category) gives NULL.
+    """
+    types = [duckdb.sqltypes.DOUBLE if f.kind == "numeric" else duckdb.sqltypes.VARCHAR for f in contract.FEATURES]
+
+    def _probabilities(*arrays: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        n = len(arrays[0])
+        columns = {f.name: a.to_numpy(zero_copy_only=False) for f, a in zip(contract.FEATURES, arrays, strict=True)}
+        cleaned, problems = rules.clean_columns(columns, n)
+        ok = problems == None  # noqa: E711
+        p = np.full(n, np.nan)
+        if ok.any():
+            p[ok] = probabilities(scorer, {k: v[ok] for k, v in cleaned.items()})
+        return p, ok
+
+    def score_default(*arrays: pa.Array) -> pa.Array:
+        p, ok = _probabilities(*arrays)
+        return pa.array(p, pa.float64(), mask=~ok)
+
+    def score_decision(*arrays: pa.Array) -> pa.Array:
+        p, ok = _probabilities(*arrays)
+        return pa.array(np.where(p >= scorer.threshold, "deny", "approve").tolist(), pa.string(), mask=~ok)
+
+    # DuckDB counts the Python function's parameters: give each UDF one per contract field.
+    signature = inspect.Signature(
+        [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in contract.NAMES]
+    )
+    for name, fn, result in (
+        ("score_default", score_default, duckdb.sqltypes.DOUBLE),
+        ("score_decision", score_decision, duckdb.sqltypes.VARCHAR),
+    ):
+        fn.__signature__ = signature  # type: ignore[attr-defined]
+        con.create_function(name, fn, types, result, type="arrow", null_handling="special", side_effects=False)
+
+
+def progress_printer(total: int | None) -> Callable[[int], None]:
+    """A one-line progress bar on stderr (only when it is a terminal or the run is long)."""
+    started = time.perf_counter()
+
+    def show(done: int) -> None:
+        elapsed = time.perf_counter() - started
+        if elapsed < 1 and not sys.stderr.isatty():
+            return
+        if total:
+            filled = int(30 * done / total)
+            bar = "#" * filled + "." * (30 - filled)
+            sys.stderr.write(f"\r[{bar}] {done:,}/{total:,} rows, {done / max(elapsed, 1e-9):,.0f} rows/s")
+        else:
+            sys.stderr.write(f"\r{done:,} rows, {done / max(elapsed, 1e-9):,.0f} rows/s")
+        if total and done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show

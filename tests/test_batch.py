@@ -1,0 +1,236 @@
+"""Batch scoring: `cashscore score`, score_default() in SQL and the API agree; rejects; the SQL shell."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import duckdb
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from cashscore import batch, modelfile
+from cashscore.cli import main
+from features import contract, rules
+from server.scoring import Scorer
+
+ARGS = ", ".join(contract.NAMES)
+
+
+def applicants(db, limit=None):
+    with duckdb.connect(str(db), read_only=True) as con:
+        sql = "select * from marts.applicants order by loan_id" + (f" limit {limit}" if limit else "")
+        return con.execute(sql).df()
+
+
+def records(df):
+    out = []
+    for r in df[list(contract.NAMES)].to_dict("records"):
+        out.append({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()})
+    return out
+
+
+def test_vectorised_rules_equal_the_per_row_rules():
+    rng = np.random.default_rng(3)
+    n = 3000
+    raw = {
+        "person_age": rng.choice([None, 17, 22, 35, 99, 144], n),
+        "person_income": rng.choice([None, 0, 12000, 59000, 2_000_000], n),
+        "person_home_ownership": rng.choice([None, "", " rent ", "Própria", "OWN", "castle"], n),
+        "person_emp_length": rng.choice([None, 0.0, 3.0, 30.0, 123.0], n),
+        "loan_intent": rng.choice(["Educativo", "VENTURE", "", None, "gambling"], n),
+        "loan_grade": rng.choice(["a", "B", "G", "", "Z"], n),
+        "loan_amnt": rng.choice([None, 500, 8000, 35000], n),
+        "loan_int_rate": rng.choice([None, 5.5, 16.02, 150.0], n),
+        "loan_percent_income": rng.choice([None, 0.0, 0.125, 0.59, 1.5], n),
+        "cb_person_default_on_file": rng.choice(["Y", "n", "sim", "NÃO", "", None, "maybe"], n),
+        "cb_person_cred_hist_length": rng.choice([None, 2, 9, 40], n),
+    }
+    cleaned, problems = rules.clean_columns(raw, n)
+    for i in range(n):
+        record = {k: (None if v[i] is None else v[i]) for k, v in raw.items()}
+        one = rules.clean(record)
+        for name in contract.NAMES:
+            got = cleaned[name][i]
+            got = None if isinstance(got, float) and math.isnan(got) else got
+            assert got == one[name], (i, name, record)
+        required_missing = any(one[r] is None and not problems[i] for r in contract.REQUIRED)
+        assert not required_missing
+    assert (problems != None).sum() > 0  # noqa: E711
+
+
+@pytest.fixture
+def scorer(trained):
+    return Scorer(modelfile.load_verified(trained[1]))
+
+
+def test_score_command_udf_and_api_agree(trained, scorer, tmp_path):
+    db, models, _ = trained
+    out = tmp_path / "scores.parquet"
+    assert (
+        main(
+            [
+                "score",
+                "--table",
+                "marts.applicants",
+                "--out",
+                str(out),
+                "--db",
+                str(db),
+                "--models",
+                str(models),
+                "--reasons",
+                "all",
+            ]
+        )
+        == 0
+    )
+    scored = pq.read_table(out).to_pandas().set_index("loan_id")
+    rejects_path = tmp_path / "scores.rejects.parquet"
+    rejects = pq.read_table(rejects_path).to_pandas() if rejects_path.exists() else None
+    df = applicants(db)
+    assert len(scored) + (0 if rejects is None else len(rejects)) == len(df)
+    api = scorer.score([r for r in records(df.set_index("loan_id").loc[scored.index].reset_index())])
+    assert [a.default_probability for a in api] == scored["default_probability"].tolist()
+    assert [a.decision for a in api] == scored["decision"].tolist()
+    assert [" | ".join(r["text"] for r in a.reasons) for a in api] == scored["reasons"].tolist()
+    with duckdb.connect(str(db), read_only=True) as con:
+        batch.register_udfs(con, scorer)
+        udf = (
+            con.execute(
+                f"select loan_id, score_default({ARGS}) as pd, score_decision({ARGS}) as d "
+                "from marts.applicants order by loan_id"
+            )
+            .df()
+            .set_index("loan_id")
+        )
+    assert udf.loc[scored.index, "pd"].tolist() == scored["default_probability"].tolist()
+    assert udf.loc[scored.index, "d"].tolist() == scored["decision"].tolist()
+    if rejects is not None:
+        assert udf.loc[rejects["loan_id"], "pd"].isna().all()
+
+
+def test_rejects_carry_the_reason_and_are_never_scored(trained, tmp_path, scorer):
+    db, models, _ = trained
+    out = tmp_path / "s.csv"
+    query = (
+        "select 'x1' as id, 150 as person_age, 50000 as person_income, 'Rent' as person_home_ownership, "
+        "3.0 as person_emp_length, 'Venture' as loan_intent, 'B' as loan_grade, 5000 as loan_amnt, "
+        "10.0 as loan_int_rate, null as loan_percent_income, 'N' as cb_person_default_on_file, "
+        "3 as cb_person_cred_hist_length "
+        "union all select 'x2', 30, 50000, 'castle', 3.0, 'Venture', 'B', 5000, 10.0, null, 'N', 3 "
+        "union all select 'x3', 30, 50000, 'Alugada', 3.0, 'Empreendimento', 'b', 5000, 10.0, null, 'S', 3"
+    )
+    assert main(["score", "--sql", query, "--out", str(out), "--db", str(db), "--models", str(models)]) == 0
+    with duckdb.connect() as con:
+        good = con.execute("select id, decision from read_csv(?)", [str(out)]).fetchall()
+        bad = con.execute(
+            "select id, reject_reason from read_csv(?) order by id", [str(tmp_path / "s.rejects.csv")]
+        ).fetchall()
+    assert [g[0] for g in good] == ["x3"]
+    assert bad == [
+        ("x1", "person_age: outside 18..100"),
+        ("x2", "person_home_ownership: unknown category; expected one of Rent, Mortgage, Own, Other"),
+    ]
+
+
+def test_json_output_and_into_table(trained, tmp_path):
+    db, models, meta = trained
+    out = tmp_path / "s.json"
+    assert (
+        main(
+            [
+                "score",
+                "--sql",
+                "select * from marts.applicants limit 50",
+                "--out",
+                str(out),
+                "--into",
+                "latest",
+                "--db",
+                str(db),
+                "--models",
+                str(models),
+                "--reasons",
+                "none",
+            ]
+        )
+        == 0
+    )
+    rows = json.loads(out.read_text())
+    assert rows and {"default_probability", "decision", "reasons", "model_version"} <= rows[0].keys()
+    with duckdb.connect(str(db), read_only=True) as con:
+        stored = con.execute("select count(*), min(model_version), count(scored_at) from scores.latest").fetchall()
+    assert stored[0][1] == meta["model_version"] and stored[0][0] == stored[0][2] == len(rows)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--sql", "selec * from nowhere"], "the query failed"),
+        (["--table", "marts.nothing"], "the query failed"),
+        (["--sql", "select 1 as person_age"], "lack required column"),
+        (["--table", "x; drop table y"], "not a table or view name"),
+    ],
+)
+def test_bad_queries_write_nothing(trained, tmp_path, capsys, argv, message):
+    db, models, _ = trained
+    out = tmp_path / "s.parquet"
+    assert main(["score", *argv, "--out", str(out), "--db", str(db), "--models", str(models)]) == 1
+    assert message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sql_shell_runs_one_query(trained, capsys):
+    db, models, _ = trained
+    query = f"select loan_grade, round(avg(score_default({ARGS})), 3) as pd from marts.applicants group by 1 order by 1"
+    assert main(["sql", "-c", query, "--db", str(db), "--models", str(models)]) == 0
+    shown = capsys.readouterr().out
+    assert "loan_grade" in shown and "pd" in shown and "│" in shown
+    assert main(["sql", "-c", "select nonsense from", "--db", str(db), "--models", str(models)]) == 1
+    assert "error:" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="session")
+def real_model(real_db, tmp_path_factory):
+    import train
+
+    models = tmp_path_factory.mktemp("real-models")
+    train.run(real_db, models, quick=True, say=lambda _: None, families=("lightgbm",), strategies=("none",))
+    return models
+
+
+def test_real_dump_score_udf_and_api_agree_exactly(real_db, real_model, tmp_path):
+    scorer = Scorer(modelfile.load_verified(real_model))
+    out = tmp_path / "real.parquet"
+    assert (
+        main(
+            [
+                "score",
+                "--table",
+                "marts.applicants",
+                "--out",
+                str(out),
+                "--db",
+                str(real_db),
+                "--models",
+                str(real_model),
+                "--reasons",
+                "none",
+            ]
+        )
+        == 0
+    )
+    scored = pq.read_table(out).to_pandas().set_index("loan_id")
+    df = applicants(real_db).set_index("loan_id")
+    rejects = pq.read_table(tmp_path / "real.rejects.parquet").to_pandas()
+    assert len(scored) + len(rejects) == len(df) == 34_489
+    api = scorer.score(records(df.loc[scored.index].reset_index()), explain=False)
+    assert [a.default_probability for a in api] == scored["default_probability"].tolist()
+    with duckdb.connect(str(real_db), read_only=True) as con:
+        batch.register_udfs(con, scorer)
+        udf = (
+            con.execute(f"select loan_id, score_default({ARGS}) as pd from marts.applicants").df().set_index("loan_id")
+        )
+    assert udf.loc[scored.index, "pd"].tolist() == scored["default_probability"].tolist()

@@ -31,8 +31,9 @@ train: restore
 	$(BIN)/cashscore train --db $(DB) --models $(MODELS)
 
 serve: train
-	@echo "cashscore: API on http://$(HOST):$(PORT)/v1/score, docs on http://$(HOST):$(PORT)/schema/swagger"
-	$(BIN)/cashscore serve --host $(HOST) --port $(PORT) --models $(MODELS)
+	$(BIN)/cashscore score --table marts.applicants --into portfolio --db $(DB) --models $(MODELS)
+	@echo "cashscore: dashboard on http://$(HOST):$(PORT)/, API on http://$(HOST):$(PORT)/v1/score, docs on http://$(HOST):$(PORT)/schema/swagger"
+	$(BIN)/cashscore serve --host $(HOST) --port $(PORT) --models $(MODELS) --db $(DB)
 
 run: serve
 

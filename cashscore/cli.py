@@ -90,6 +90,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     meta = load_verified(args.models).meta  # refuse to start, with the reason, before binding the port
     os.environ["CASHSCORE_MODELS"] = str(args.models.resolve())
+    os.environ["CASHSCORE_DB"] = str(args.db.resolve())
     print(
         f"serving model {meta['model_version']} on http://{args.host}:{args.port}/ "
         f"(API docs: http://{args.host}:{args.port}/schema/swagger)",
@@ -248,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=_positive, default=conf.port, help=f"port (default {conf.port})")
     p.add_argument("--workers", type=_positive, default=conf.workers, help=f"worker processes (default {conf.workers})")
     p.add_argument("--models", type=Path, default=conf.models, help=f"model folder (default {conf.models})")
+    p.add_argument("--db", type=Path, default=conf.db, help=f"database the dashboard reads (default {conf.db})")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("score", help="score a DuckDB table or query and write CSV/Parquet/JSON or a table")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from litestar import Litestar, Request, Response, get, post
+from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
@@ -26,7 +26,7 @@ from cashscore import settings as settings_module
 from cashscore.errors import CashscoreError
 from cashscore.modelfile import load_verified
 from features import contract
-from server import metrics
+from server import dashboard, metrics
 from server.schemas import Applicant, BatchApplicant, BatchResult, BatchRow, Reason, Score, to_record
 from server.scoring import BANDS, InvalidApplicant, Scored, Scorer, validate_categories
 
@@ -159,6 +159,12 @@ async def model_info(request: Request) -> dict[str, Any]:
     }
 
 
+@get("/", media_type=MediaType.HTML, include_in_schema=False, sync_to_thread=True)
+def dashboard_page(request: Request) -> str:
+    """The dashboard: model card, portfolio of the latest stored scores, what-if form."""
+    return dashboard.render(request.app.state.holder.current().model.meta, request.app.state.db)
+
+
 @get("/health/live", tags=["health"], sync_to_thread=False)
 def live() -> dict[str, str]:
     return {"status": "alive"}
@@ -193,13 +199,16 @@ async def reload_model(request: Request) -> dict[str, str]:
     return {"status": "reloaded", "previous": str(old), "model_version": new}
 
 
-def create_app(models: Path | None = None, api_key: str | None = None, admin_key: str | None = None) -> Litestar:
+def create_app(
+    models: Path | None = None, api_key: str | None = None, admin_key: str | None = None, db: Path | None = None
+) -> Litestar:
     """Build the app; settings come from the environment unless given.
 
     Args:
         models: the model folder (CASHSCORE_MODELS).
         api_key: require this key on /v1/* (CASHSCORE_API_KEY), as X-API-Key header or api_key parameter.
         admin_key: the key for POST /admin/reload (CASHSCORE_ADMIN_KEY); reload by SIGHUP needs none.
+        db: the database the dashboard reads (CASHSCORE_DB): model_eval and scores tables.
 
     Returns:
         The Litestar application.
@@ -228,8 +237,18 @@ def create_app(models: Path | None = None, api_key: str | None = None, admin_key
     for handler in (score_post, score_get, score_batch, model_info):
         handler.guards = [require_key]
     return Litestar(
-        route_handlers=[score_post, score_get, score_batch, model_info, live, ready, metrics_text, reload_model],
-        state=State({"holder": holder, "max_batch": conf.max_batch, "admin_key": admin}),
+        route_handlers=[
+            dashboard_page,
+            score_post,
+            score_get,
+            score_batch,
+            model_info,
+            live,
+            ready,
+            metrics_text,
+            reload_model,
+        ],
+        state=State({"holder": holder, "max_batch": conf.max_batch, "admin_key": admin, "db": db or conf.db}),
         lifespan=[lifespan],
         middleware=[metrics.middleware],
         request_max_body_size=conf.max_body_bytes,

@@ -10,7 +10,16 @@ from typing import Any
 
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 # Paths are labelled by route, never by raw URL, so label cardinality stays bounded.
-ROUTES = ("/v1/score", "/v1/score/batch", "/v1/model", "/health/live", "/health/ready", "/metrics", "/admin/reload")
+ROUTES = (
+    "/",
+    "/v1/score",
+    "/v1/score/batch",
+    "/v1/model",
+    "/health/live",
+    "/health/ready",
+    "/metrics",
+    "/admin/reload",
+)
 
 
 class Registry:

@@ -1,0 +1,84 @@
+"""Benchmark batch scoring: `cashscore score` to Parquet on a 1,000,000-row sample table, in the same run as
+pandas + the sklearn pipeline and raw onnxruntime on the same rows.
+
+Run: `.venv/bin/python bench/batch.py --models models --train-db data/cashscore.duckdb`
+(the sklearn baseline is refit from the model's metadata on --train-db's training rows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _shared import refit  # noqa: E402
+
+from cashscore import batch, modelfile, settings  # noqa: E402
+from cashscore.restore import restore  # noqa: E402
+from cashscore.sample import write_sample  # noqa: E402
+from features import pipeline  # noqa: E402
+from server.scoring import Scorer  # noqa: E402
+
+
+def best_of(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--models", type=Path, default=Path("models"))
+    parser.add_argument("--train-db", type=Path, default=Path("data/cashscore.duckdb"))
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        dump = work / "sample.sql"
+        write_sample(dump, rows=args.rows, seed=7)
+        db = work / "sample.duckdb"
+        restore([dump], db, settings.load().sql_dir, say=lambda _: None, audit=False)
+        con = duckdb.connect(str(db))
+        con.execute("create table portfolio as select * from marts.applicants")
+        scorer = Scorer(modelfile.load_verified(args.models))
+        n = con.execute("select count(*) from portfolio").fetchall()[0][0]
+
+        def ours(reasons: str) -> None:
+            outcome = batch.score_relation(con, scorer, "select * from portfolio", reasons=reasons)
+            batch.write(con, outcome.scored, work / "scores.parquet")
+
+        t_none = best_of(lambda: ours("none"), args.repeat)
+        t_deny = best_of(lambda: ours("deny"), 1)
+        frame = pipeline.frame(con.execute("select * from portfolio").df())
+        feeds = pipeline.onnx_feeds(frame)
+        t_ort = best_of(lambda: scorer.session.run(None, feeds), args.repeat)
+        sk, meta, _ = refit(args.train_db, args.models)
+        a, b = meta["calibration"]["a"], meta["calibration"]["b"]
+
+        def baseline() -> None:
+            df = con.execute("select * from portfolio").df()
+            df["default_probability"] = modelfile.platt(sk.predict_proba(pipeline.frame(df))[:, 1], a, b)
+            df.to_parquet(work / "baseline.parquet")
+
+        t_base = best_of(baseline, 1)
+    print(f"## batch scoring, {n:,} rows of marts.applicants (synthetic sample), median")
+    print(f"cashscore score -> Parquet, --reasons none   {t_none:7.2f} s   {n / t_none:>11,.0f} rows/s")
+    print(f"cashscore score -> Parquet, --reasons deny   {t_deny:7.2f} s   {n / t_deny:>11,.0f} rows/s")
+    print(f"raw onnxruntime on prepared arrays           {t_ort:7.2f} s   {n / t_ort:>11,.0f} rows/s")
+    print(f"pandas + sklearn pipeline -> Parquet         {t_base:7.2f} s   {n / t_base:>11,.0f} rows/s")
+    print(f"cashscore (no reasons) vs pandas + sklearn: {t_base / t_none:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""The dashboard at GET /: rendered by the server, and used for real in headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from litestar.testing import TestClient
+
+from cashscore import settings
+from cashscore.cli import main
+from features import contract
+from server.app import create_app
+
+ARTIFACTS = settings.PROJECT_ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture
+def scored_db(trained, tmp_path):
+    db = tmp_path / "dash.duckdb"
+    shutil.copy(trained[0], db)
+    assert (
+        main(
+            [
+                "score",
+                "--table",
+                "marts.applicants",
+                "--into",
+                "portfolio",
+                "--db",
+                str(db),
+                "--models",
+                str(trained[1]),
+                "--reasons",
+                "none",
+            ]
+        )
+        == 0
+    )
+    return db
+
+
+def test_dashboard_renders_model_portfolio_and_form(trained, scored_db):
+    with TestClient(app=create_app(trained[1], api_key="", db=scored_db)) as client:
+        page = client.get("/")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    text = page.text
+    assert trained[2]["model_version"] in text
+    assert "scores.portfolio" in text and "By grade" in text and "By loan intent" in text
+    assert 'aria-label="ROC curve"' in text
+    for name in contract.NAMES:
+        assert f'name="{name}"' in text
+    assert "http://" not in text and "https://" not in text  # nothing from a CDN: works offline
+
+
+def test_dashboard_without_stored_scores(trained, tmp_path):
+    with TestClient(app=create_app(trained[1], api_key="", db=tmp_path / "none.duckdb")) as client:
+        page = client.get("/")
+    assert page.status_code == 200 and "no database configured" in page.text
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="Debian's chromium is not installed")
+def test_dashboard_in_headless_chromium(trained, scored_db):
+    playwright = (
+        pytest.importorskip("playwright.sync_api")
+        if not os.environ.get("CI")
+        else __import__("playwright.sync_api", fromlist=["sync_playwright"])
+    )
+    assert CHROMIUM, "CI must install Debian's chromium (see .ci/run)"
+    ARTIFACTS.mkdir(exist_ok=True)
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cashscore.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--models",
+            str(trained[1]),
+            "--db",
+            str(scored_db),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(150):
+            try:
+                with urllib.request.urlopen(f"{base}/health/ready", timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=CHROMIUM,
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--no-first-run",
+                ],
+            )
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(base + "/")
+            assert "cashscore" in page.title()
+            page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+            page.fill("input[name=person_age]", "23")
+            page.fill("input[name=person_income]", "21000")
+            page.fill("input[name=loan_amnt]", "15000")
+            page.fill("input[name=loan_int_rate]", "19.5")
+            page.select_option("select[name=loan_grade]", "E")
+            page.select_option("select[name=cb_person_default_on_file]", "Y")
+            page.click("button[type=submit]")
+            page.wait_for_selector("#decision", timeout=10_000)
+            decision = page.inner_text("#decision")
+            probability = page.inner_text("#probability")
+            page.screenshot(path=str(ARTIFACTS / "dashboard-whatif.png"), full_page=True)
+            browser.close()
+        assert decision in ("approve", "deny")
+        assert probability.endswith("%")
+        assert Path(ARTIFACTS / "dashboard-whatif.png").stat().st_size > 10_000
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

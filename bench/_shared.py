@@ -10,23 +10,28 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from sklearn.model_selection import train_test_split  # noqa: E402
+
 import train  # noqa: E402
 from cashscore import modelfile  # noqa: E402
 from features import pipeline  # noqa: E402
 
 
 def refit(db: Path, models: Path) -> tuple[Any, dict[str, Any], Any]:
-    """Fit the metadata's chosen family, strategy and parameters on the database's training rows.
+    """Fit the metadata's chosen family, strategy and parameters on the same training split `train` used,
+    so the sklearn pipeline is the ONNX model's twin (same data, same seed).
 
     Returns:
-        (the plain sklearn pipeline without sampler, the metadata, the training frame).
+        (the plain sklearn pipeline without sampler, the metadata, the whole labelled frame).
     """
     meta = json.loads((models / modelfile.META_FILE).read_text())
     df = train.load_training(db)
     X = pipeline.frame(df)
+    y = df["loan_status"].to_numpy(dtype=int)
     cfg = train.Config.from_env(seed=meta["config"]["seed"])
+    X_train, _, y_train, _ = train_test_split(X, y, test_size=cfg.test_size, stratify=y, random_state=cfg.seed)
     est = train.build(cfg, meta["model"]["family"], meta["model"]["strategy"], meta["model"]["params"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        est.fit(X, df["loan_status"].to_numpy())
+        est.fit(X_train, y_train)
     return train.without_sampler(est), meta, X

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from cashscore.atomic import write_atomic
 from cashscore.errors import CashscoreError
-from features import contract, rules
+from features import contract, pipeline, rules
 from server.scoring import BANDS, Scorer
 
 FORMATS = {
@@ -29,21 +29,9 @@ REASONS = ("all", "deny", "none")
 CHUNK = 100_000
 
 
-def feeds(cleaned: dict[str, np.ndarray], rows: np.ndarray | slice = slice(None)) -> dict[str, np.ndarray]:
-    """onnxruntime inputs from cleaned columns: float32 with NaN, strings with "" for missing."""
-    out = {}
-    for f in contract.FEATURES:
-        col = cleaned[f.name][rows]
-        if f.kind == "numeric":
-            out[f.name] = col.astype(np.float32).reshape(-1, 1)
-        else:
-            out[f.name] = np.where(col == None, "", col).astype(str).reshape(-1, 1)  # noqa: E711
-    return out
-
-
 def probabilities(scorer: Scorer, cleaned: dict[str, np.ndarray]) -> np.ndarray:
     """Probabilities of default for cleaned columns, as the server computes them."""
-    return scorer.session.run(None, feeds(cleaned))[0][:, 1].astype(np.float64)
+    return scorer.session.run(None, pipeline.column_feeds(cleaned))[0][:, 1].astype(np.float64)
 
 
 def bands(p: np.ndarray) -> np.ndarray:

@@ -293,7 +293,7 @@ def test_serve_refuses_a_missing_model_with_a_clear_message(tmp_path):
 
 
 def test_batch_without_reasons_scores_the_same(client):
-    rows = [{**GOOD, "id": i, "loan_amnt": 1000 * (i + 1)} for i in range(20)]
+    rows = [{**GOOD, "id": i, "loan_amnt": 500 * (i + 1)} for i in range(60)]  # > 32: the vectorised path
     full = client.post("/v1/score/batch", json=rows).json()["results"]
     lean = client.post("/v1/score/batch?reasons=false", json=rows).json()["results"]
     assert [r["score"]["default_probability"] for r in full] == [r["score"]["default_probability"] for r in lean]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import statistics
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,16 @@ from sklearn.model_selection import train_test_split  # noqa: E402
 import train  # noqa: E402
 from cashscore import modelfile  # noqa: E402
 from features import pipeline  # noqa: E402
+
+
+def median_seconds(fn: Any, repeat: int) -> float:
+    """Median wall time of `repeat` calls of fn."""
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
 
 
 def refit(db: Path, models: Path) -> tuple[Any, dict[str, Any], Any]:

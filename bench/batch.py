@@ -8,32 +8,21 @@ Run: `.venv/bin/python bench/batch.py --models models --train-db data/cashscore.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _shared import refit  # noqa: E402
+from _shared import median_seconds, refit  # noqa: E402
 
 from cashscore import batch, modelfile, settings  # noqa: E402
 from cashscore.restore import restore  # noqa: E402
 from cashscore.sample import write_sample  # noqa: E402
 from features import pipeline  # noqa: E402
 from server.scoring import Scorer  # noqa: E402
-
-
-def best_of(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -58,11 +47,11 @@ def main() -> None:
             outcome = batch.score_relation(con, scorer, "select * from portfolio", reasons=reasons)
             batch.write(con, outcome.scored, work / "scores.parquet")
 
-        t_none = best_of(lambda: ours("none"), args.repeat)
-        t_deny = best_of(lambda: ours("deny"), 1)
+        t_none = median_seconds(lambda: ours("none"), args.repeat)
+        t_deny = median_seconds(lambda: ours("deny"), 1)
         frame = pipeline.frame(con.execute("select * from portfolio").df())
         feeds = pipeline.onnx_feeds(frame)
-        t_ort = best_of(lambda: scorer.session.run(None, feeds), args.repeat)
+        t_ort = median_seconds(lambda: scorer.session.run(None, feeds), args.repeat)
         sk, meta, _ = refit(args.train_db, args.models)
         a, b = meta["calibration"]["a"], meta["calibration"]["b"]
 
@@ -71,7 +60,7 @@ def main() -> None:
             df["default_probability"] = modelfile.platt(sk.predict_proba(pipeline.frame(df))[:, 1], a, b)
             df.to_parquet(work / "baseline.parquet")
 
-        t_base = best_of(baseline, 1)
+        t_base = median_seconds(baseline, 1)
     print(f"## batch scoring, {n:,} rows of marts.applicants (synthetic sample), median")
     print(f"cashscore score -> Parquet, --reasons none   {t_none:7.2f} s   {n / t_none:>11,.0f} rows/s")
     print(f"cashscore score -> Parquet, --reasons deny   {t_deny:7.2f} s   {n / t_deny:>11,.0f} rows/s")

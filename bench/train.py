@@ -8,7 +8,6 @@ onnxruntime beside the sklearn pipeline (plus the same calibration in numpy), in
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
@@ -20,21 +19,12 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _shared import refit  # noqa: E402
+from _shared import median_seconds, refit  # noqa: E402
 
 import train  # noqa: E402
 from cashscore import modelfile, settings  # noqa: E402
 from cashscore.restore import restore  # noqa: E402
 from features import pipeline  # noqa: E402
-
-
-def timed(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -70,10 +60,10 @@ def main() -> None:
         big = pd.concat([X] * (100_000 // len(X) + 1), ignore_index=True).head(100_000)
         one = X.head(1)
         feeds_one = pipeline.onnx_feeds(one)
-        onnx_one = timed(lambda: sess.run(None, feeds_one), 2000)
-        sk_one = timed(lambda: modelfile.platt(sk.predict_proba(one)[:, 1], a, b), 300)
-        onnx_big = timed(lambda: sess.run(None, pipeline.onnx_feeds(big)), 5)
-        sk_big = timed(lambda: modelfile.platt(sk.predict_proba(big)[:, 1], a, b), 5)
+        onnx_one = median_seconds(lambda: sess.run(None, feeds_one), 2000)
+        sk_one = median_seconds(lambda: modelfile.platt(sk.predict_proba(one)[:, 1], a, b), 300)
+        onnx_big = median_seconds(lambda: sess.run(None, pipeline.onnx_feeds(big)), 5)
+        sk_big = median_seconds(lambda: modelfile.platt(sk.predict_proba(big)[:, 1], a, b), 5)
         diff = np.max(
             np.abs(
                 sess.run(None, pipeline.onnx_feeds(big.head(20000)))[0][:, 1]

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -128,3 +135,28 @@ def trained(sample_db: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
     models = tmp_path_factory.mktemp("models")
     meta = train.run(sample_db, models, quick=True, say=lambda _: None, families=("logreg", "hist_gb", "lightgbm"))
     return sample_db, models, meta
+
+
+@contextlib.contextmanager
+def serve_process(models: Path, db: Path | None = None) -> Iterator[str]:
+    """A real `cashscore serve` process on a free loopback port; yields its base URL once ready."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "-m", "cashscore.cli", "serve", "--port", str(port), "--models", str(models)]
+    if db is not None:
+        command += ["--db", str(db)]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{base}/health/ready", timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import serve_process
 from litestar.testing import TestClient
 
 from cashscore import settings
@@ -68,47 +64,16 @@ def test_dashboard_without_stored_scores(trained, tmp_path):
     assert page.status_code == 200 and "no database configured" in page.text
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="Debian's chromium is not installed")
 def test_dashboard_in_headless_chromium(trained, scored_db):
-    playwright = (
-        pytest.importorskip("playwright.sync_api")
-        if not os.environ.get("CI")
-        else __import__("playwright.sync_api", fromlist=["sync_playwright"])
-    )
+    if not os.environ.get("CI"):
+        pytest.importorskip("playwright.sync_api", reason="playwright is not installed (make install adds it)")
+    from playwright.sync_api import sync_playwright
+
     assert CHROMIUM, "CI must install Debian's chromium (see .ci/run)"
     ARTIFACTS.mkdir(exist_ok=True)
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cashscore.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--models",
-            str(trained[1]),
-            "--db",
-            str(scored_db),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(150):
-            try:
-                with urllib.request.urlopen(f"{base}/health/ready", timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.1)
-        with playwright.sync_playwright() as p:
+    with serve_process(trained[1], scored_db) as base:
+        with sync_playwright() as p:
             browser = p.chromium.launch(
                 executable_path=CHROMIUM,
                 args=[
@@ -139,6 +104,3 @@ def test_dashboard_in_headless_chromium(trained, scored_db):
         assert decision in ("approve", "deny")
         assert probability.endswith("%")
         assert Path(ARTIFACTS / "dashboard-whatif.png").stat().st_size > 10_000
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 
 import numpy as np
 import pytest
+from conftest import serve_process
 from litestar.testing import TestClient
 
 from cashscore import modelfile
@@ -249,36 +248,13 @@ def test_reasons_are_deterministic_and_only_raise_risk(models):
         assert reason["impact"] > 0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_real_cashscore_serve_process_over_loopback(models):
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cashscore.cli", "serve", "--port", str(port), "--models", str(models)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                with urllib.request.urlopen(f"{base}/health/ready", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.1)
+    with serve_process(models) as base:
         request = urllib.request.Request(
             f"{base}/v1/score", data=json.dumps(GOOD).encode(), headers={"content-type": "application/json"}
         )
         with urllib.request.urlopen(request, timeout=5) as r:
             assert json.loads(r.read())["decision"] in ("approve", "deny")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_serve_refuses_a_missing_model_with_a_clear_message(tmp_path):

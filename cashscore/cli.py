@@ -92,8 +92,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     os.environ["CASHSCORE_MODELS"] = str(args.models.resolve())
     os.environ["CASHSCORE_DB"] = str(args.db.resolve())
     print(
-        f"serving model {meta['model_version']} on http://{args.host}:{args.port}/ "
-        f"(API docs: http://{args.host}:{args.port}/schema/swagger)",
+        f"serving model {meta['model_version']}: dashboard http://{args.host}:{args.port}/, "
+        f"API http://{args.host}:{args.port}/v1/score, docs http://{args.host}:{args.port}/schema/swagger",
         flush=True,
     )
     uvicorn.run(

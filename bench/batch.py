@@ -64,7 +64,7 @@ def main() -> None:
     print(f"## batch scoring, {n:,} rows of marts.applicants (synthetic sample), median")
     print(f"cashscore score -> Parquet, --reasons none   {t_none:7.2f} s   {n / t_none:>11,.0f} rows/s")
     print(f"cashscore score -> Parquet, --reasons deny   {t_deny:7.2f} s   {n / t_deny:>11,.0f} rows/s")
-    print(f"raw onnxruntime on prepared arrays           {t_ort:7.2f} s   {n / t_ort:>11,.0f} rows/s")
+    print(f"raw onnxruntime, one call, 1 thread          {t_ort:7.2f} s   {n / t_ort:>11,.0f} rows/s")
     print(f"pandas + sklearn pipeline -> Parquet         {t_base:7.2f} s   {n / t_base:>11,.0f} rows/s")
     print(f"cashscore (no reasons) vs pandas + sklearn: {t_base / t_none:.1f}x")
 

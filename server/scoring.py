@@ -94,6 +94,25 @@ class Scorer:
                 feeds[f.name] = np.array(["" if v is None else v for v in values], dtype=object).reshape(-1, 1)
         return self.session.run(None, feeds)[0][:, 1].astype(np.float64)
 
+    def _feeds(self, cleaned: Sequence[Mapping[str, Any]], explain: bool) -> dict[str, np.ndarray]:
+        """Model inputs for cleaned applicants; with `explain`, each applicant is followed by 11
+        copies of itself, copy j with feature j set to the typical applicant's value."""
+        width = len(contract.FEATURES) + 1 if explain else 1
+        feeds = {}
+        for j, f in enumerate(contract.FEATURES):
+            values = [row[f.name] for row in cleaned]
+            if f.kind == "numeric":
+                column = np.array([np.nan if v is None else v for v in values], dtype=np.float32)
+                typical: Any = np.nan if self.reference[f.name] is None else self.reference[f.name]
+            else:
+                column = np.array(["" if v is None else v for v in values], dtype=object)
+                typical = self.reference[f.name] or ""
+            if explain:
+                column = np.repeat(column, width)
+                column[1 + j :: width] = typical
+            feeds[f.name] = column.reshape(-1, 1)
+        return feeds
+
     def score(self, records: Sequence[Mapping[str, Any]], explain: bool = True) -> list[Scored]:
         """Score applicants: the same rules as the SQL mart, then the model, decision, band and reasons.
 
@@ -119,13 +138,8 @@ class Scorer:
         if not cleaned:
             return []
         width = len(contract.FEATURES) + 1 if explain else 1
-        rows: list[dict[str, Any]] = []
-        for row in cleaned:
-            rows.append(row)
-            if explain:
-                # The same applicant with one feature at a time set to the typical applicant's value.
-                rows += [{**row, f.name: self.reference[f.name]} for f in contract.FEATURES]
-        scores = self.probabilities(rows).reshape(len(cleaned), width)
+        scores = self.session.run(None, self._feeds(cleaned, explain))[0][:, 1].astype(np.float64)
+        scores = scores.reshape(len(cleaned), width)
         out = []
         for row, q in zip(cleaned, scores, strict=True):
             p = float(q[0])

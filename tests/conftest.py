@@ -138,8 +138,8 @@ def trained(sample_db: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
 
 
 @contextlib.contextmanager
-def serve_process(models: Path, db: Path | None = None) -> Iterator[str]:
-    """A real `cashscore serve` process on a free loopback port; yields its base URL once ready."""
+def serve_process(models: Path, db: Path | None = None) -> Iterator[tuple[str, int]]:
+    """A real `cashscore serve` process on a free loopback port; yields (base URL, pid) once ready."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -156,7 +156,7 @@ def serve_process(models: Path, db: Path | None = None) -> Iterator[str]:
                     break
             except OSError:
                 time.sleep(0.1)
-        yield base
+        yield base, proc.pid
     finally:
         proc.terminate()
         proc.wait(timeout=20)

@@ -72,7 +72,7 @@ def test_dashboard_in_headless_chromium(trained, scored_db):
 
     assert CHROMIUM, "CI must install Debian's chromium (see .ci/run)"
     ARTIFACTS.mkdir(exist_ok=True)
-    with serve_process(trained[1], scored_db) as base:
+    with serve_process(trained[1], scored_db) as (base, _):
         with sync_playwright() as p:
             browser = p.chromium.launch(
                 executable_path=CHROMIUM,

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import urllib.request
 
 import numpy as np
@@ -249,7 +252,7 @@ def test_reasons_are_deterministic_and_only_raise_risk(models):
 
 
 def test_real_cashscore_serve_process_over_loopback(models):
-    with serve_process(models) as base:
+    with serve_process(models) as (base, _):
         request = urllib.request.Request(
             f"{base}/v1/score", data=json.dumps(GOOD).encode(), headers={"content-type": "application/json"}
         )
@@ -275,3 +278,26 @@ def test_batch_without_reasons_scores_the_same(client):
     assert [r["score"]["default_probability"] for r in full] == [r["score"]["default_probability"] for r in lean]
     assert all(r["score"]["reasons"] == [] for r in lean)
     assert any(r["score"]["reasons"] for r in full)
+
+
+def test_sighup_reload_refuses_a_bad_model_and_keeps_serving(models, trained):
+    with serve_process(models) as (base, server_pid):
+        version = json.loads(urllib.request.urlopen(f"{base}/health/ready", timeout=5).read())["model_version"]
+        assert version == trained[2]["model_version"]
+        original = (models / modelfile.MODEL_FILE).read_bytes()
+        (models / modelfile.MODEL_FILE).write_bytes(b"tampered")
+        os.kill(server_pid, signal.SIGHUP)
+        time.sleep(1)
+        request = urllib.request.Request(
+            f"{base}/v1/score", data=json.dumps(GOOD).encode(), headers={"content-type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=5) as r:
+            assert json.loads(r.read())["model_version"] == trained[2]["model_version"]
+        (models / modelfile.MODEL_FILE).write_bytes(original)
+        meta = json.loads((models / modelfile.META_FILE).read_text())
+        meta["model_version"] = "sighup-v2"  # a valid model with another version: the reload must take it
+        (models / modelfile.META_FILE).write_text(json.dumps(meta))
+        os.kill(server_pid, signal.SIGHUP)
+        time.sleep(1)
+        ready = json.loads(urllib.request.urlopen(f"{base}/health/ready", timeout=5).read())
+        assert ready == {"status": "ready", "model_version": "sighup-v2"}

@@ -53,6 +53,19 @@ class ModelHolder:
         return self.scorer
 
 
+async def require_key(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """With CASHSCORE_API_KEY set, /v1/* needs it as X-API-Key header or api_key parameter.
+
+    Async on purpose: Litestar runs a sync guard in a worker thread, a handoff on every request.
+    """
+    key = connection.app.state.api_key
+    if not key:
+        return
+    given = connection.headers.get("x-api-key") or connection.query_params.get("api_key") or ""
+    if not hmac.compare_digest(given.encode(), key.encode()):
+        raise NotAuthorizedException(detail="missing or wrong API key (X-API-Key header or api_key parameter)")
+
+
 def _score_response(scorer: Scorer, result: Scored) -> Score:
     return Score(
         default_probability=round(result.default_probability, 6),
@@ -75,13 +88,15 @@ def _score_one(holder: ModelHolder, record: dict[str, Any]) -> Score:
     return _score_response(scorer, result)
 
 
-@post("/v1/score", summary="Score one applicant", tags=["scoring"])
+@post("/v1/score", summary="Score one applicant", tags=["scoring"], guards=[require_key])
 async def score_post(data: JSONBody[Applicant], request: Request) -> Score:  # type: ignore[valid-type]
     """Probability of default, decision, risk band and reasons for one applicant (JSON body)."""
     return _score_one(request.app.state.holder, to_record(data))
 
 
-@get("/v1/score", summary="Score one applicant from query parameters (Power BI)", tags=["scoring"])
+@get(
+    "/v1/score", summary="Score one applicant from query parameters (Power BI)", tags=["scoring"], guards=[require_key]
+)
 async def score_get(request: Request) -> Score:
     """The same as POST /v1/score, with the applicant's fields as query parameters."""
     params = {k: v for k, v in request.query_params.items() if k != "api_key"}
@@ -95,7 +110,7 @@ async def score_get(request: Request) -> Score:
     return _score_one(request.app.state.holder, to_record(applicant))
 
 
-@post("/v1/score/batch", summary="Score many applicants", tags=["scoring"])
+@post("/v1/score/batch", summary="Score many applicants", tags=["scoring"], guards=[require_key])
 async def score_batch(request: Request, reasons: FromQuery[bool] = True) -> BatchResult:
     """A JSON array of applicants (each may carry an `id`, echoed back); invalid rows get their own error.
 
@@ -143,7 +158,12 @@ async def score_batch(request: Request, reasons: FromQuery[bool] = True) -> Batc
     return BatchResult(model_version=scorer.version, scored=len(valid), rejected=len(items) - len(valid), results=rows)
 
 
-@get("/v1/model", summary="The serving model: version, metrics, threshold policy, feature contract", tags=["model"])
+@get(
+    "/v1/model",
+    summary="The serving model: version, metrics, threshold policy, feature contract",
+    tags=["model"],
+    guards=[require_key],
+)
 async def model_info(request: Request) -> dict[str, Any]:
     meta = request.app.state.holder.current().model.meta
     return {
@@ -218,13 +238,6 @@ def create_app(
     key = api_key if api_key is not None else conf.api_key
     admin = admin_key if admin_key is not None else conf.admin_key
 
-    def require_key(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        if not key:
-            return
-        given = connection.headers.get("x-api-key") or connection.query_params.get("api_key") or ""
-        if not hmac.compare_digest(given.encode(), key.encode()):
-            raise NotAuthorizedException(detail="missing or wrong API key (X-API-Key header or api_key parameter)")
-
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         holder.load()  # refuses to start on a missing, corrupted, tampered or incompatible model
@@ -234,8 +247,6 @@ def create_app(
             loop.add_signal_handler(signal.SIGHUP, _reload_quietly, holder)
         yield
 
-    for handler in (score_post, score_get, score_batch, model_info):
-        handler.guards = [require_key]
     return Litestar(
         route_handlers=[
             dashboard_page,
@@ -248,7 +259,9 @@ def create_app(
             metrics_text,
             reload_model,
         ],
-        state=State({"holder": holder, "max_batch": conf.max_batch, "admin_key": admin, "db": db or conf.db}),
+        state=State(
+            {"holder": holder, "max_batch": conf.max_batch, "admin_key": admin, "api_key": key, "db": db or conf.db}
+        ),
         lifespan=[lifespan],
         middleware=[metrics.middleware],
         request_max_body_size=conf.max_body_bytes,

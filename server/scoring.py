@@ -94,23 +94,23 @@ class Scorer:
                 feeds[f.name] = np.array(["" if v is None else v for v in values], dtype=object).reshape(-1, 1)
         return self.session.run(None, feeds)[0][:, 1].astype(np.float64)
 
-    def _feeds(self, cleaned: Sequence[Mapping[str, Any]], explain: bool) -> dict[str, np.ndarray]:
-        """Model inputs for cleaned applicants; with `explain`, each applicant is followed by 11
-        copies of itself, copy j with feature j set to the typical applicant's value."""
-        width = len(contract.FEATURES) + 1 if explain else 1
+    def _feeds(self, cleaned: Sequence[Mapping[str, Any]], changed: list[list[int]] | None) -> dict[str, np.ndarray]:
+        """Model inputs for cleaned applicants. With `changed`, each applicant is followed by one copy
+        of itself per feature index in its list, that feature set to the typical applicant's value
+        (a feature already at the typical value needs no copy: its effect is zero)."""
         feeds = {}
         for j, f in enumerate(contract.FEATURES):
-            values = [row[f.name] for row in cleaned]
+            typical = self.reference[f.name]
+            values: list[Any] = []
+            for i, row in enumerate(cleaned):
+                own = row[f.name]
+                values.append(own)
+                if changed is not None:
+                    values += [typical if k == j else own for k in changed[i]]
             if f.kind == "numeric":
-                column = np.array([np.nan if v is None else v for v in values], dtype=np.float32)
-                typical: Any = np.nan if self.reference[f.name] is None else self.reference[f.name]
+                feeds[f.name] = np.array([np.nan if v is None else v for v in values], dtype=np.float32).reshape(-1, 1)
             else:
-                column = np.array(["" if v is None else v for v in values], dtype=object)
-                typical = self.reference[f.name] or ""
-            if explain:
-                column = np.repeat(column, width)
-                column[1 + j :: width] = typical
-            feeds[f.name] = column.reshape(-1, 1)
+                feeds[f.name] = np.array(["" if v is None else v for v in values], dtype=object).reshape(-1, 1)
         return feeds
 
     def score(self, records: Sequence[Mapping[str, Any]], explain: bool = True) -> list[Scored]:
@@ -137,13 +137,21 @@ class Scorer:
         cleaned = [rules.clean(validate_categories(r)) for r in records]
         if not cleaned:
             return []
-        width = len(contract.FEATURES) + 1 if explain else 1
-        scores = self.session.run(None, self._feeds(cleaned, explain))[0][:, 1].astype(np.float64)
-        scores = scores.reshape(len(cleaned), width)
+        changed = [
+            [k for k, f in enumerate(contract.FEATURES) if row[f.name] != self.reference[f.name]] for row in cleaned
+        ]
+        raw = self.session.run(None, self._feeds(cleaned, changed if explain else None))[0][:, 1].astype(np.float64)
         out = []
-        for row, q in zip(cleaned, scores, strict=True):
-            p = float(q[0])
-            reasons = self._reasons(row, p, q[1:]) if explain else []
+        pos = 0
+        for row, ks in zip(cleaned, changed, strict=True):
+            p = float(raw[pos])
+            reasons: list[dict[str, Any]] = []
+            if explain:
+                typical = np.full(len(contract.FEATURES), p)
+                typical[ks] = raw[pos + 1 : pos + 1 + len(ks)]
+                reasons = self._reasons(row, p, typical)
+                pos += len(ks)
+            pos += 1
             out.append(Scored(p, "deny" if p >= self.threshold else "approve", band(p), reasons))
         return out
 

@@ -1,0 +1,1 @@
+"""cashscore: credit-risk scoring for Alura Cash (restore, train, serve, batch-score)."""

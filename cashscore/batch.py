@@ -16,16 +16,11 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from cashscore.atomic import write_atomic
 from cashscore.errors import CashscoreError
+from cashscore.export import copy_to
 from features import contract, pipeline, rules
 from server.scoring import BANDS, Scorer
 
-FORMATS = {
-    ".csv": "(format csv, header true)",
-    ".parquet": "(format parquet, compression zstd)",
-    ".json": "(format json, array true)",
-}
 REASONS = ("all", "deny", "none")
 CHUNK = 100_000
 PARALLEL_ROWS = 20_000
@@ -76,7 +71,7 @@ def reason_texts(scorer: Scorer, cleaned: dict[str, np.ndarray], p: np.ndarray, 
     typical_p = probabilities(scorer, variants).reshape(len(contract.FEATURES), len(rows)).T
     for j, i in enumerate(rows):
         record = {name: _python(sub[name][j]) for name in contract.NAMES}
-        texts[i] = " | ".join(r["text"] for r in scorer._reasons(record, p[i], typical_p[j]))
+        texts[i] = " | ".join(r["text"] for r in scorer.reasons(record, p[i], typical_p[j]))
     return texts
 
 
@@ -158,19 +153,11 @@ def score_relation(
 
 def write(con: duckdb.DuckDBPyConnection, table: pa.Table, out: Path) -> None:
     """Write an Arrow table as CSV, Parquet or JSON (by extension), atomically."""
-    fmt = FORMATS.get(out.suffix.lower())
-    if fmt is None:
-        raise CashscoreError(f"{out}: unknown output format; use one of {', '.join(FORMATS)}")
-
-    def _write(tmp: Path) -> None:
-        con.register("cashscore_out", table)
-        try:
-            quoted = str(tmp).replace("'", "''")
-            con.execute(f"copy (select * from cashscore_out) to '{quoted}' {fmt}")
-        finally:
-            con.unregister("cashscore_out")
-
-    write_atomic(out, _write)
+    con.register("cashscore_out", table)
+    try:
+        copy_to(con, "select * from cashscore_out", out)
+    finally:
+        con.unregister("cashscore_out")
 
 
 def store(con: duckdb.DuckDBPyConnection, table: pa.Table, name: str) -> str:

@@ -122,11 +122,12 @@ def _scoring_connection(db: Path, models: Path, read_only: bool) -> tuple[Any, A
 
 def cmd_score(args: argparse.Namespace) -> int:
     from cashscore import batch
+    from cashscore.export import format_clause
 
     if args.out is None and args.into is None:
         raise CashscoreError("say where the scores go: --out FILE, --into TABLE, or both")
-    if args.out is not None and args.out.suffix.lower() not in batch.FORMATS:
-        raise CashscoreError(f"{args.out}: unknown output format; use one of {', '.join(batch.FORMATS)}")
+    if args.out is not None:
+        format_clause(args.out)  # refuse an unknown format before any scoring
     con, scorer = _scoring_connection(args.db, args.models, read_only=args.into is None)
     try:
         if args.table:

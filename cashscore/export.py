@@ -9,7 +9,42 @@ import duckdb
 from cashscore.atomic import write_atomic
 from cashscore.errors import CashscoreError
 
-FORMATS = {".csv": "(format csv, header true)", ".parquet": "(format parquet, compression zstd)"}
+# Every file cashscore writes from DuckDB, by extension; `export` writes the first two.
+FORMATS = {
+    ".csv": "(format csv, header true)",
+    ".parquet": "(format parquet, compression zstd)",
+    ".json": "(format json, array true)",
+}
+EXPORT_FORMATS = (".csv", ".parquet")
+
+
+def format_clause(out: Path, allowed: tuple[str, ...] = tuple(FORMATS)) -> str:
+    """DuckDB's COPY options for the format `out`'s extension names.
+
+    Raises:
+        CashscoreError: on an extension outside `allowed`.
+    """
+    if out.suffix.lower() not in allowed:
+        raise CashscoreError(f"{out}: unknown output format; use one of {', '.join(allowed)}")
+    return FORMATS[out.suffix.lower()]
+
+
+def copy_to(con: duckdb.DuckDBPyConnection, query: str, out: Path, allowed: tuple[str, ...] = tuple(FORMATS)) -> None:
+    """Write a query's rows to `out` (format by extension), atomically.
+
+    Args:
+        con: the database connection.
+        query: the SELECT to write.
+        out: the file, replaced only once complete.
+        allowed: the extensions accepted.
+    """
+    fmt = format_clause(out, allowed)
+
+    def write(tmp: Path) -> None:
+        quoted = str(tmp).replace("'", "''")
+        con.execute(f"copy ({query}) to '{quoted}' {fmt}")
+
+    write_atomic(out, write)
 
 
 def connect(db: Path, read_only: bool = True) -> duckdb.DuckDBPyConnection:
@@ -47,21 +82,14 @@ def export(db: Path, out: Path, relation: str = "marts.applicants") -> int:
     Raises:
         CashscoreError: on an unknown extension or a database without the mart.
     """
-    fmt = FORMATS.get(out.suffix.lower())
-    if fmt is None:
-        raise CashscoreError(f"{out}: unknown output format; use one of {', '.join(FORMATS)}")
+    format_clause(out, EXPORT_FORMATS)
     con = connect(db)
     try:
         try:
             (rows,) = con.execute(f"select count(*) from {relation}").fetchall()[0]  # type: ignore[misc]
         except duckdb.CatalogException:
             raise CashscoreError(f"{db}: has no {relation}; restore a dump into it first") from None
-
-        def write(tmp: Path) -> None:
-            quoted = str(tmp).replace("'", "''")
-            con.execute(f"copy (select * from {relation} order by loan_id) to '{quoted}' {fmt}")
-
-        write_atomic(out, write)
+        copy_to(con, f"select * from {relation} order by loan_id", out, EXPORT_FORMATS)
     finally:
         con.close()
     return int(rows)

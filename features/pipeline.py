@@ -39,11 +39,7 @@ def frame(df: pd.DataFrame) -> pd.DataFrame:
 
 def onnx_feeds(df: pd.DataFrame) -> dict[str, np.ndarray]:
     """The onnxruntime inputs for a frame built by `frame`: one [N, 1] array per feature."""
-    feeds = {}
-    for f in FEATURES:
-        values = df[f.name].to_numpy()
-        feeds[f.name] = (values.astype(np.float32) if f.kind == "numeric" else values.astype(str)).reshape(-1, 1)
-    return feeds
+    return column_feeds({f.name: df[f.name].to_numpy() for f in FEATURES})
 
 
 def column_feeds(cleaned: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

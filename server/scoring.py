@@ -85,14 +85,7 @@ class Scorer:
 
     def probabilities(self, cleaned: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Probabilities of default for applicants already cleaned by `features.rules.clean`."""
-        feeds = {}
-        for f in contract.FEATURES:
-            values = [row[f.name] for row in cleaned]
-            if f.kind == "numeric":
-                feeds[f.name] = np.array([np.nan if v is None else v for v in values], dtype=np.float32).reshape(-1, 1)
-            else:
-                feeds[f.name] = np.array(["" if v is None else v for v in values], dtype=object).reshape(-1, 1)
-        return self.session.run(None, feeds)[0][:, 1].astype(np.float64)
+        return self.session.run(None, self._feeds(cleaned, None))[0][:, 1].astype(np.float64)
 
     def _feeds(self, cleaned: Sequence[Mapping[str, Any]], changed: list[list[int]] | None) -> dict[str, np.ndarray]:
         """Model inputs for cleaned applicants. With `changed`, each applicant is followed by one copy
@@ -149,13 +142,13 @@ class Scorer:
             if explain:
                 typical = np.full(len(contract.FEATURES), p)
                 typical[ks] = raw[pos + 1 : pos + 1 + len(ks)]
-                reasons = self._reasons(row, p, typical)
+                reasons = self.reasons(row, p, typical)
                 pos += len(ks)
             pos += 1
             out.append(Scored(p, "deny" if p >= self.threshold else "approve", band(p), reasons))
         return out
 
-    def _reasons(self, row: Mapping[str, Any], p: float, typical: np.ndarray) -> list[dict[str, Any]]:
+    def reasons(self, row: Mapping[str, Any], p: float, typical: np.ndarray) -> list[dict[str, Any]]:
         """Up to 4 features whose value raises this applicant's risk the most.
 
         Each feature in turn is set to the typical applicant's value (training medians and most

@@ -60,6 +60,25 @@ def test_vectorised_rules_equal_the_per_row_rules():
     assert (problems != None).sum() > 0  # noqa: E711
 
 
+def score_table(db, models, out, reasons):
+    """`cashscore score --table marts.applicants` into `out`; returns the exit code."""
+    return main(
+        [
+            "score",
+            "--table",
+            "marts.applicants",
+            "--out",
+            str(out),
+            "--db",
+            str(db),
+            "--models",
+            str(models),
+            "--reasons",
+            reasons,
+        ]
+    )
+
+
 @pytest.fixture
 def scorer(trained):
     return Scorer(modelfile.load_verified(trained[1]))
@@ -68,24 +87,7 @@ def scorer(trained):
 def test_score_command_udf_and_api_agree(trained, scorer, tmp_path):
     db, models, _ = trained
     out = tmp_path / "scores.parquet"
-    assert (
-        main(
-            [
-                "score",
-                "--table",
-                "marts.applicants",
-                "--out",
-                str(out),
-                "--db",
-                str(db),
-                "--models",
-                str(models),
-                "--reasons",
-                "all",
-            ]
-        )
-        == 0
-    )
+    assert score_table(db, models, out, "all") == 0
     scored = pq.read_table(out).to_pandas().set_index("loan_id")
     rejects_path = tmp_path / "scores.rejects.parquet"
     rejects = pq.read_table(rejects_path).to_pandas() if rejects_path.exists() else None
@@ -204,24 +206,7 @@ def real_model(real_db, tmp_path_factory):
 def test_real_dump_score_udf_and_api_agree_exactly(real_db, real_model, tmp_path):
     scorer = Scorer(modelfile.load_verified(real_model))
     out = tmp_path / "real.parquet"
-    assert (
-        main(
-            [
-                "score",
-                "--table",
-                "marts.applicants",
-                "--out",
-                str(out),
-                "--db",
-                str(real_db),
-                "--models",
-                str(real_model),
-                "--reasons",
-                "none",
-            ]
-        )
-        == 0
-    )
+    assert score_table(real_db, real_model, out, "none") == 0
     scored = pq.read_table(out).to_pandas().set_index("loan_id")
     df = applicants(real_db).set_index("loan_id")
     rejects = pq.read_table(tmp_path / "real.rejects.parquet").to_pandas()

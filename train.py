@@ -52,7 +52,7 @@ class Config:
 
     seed: int = 42
     test_size: float = 0.2
-    folds: int = 3
+    folds: int = 5
     calibration_folds: int = 5
     tuning_iterations: int = 6
     tuning_tolerance: float = 0.001
@@ -146,9 +146,15 @@ def _family_specs(cfg: Config) -> dict[str, tuple[str, Callable[[dict[str, Any],
             subsample=0.8,
             subsample_freq=1,
             reg_lambda=p.get("reg_lambda", 0.0),
+            # Finer bins than the default 255: on the real dump 1023 bins scored 5-fold CV ROC-AUC
+            # 0.9423 against 0.9392 (incomes and amounts hold many distinct exact values).
+            max_bin=p.get("max_bin", 1023),
             monotone_constraints=tree_mono,
             # "advanced" let 6 of 1,000 test rows fall when the share of income rose: not a guarantee.
             monotone_constraints_method="intermediate",
+            # The same model whatever the thread count: the held-out figures are reproducible.
+            deterministic=True,
+            force_col_wise=True,
             class_weight="balanced" if cw else None,
             n_jobs=2,
             verbose=-1,
@@ -176,8 +182,8 @@ def _family_specs(cfg: Config) -> dict[str, tuple[str, Callable[[dict[str, Any],
         "lightgbm": (
             "tree",
             lgbm,
-            # Around the best of a 5-fold search on the real dump: 1000 trees at 0.03 scored CV
-            # ROC-AUC 0.9397 (as 2000 at 0.015), 300 at 0.08 0.9390 for a third of the serving cost.
+            # Around the best of a 5-fold search on the real dump (1023 bins): 600 trees at 0.05
+            # scored CV ROC-AUC 0.9423, 1000 at 0.03 0.9420, 300 at 0.08 0.9409, 200 at 0.1 0.9405.
             {
                 "n_estimators": [300, 600, 1000] if not small else [60, 80],
                 "learning_rate": [0.03, 0.05, 0.08],
@@ -185,6 +191,7 @@ def _family_specs(cfg: Config) -> dict[str, tuple[str, Callable[[dict[str, Any],
                 "min_child_samples": [20],
                 "colsample_bytree": [0.5, 0.7],
                 "reg_lambda": [0.0, 1.0],
+                "max_bin": [255, 1023],
             },
         ),
     }
@@ -321,7 +328,13 @@ def run(
                 f"KS {m['ks']:.3f}  Brier {m['brier']:.4f}  ({cand.seconds:.1f} s)"
             )
     eligible = [c for c in candidates if c.family in MONOTONIC_FAMILIES] or candidates
-    best = max(eligible, key=lambda c: c.metrics["roc_auc"])
+    # ROC-AUC differences within the tolerance are noise (on the real dump, no weighting and class
+    # weights differ by 0.0003): among those, the best-calibrated candidate (lowest Brier) wins.
+    top_auc = max(c.metrics["roc_auc"] for c in eligible)
+    best = min(
+        (c for c in eligible if c.metrics["roc_auc"] >= top_auc - cfg.tuning_tolerance),
+        key=lambda c: c.metrics["brier"],
+    )
     out(f"best monotonic-capable candidate: {best.family} + {best.strategy} (CV ROC-AUC {best.metrics['roc_auc']:.4f})")
 
     # 2. Tune the best family modestly: a small seeded random search over its grid.
@@ -416,7 +429,7 @@ def run(
         "contract": modelfile.contract_metadata(),
         "rules": {
             "working_age": contract.WORKING_AGE,
-            "percent_income_tolerance": contract.PERCENT_INCOME_TOLERANCE,
+            "loan_percent_income": "as stated; amount / income, rounded to 2 places, only when missing",
         },
         "reference": evaluation.reference_values(X_train),
         "model": {"family": best.family, "strategy": best.strategy, "params": params, "cv_roc_auc": cv_auc},

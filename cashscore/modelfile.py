@@ -73,11 +73,14 @@ def to_onnx(pipeline: Any, a: float, b: float) -> onnx.ModelProto:
         node.output[:] = [raw if o == OUTPUT else o for o in node.output]
         node.input[:] = [raw if i == OUTPUT else i for i in node.input]
     del graph.output[:]
+    lo, hi = float(np.log(EPS) - np.log1p(-EPS)), float(np.log1p(-EPS) - np.log(EPS))
     graph.initializer.extend(
         [
             helper.make_tensor("cal_one", TensorProto.FLOAT, [], [1.0]),
             helper.make_tensor("cal_lo", TensorProto.FLOAT, [], [EPS]),
             helper.make_tensor("cal_hi", TensorProto.FLOAT, [], [1 - EPS]),
+            helper.make_tensor("cal_logit_lo", TensorProto.FLOAT, [], [lo]),
+            helper.make_tensor("cal_logit_hi", TensorProto.FLOAT, [], [hi]),
             helper.make_tensor("cal_a", TensorProto.FLOAT, [], [a]),
             helper.make_tensor("cal_b", TensorProto.FLOAT, [], [b]),
             helper.make_tensor("cal_start", TensorProto.INT64, [1], [1]),
@@ -85,14 +88,26 @@ def to_onnx(pipeline: Any, a: float, b: float) -> onnx.ModelProto:
             helper.make_tensor("cal_axis", TensorProto.INT64, [1], [1]),
         ]
     )
-    graph.node.extend(
-        [
-            helper.make_node("Slice", [raw, "cal_start", "cal_end", "cal_axis"], ["cal_p"]),
+    if _margin_output(graph, raw):
+        # Boosting: calibrate the summed log-odds itself (logit(sigmoid(m)) = m), clipped as the
+        # probabilities would be. Besides two fewer Log nodes, this keeps every score independent
+        # of the batch it arrives in: onnxruntime's own logistic differs in the last bit between
+        # its single-row and batched code paths.
+        logit = [helper.make_node("Clip", ["cal_m", "cal_logit_lo", "cal_logit_hi"], ["cal_logit"])]
+        source = "cal_m"
+    else:
+        logit = [
             helper.make_node("Clip", ["cal_p", "cal_lo", "cal_hi"], ["cal_pc"]),
             helper.make_node("Sub", ["cal_one", "cal_pc"], ["cal_q"]),
             helper.make_node("Log", ["cal_pc"], ["cal_logp"]),
             helper.make_node("Log", ["cal_q"], ["cal_logq"]),
             helper.make_node("Sub", ["cal_logp", "cal_logq"], ["cal_logit"]),
+        ]
+        source = "cal_p"
+    graph.node.extend(
+        [
+            helper.make_node("Slice", [raw, "cal_start", "cal_end", "cal_axis"], [source]),
+            *logit,
             helper.make_node("Mul", ["cal_logit", "cal_a"], ["cal_scaled"]),
             helper.make_node("Add", ["cal_scaled", "cal_b"], ["cal_z"]),
             helper.make_node("Sigmoid", ["cal_z"], ["cal_pd"]),
@@ -104,6 +119,26 @@ def to_onnx(pipeline: Any, a: float, b: float) -> onnx.ModelProto:
     model = onnx.utils.Extractor(model).extract_model([i.name for i in graph.input], [OUTPUT])
     onnx.checker.check_model(model)
     return model
+
+
+def _margin_output(graph: onnx.GraphProto, raw: str) -> bool:
+    """Make a binary tree ensemble ending in a logistic output its log-odds instead.
+
+    Returns:
+        True when `raw`'s column 1 now holds the log-odds of default.
+    """
+    producers = {o: n for n in graph.node for o in n.output}
+    node = producers.get(raw)
+    while node is not None and node.op_type == "Identity":
+        node = producers.get(node.input[0])
+    if node is None or node.op_type != "TreeEnsembleClassifier":
+        return False
+    attrs = {a.name: a for a in node.attribute}
+    classes = attrs.get("classlabels_int64s")
+    if classes is None or len(classes.ints) != 2 or attrs["post_transform"].s != b"LOGISTIC":
+        return False
+    attrs["post_transform"].s = b"NONE"
+    return True
 
 
 def sha256(path: Path) -> str:

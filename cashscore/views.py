@@ -76,11 +76,7 @@ def seed(con: duckdb.DuckDBPyConnection) -> None:
         "create or replace table ref.feature_rules (feature varchar, valid_min double, valid_max double, cap double)"
     )
     con.executemany("insert into ref.feature_rules values (?, ?, ?, ?)", contract.rule_rows())
-    con.execute(
-        "create or replace table ref.constants as select "
-        f"{contract.WORKING_AGE}::integer as working_age, "
-        f"{contract.PERCENT_INCOME_TOLERANCE}::double as percent_income_tolerance"
-    )
+    con.execute(f"create or replace table ref.constants as select {contract.WORKING_AGE}::integer as working_age")
 
 
 def link_alias(con: duckdb.DuckDBPyConnection) -> None:

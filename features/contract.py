@@ -199,8 +199,6 @@ NUMERIC: tuple[str, ...] = tuple(f.name for f in FEATURES if f.kind == "numeric"
 CATEGORICAL: tuple[str, ...] = tuple(f.name for f in FEATURES if f.kind == "categorical")
 # Employment and credit history cannot start before this age.
 WORKING_AGE = 14
-# A stated share of income further than this from amount / income contradicts the two.
-PERCENT_INCOME_TOLERANCE = 0.02
 
 
 def synonym_rows() -> list[tuple[str, str, str]]:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.contract import BY_NAME, FEATURES, PERCENT_INCOME_TOLERANCE, REQUIRED, WORKING_AGE
+from features.contract import BY_NAME, FEATURES, REQUIRED, WORKING_AGE
 
 # Lower-cased spelling -> canonical category, per categorical feature.
 _SPELLINGS: dict[str, dict[str, str]] = {
@@ -84,11 +84,8 @@ def clean(record: Mapping[str, Any]) -> dict[str, float | str | None]:
         # Capped before the share is derived, so cleaning a cleaned row changes nothing.
         income = out["person_income"] = min(income, cap)  # type: ignore[type-var]
     amount = out["loan_amnt"]
-    stated = out["loan_percent_income"]
-    if amount is not None and income is not None and income > 0:  # type: ignore[operator]
-        derived = amount / income  # type: ignore[operator]
-        if stated is None or abs(stated - derived) > PERCENT_INCOME_TOLERANCE:  # type: ignore[operator]
-            out["loan_percent_income"] = _round_half_away(derived, 2)
+    if out["loan_percent_income"] is None and amount is not None and income is not None and income > 0:  # type: ignore[operator]
+        out["loan_percent_income"] = _round_half_away(amount / income, 2)  # type: ignore[operator]
     return out
 
 
@@ -156,9 +153,8 @@ def clean_columns(columns: Mapping[str, Any], n: int) -> tuple[dict[str, np.ndar
             out["person_income"] = np.where(out["person_income"] > cap, cap, out["person_income"])
         income, amount, stated = out["person_income"], out["loan_amnt"], out["loan_percent_income"]
         derived = np.where(income > 0, amount / np.where(income > 0, income, 1.0), np.nan)
-        redo = ~np.isnan(derived) & (np.isnan(stated) | (np.abs(stated - derived) > PERCENT_INCOME_TOLERANCE))
     percent = stated.copy()
-    for i in np.flatnonzero(redo):
+    for i in np.flatnonzero(np.isnan(stated) & ~np.isnan(derived)):
         percent[i] = _round_half_away(float(derived[i]), 2)
     out["loan_percent_income"] = percent
     return out, problems

@@ -115,6 +115,20 @@ def real_db(real_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 
 @pytest.fixture(scope="session")
+def real_trained(real_db: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """`cashscore train` with its defaults on the real dump, once per session (about 3 minutes)."""
+    import train
+
+    models = tmp_path_factory.mktemp("real-models")
+    return models, train.run(real_db, models, say=lambda _: None)
+
+
+@pytest.fixture(scope="session")
+def real_model(real_trained: tuple[Path, dict]) -> Path:
+    return real_trained[0]
+
+
+@pytest.fixture(scope="session")
 def sample_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A database restored from a 3,000-application synthetic dump."""
     from cashscore.sample import write_sample

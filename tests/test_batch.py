@@ -194,15 +194,6 @@ def test_sql_shell_runs_one_query(trained, capsys):
     assert "error:" in capsys.readouterr().err
 
 
-@pytest.fixture(scope="session")
-def real_model(real_db, tmp_path_factory):
-    import train
-
-    models = tmp_path_factory.mktemp("real-models")
-    train.run(real_db, models, quick=True, say=lambda _: None, families=("lightgbm",), strategies=("none",))
-    return models
-
-
 def test_real_dump_score_udf_and_api_agree_exactly(real_db, real_model, tmp_path):
     scorer = Scorer(modelfile.load_verified(real_model))
     out = tmp_path / "real.parquet"

@@ -91,19 +91,20 @@ class Scorer:
         """Model inputs for cleaned applicants. With `changed`, each applicant is followed by one copy
         of itself per feature index in its list, that feature set to the typical applicant's value
         (a feature already at the typical value needs no copy: its effect is zero)."""
+        slots = [{k: 1 + m for m, k in enumerate(ks)} for ks in changed] if changed is not None else None
         feeds = {}
         for j, f in enumerate(contract.FEATURES):
+            missing = np.nan if f.kind == "numeric" else ""
             typical = self.reference[f.name]
+            typical = missing if typical is None else typical
             values: list[Any] = []
             for i, row in enumerate(cleaned):
                 own = row[f.name]
-                values.append(own)
-                if changed is not None:
-                    values += [typical if k == j else own for k in changed[i]]
-            if f.kind == "numeric":
-                feeds[f.name] = np.array([np.nan if v is None else v for v in values], dtype=np.float32).reshape(-1, 1)
-            else:
-                feeds[f.name] = np.array(["" if v is None else v for v in values], dtype=object).reshape(-1, 1)
+                block = [missing if own is None else own] * (1 + len(slots[i]) if slots else 1)
+                if slots and j in slots[i]:
+                    block[slots[i][j]] = typical
+                values += block
+            feeds[f.name] = np.array(values, dtype=np.float32 if f.kind == "numeric" else object).reshape(-1, 1)
         return feeds
 
     def score(self, records: Sequence[Mapping[str, Any]], explain: bool = True) -> list[Scored]:

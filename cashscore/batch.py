@@ -6,7 +6,6 @@ import inspect
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,36 +18,15 @@ import pyarrow as pa
 from cashscore.errors import CashscoreError
 from cashscore.export import copy_to
 from features import contract, pipeline, rules
-from server.scoring import BANDS, Scorer
+from server.scoring import Scorer, bands
 
 REASONS = ("all", "deny", "none")
 CHUNK = 100_000
-PARALLEL_ROWS = 20_000
-_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cashscore-onnx")
 
 
 def probabilities(scorer: Scorer, cleaned: dict[str, np.ndarray]) -> np.ndarray:
-    """Probabilities of default for cleaned columns, exactly as the server computes them.
-
-    Large inputs are split in halves scored at once on the two cores: each half runs single-
-    threaded (onnxruntime releases the GIL), so every row's trees are summed in the same order as
-    on the server and the scores stay bit-identical.
-    """
-    feeds = pipeline.column_feeds(cleaned)
-    n = len(next(iter(feeds.values())))
-    if n < PARALLEL_ROWS:
-        return scorer.session.run(None, feeds)[0][:, 1].astype(np.float64)
-    half = n // 2
-    parts = [{k: v[:half] for k, v in feeds.items()}, {k: v[half:] for k, v in feeds.items()}]
-    results = list(_POOL.map(lambda part: scorer.session.run(None, part)[0][:, 1], parts))
-    return np.concatenate(results).astype(np.float64)
-
-
-def bands(p: np.ndarray) -> np.ndarray:
-    """Risk band per probability, as server.scoring.band."""
-    uppers = np.array([u for u, _ in BANDS])
-    names = np.array([n for _, n in BANDS], dtype=object)
-    return names[np.searchsorted(uppers, p, side="right")]
+    """Probabilities of default for cleaned columns, exactly as the server computes them."""
+    return scorer.run(pipeline.column_feeds(cleaned))
 
 
 def reason_texts(scorer: Scorer, cleaned: dict[str, np.ndarray], p: np.ndarray, which: np.ndarray) -> np.ndarray:

@@ -6,8 +6,8 @@ Nothing here knows about HTTP; the server, the batch scorer and tests call these
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, NamedTuple
 
 import numpy as np
 import onnxruntime
@@ -18,6 +18,9 @@ from features import contract, pipeline, rules
 # Risk bands by probability of default: upper bounds, exclusive.
 BANDS = ((0.05, "very low"), (0.10, "low"), (0.20, "medium"), (0.40, "high"), (1.01, "very high"))
 MAX_REASONS = 4
+# Model inputs of this many rows or more are scored in two halves at once, one per core.
+SPLIT_ROWS = 256
+_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cashscore-onnx")
 
 
 class InvalidApplicant(ValueError):
@@ -29,9 +32,8 @@ class InvalidApplicant(ValueError):
         self.message = message
 
 
-@dataclass(frozen=True)
-class Scored:
-    """One applicant's score."""
+class Scored(NamedTuple):
+    """One applicant's score (a tuple: a frozen dataclass took 2 µs a row to build)."""
 
     default_probability: float
     decision: str
@@ -42,6 +44,13 @@ class Scored:
 def band(p: float) -> str:
     """The risk band of a probability of default."""
     return next(name for upper, name in BANDS if p < upper)
+
+
+def bands(p: np.ndarray) -> np.ndarray:
+    """`band` for a whole array of probabilities."""
+    uppers = np.array([u for u, _ in BANDS])
+    names = np.array([n for _, n in BANDS], dtype=object)
+    return names[np.searchsorted(uppers, p, side="right")]
 
 
 def validate_categories(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -85,7 +94,23 @@ class Scorer:
 
     def probabilities(self, cleaned: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Probabilities of default for applicants already cleaned by `features.rules.clean`."""
-        return self.session.run(None, self._feeds(cleaned, None))[0][:, 1].astype(np.float64)
+        return self.run(self._feeds(cleaned, None))
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The model's probability of default for each row of its inputs.
+
+        From SPLIT_ROWS rows on, two halves are scored at once: each runs single-threaded
+        (onnxruntime releases the GIL) and a row's score never depends on the rows beside it, so
+        the results are bit-identical to one call.
+        """
+        n = len(next(iter(feeds.values())))
+        if n < SPLIT_ROWS:
+            return self.session.run(None, dict(feeds))[0][:, 1].astype(np.float64)
+        half = n // 2
+        parts = [{k: v[:half] for k, v in feeds.items()}, {k: v[half:] for k, v in feeds.items()}]
+        return np.concatenate(list(_POOL.map(lambda part: self.session.run(None, part)[0][:, 1], parts))).astype(
+            np.float64
+        )
 
     def _feeds(self, cleaned: Sequence[Mapping[str, Any]], changed: list[list[int]] | None) -> dict[str, np.ndarray]:
         """Model inputs for cleaned applicants. With `changed`, each applicant is followed by one copy
@@ -126,15 +151,18 @@ class Scorer:
                 validate_categories(r)
             columns = {name: [r.get(name) for r in records] for name in contract.NAMES}
             cleaned_columns, _ = rules.clean_columns(columns, len(records))
-            p_all = self.session.run(None, pipeline.column_feeds(cleaned_columns))[0][:, 1].astype(np.float64)
-            return [Scored(float(p), "deny" if p >= self.threshold else "approve", band(float(p)), []) for p in p_all]
+            p_all = self.run(pipeline.column_feeds(cleaned_columns))
+            decisions = np.where(p_all >= self.threshold, "deny", "approve").tolist()
+            return [
+                Scored(p, d, b, []) for p, d, b in zip(p_all.tolist(), decisions, bands(p_all).tolist(), strict=True)
+            ]
         cleaned = [rules.clean(validate_categories(r)) for r in records]
         if not cleaned:
             return []
         changed = [
             [k for k, f in enumerate(contract.FEATURES) if row[f.name] != self.reference[f.name]] for row in cleaned
         ]
-        raw = self.session.run(None, self._feeds(cleaned, changed if explain else None))[0][:, 1].astype(np.float64)
+        raw = self.run(self._feeds(cleaned, changed if explain else None))
         out = []
         pos = 0
         for row, ks in zip(cleaned, changed, strict=True):

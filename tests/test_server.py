@@ -159,6 +159,19 @@ def test_batch_scores_valid_rows_and_reports_invalid_ones(client):
     assert not fourth["ok"] and fourth["index"] == 3
 
 
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"person_age": 30}', "must be a JSON array"),
+        (b'[{"person_age": 30', "Malformed JSON"),
+        (b"", "Malformed JSON"),
+    ],
+)
+def test_batch_body_that_is_not_an_array_of_objects(client, body, message):
+    r = client.post("/v1/score/batch", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 400 and message in r.text
+
+
 def test_batch_limit(models, monkeypatch):
     monkeypatch.setenv("CASHSCORE_MAX_BATCH", "3")
     with TestClient(app=create_app(models, api_key="")) as c:

@@ -271,6 +271,185 @@ def _check_writable(models: Path) -> None:
         raise CashscoreError(f"{models}: cannot write the model here: {exc.strerror or exc}") from None
 
 
+@dataclass
+class TrainingPart:
+    """The rows every candidate is cross-validated on (the test split never enters here)."""
+
+    X: pd.DataFrame
+    y: np.ndarray
+    amount: np.ndarray
+    cv: StratifiedKFold
+
+    def oof(self, estimator: Any, folds: StratifiedKFold | None = None) -> np.ndarray:
+        """Out-of-fold probabilities of default (samplers inside the pipeline see training folds only)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=UserWarning)
+            return cross_val_predict(estimator, self.X, self.y, cv=folds or self.cv, method="predict_proba")[:, 1]
+
+
+def compare(cfg: Config, part: TrainingPart, out: Callable[[str], None]) -> list[Candidate]:
+    """Every family with every balancing strategy, cross-validated on the same folds."""
+    candidates: list[Candidate] = []
+    for family in cfg.families:
+        for strategy in cfg.strategies:
+            if family == "knn" and strategy == "class_weight":
+                continue  # k-NN takes no class weights
+            t0 = time.perf_counter()
+            p = part.oof(build(cfg, family, strategy, {}))
+            cand = Candidate(family, strategy, {}, evaluation.summary(part.y, p, cfg, part.amount))
+            cand.seconds = time.perf_counter() - t0
+            candidates.append(cand)
+            m = cand.metrics
+            out(
+                f"  {family:<13} {strategy:<12} ROC-AUC {m['roc_auc']:.4f}  PR-AUC {m['pr_auc']:.4f}  "
+                f"KS {m['ks']:.3f}  Brier {m['brier']:.4f}  ({cand.seconds:.1f} s)"
+            )
+    return candidates
+
+
+def choose(cfg: Config, candidates: list[Candidate]) -> Candidate:
+    """The candidate to tune: the best ROC-AUC among families that can be held monotonic.
+
+    ROC-AUC differences within the tolerance are noise (on the real dump, no weighting and class
+    weights differ by 0.0003): among those, the best-calibrated candidate (lowest Brier) wins.
+    """
+    eligible = [c for c in candidates if c.family in MONOTONIC_FAMILIES] or candidates
+    top_auc = max(c.metrics["roc_auc"] for c in eligible)
+    return min(
+        (c for c in eligible if c.metrics["roc_auc"] >= top_auc - cfg.tuning_tolerance),
+        key=lambda c: c.metrics["brier"],
+    )
+
+
+def tune(cfg: Config, best: Candidate, part: TrainingPart, out: Callable[[str], None]) -> tuple[dict[str, Any], float]:
+    """A small seeded random search over the family's grid.
+
+    Returns:
+        The chosen parameters and their CV ROC-AUC: among the settings within the tolerance of the
+        best score, the one with the fewest trees (every tree costs serving time).
+    """
+    rng = np.random.default_rng(cfg.seed)
+    grid = _family_specs(cfg)[best.family][2]
+    tried: list[tuple[dict[str, Any], float]] = [({}, best.metrics["roc_auc"])]
+    # A 1000-tree setting is always tried: the best of the search on the real dump.
+    anchors = (
+        [
+            {
+                "n_estimators": 1000,
+                "learning_rate": 0.03,
+                "num_leaves": 31,
+                "min_child_samples": 20,
+                "colsample_bytree": 0.7,
+                "reg_lambda": 1.0,
+            }
+        ]
+        if best.family == "lightgbm" and not cfg.quick
+        else []
+    )
+    for anchor in anchors:
+        tried.append((anchor, evaluation.roc_auc(part.y, part.oof(build(cfg, best.family, best.strategy, anchor)))))
+        out(f"  tuning {anchor}: ROC-AUC {tried[-1][1]:.4f}")
+    for _ in range(cfg.tuning_iterations):
+        params = {k: v[int(rng.integers(len(v)))] for k, v in grid.items()}
+        if any(params == t[0] for t in tried):
+            continue
+        t0 = time.perf_counter()
+        score = evaluation.roc_auc(part.y, part.oof(build(cfg, best.family, best.strategy, params)))
+        tried.append((params, score))
+        out(f"  tuning {params}: ROC-AUC {score:.4f} ({time.perf_counter() - t0:.1f} s)")
+    # onnxruntime needs about 20 µs a row per 1000 trees.
+    top = max(score for _, score in tried)
+    close = [t for t in tried if t[1] >= top - cfg.tuning_tolerance]
+    params, cv_auc = min(close, key=lambda t: (_trees(cfg, best.family, t[0]), -t[1]))
+    out(f"chosen parameters: {params or 'defaults'} (CV ROC-AUC {cv_auc:.4f}; best {top:.4f})")
+    return params, cv_auc
+
+
+def calibrate(cfg: Config, estimator: Any, part: TrainingPart) -> tuple[float, float, float]:
+    """Platt scaling on out-of-fold log-odds (resampling and class weights distort probabilities),
+    then the decision threshold by the configured policy.
+
+    Returns:
+        (slope a, intercept b, threshold).
+    """
+    cal_cv = StratifiedKFold(cfg.calibration_folds, shuffle=True, random_state=cfg.seed + 1)
+    raw_oof = part.oof(estimator, cal_cv)
+    a, b = evaluation.fit_platt(raw_oof, part.y)
+    threshold = evaluation.choose_threshold(part.y, modelfile.platt(raw_oof, a, b), cfg, part.amount)
+    return a, b, threshold
+
+
+@dataclass
+class Exported:
+    """The final model as ONNX, proven against its sklearn pipeline on the test split."""
+
+    onnx_model: Any
+    session: Any
+    p_test: np.ndarray
+    fit_seconds: float
+    max_diff: float
+    flips: int
+    monotonic: dict[str, int]
+
+
+def export(estimator: Any, part: TrainingPart, X_test: pd.DataFrame, a: float, b: float, threshold: float) -> Exported:
+    """Fit on the whole training part, convert without sampler, and prove parity and monotonicity.
+
+    Raises:
+        CashscoreError: when onnxruntime and sklearn disagree or monotonicity breaks (nothing saved).
+    """
+    import onnxruntime
+
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=UserWarning)
+        fitted = clone(estimator).fit(part.X, part.y)
+    fit_seconds = time.perf_counter() - t0
+    served = without_sampler(fitted)
+    p_test = modelfile.platt(served.predict_proba(X_test)[:, 1], a, b)
+    onnx_model = modelfile.to_onnx(served, a, b)
+    session = onnxruntime.InferenceSession(onnx_model.SerializeToString(), providers=["CPUExecutionProvider"])
+    p_onnx = session.run(None, pipeline.onnx_feeds(X_test))[0][:, 1]
+    max_diff = float(np.max(np.abs(p_onnx - p_test)))
+    flips = int(np.sum((p_onnx >= threshold) != (p_test >= threshold)))
+    if max_diff > 1e-4 or flips:
+        raise CashscoreError(f"ONNX parity failed: max |Δp| {max_diff:.2e}, {flips} decision flips; model not saved")
+    monotonic = evaluation.monotonic_violations(session, X_test)
+    if any(monotonic.values()):
+        raise CashscoreError(f"the model breaks monotonicity {monotonic}; model not saved")
+    return Exported(onnx_model, session, p_test, fit_seconds, max_diff, flips, monotonic)
+
+
+def write(
+    db: Path, models: Path, onnx_model: Any, meta: dict[str, Any], tables: dict[str, Any], started: float
+) -> None:
+    """Write the model, its metadata, the report and the model_eval tables beside the old ones, then
+    swap the files in: a failure leaves the previous model untouched. Completes `meta`."""
+    sweep_stale(models / modelfile.MODEL_FILE)
+    with build_dir(models / modelfile.MODEL_FILE, "train") as work:
+        onnx_path = work / modelfile.MODEL_FILE
+        onnx_path.write_bytes(onnx_model.SerializeToString())
+        digest = modelfile.sha256(onnx_path)
+        meta["model_version"] = f"{datetime.fromisoformat(meta['created_at']):%Y%m%dT%H%M%SZ}-{digest[:8]}"
+        meta["onnx"] = {
+            "file": modelfile.MODEL_FILE,
+            "sha256": digest,
+            "inputs": [
+                {"name": n, "type": "float32" if n in contract.NUMERIC else "string", "shape": [None, 1]}
+                for n in contract.NAMES
+            ],
+            "output": {"name": modelfile.OUTPUT, "shape": [None, 2], "column_1": "probability of default"},
+        }
+        meta["timings"]["total_seconds"] = time.perf_counter() - started
+        (work / modelfile.META_FILE).write_text(json.dumps(meta, indent=2, default=_json_default), encoding="utf-8")
+        (work / modelfile.REPORT_FILE).write_text(report.render(meta, tables), encoding="utf-8")
+        evaluation.write_tables(db, tables, meta["model_version"])
+        for name in (modelfile.REPORT_FILE, modelfile.MODEL_FILE, modelfile.META_FILE):
+            with (work / name).open("rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(work / name, models / name)
+
+
 def run(
     db: Path, models: Path, quick: bool = False, say: Callable[[str], None] | None = None, **overrides: Any
 ) -> dict[str, Any]:
@@ -301,123 +480,39 @@ def run(
     X_train, X_test, y_train, y_test, _, amount_test = train_test_split(
         X_all, y_all, df["loan_amnt"].to_numpy(), test_size=cfg.test_size, stratify=y_all, random_state=cfg.seed
     )
-    amount_train = X_train["loan_amnt"].fillna(X_train["loan_amnt"].median()).to_numpy(dtype=float)
+    part = TrainingPart(
+        X_train,
+        y_train,
+        X_train["loan_amnt"].fillna(X_train["loan_amnt"].median()).to_numpy(dtype=float),
+        StratifiedKFold(cfg.folds, shuffle=True, random_state=cfg.seed),
+    )
     out(f"training rows {len(X_train):,}, held-out test rows {len(X_test):,}, defaults {y_all.mean():.2%}")
-    cv = StratifiedKFold(cfg.folds, shuffle=True, random_state=cfg.seed)
-    specs = _family_specs(cfg)
 
-    def oof(estimator: Any, folds: StratifiedKFold = cv) -> np.ndarray:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", category=UserWarning)
-            return cross_val_predict(estimator, X_train, y_train, cv=folds, method="predict_proba")[:, 1]
-
-    # 1. Compare every family with every balancing strategy, on the same folds.
-    candidates: list[Candidate] = []
-    for family in cfg.families:
-        for strategy in cfg.strategies:
-            if family == "knn" and strategy == "class_weight":
-                continue  # k-NN takes no class weights
-            t0 = time.perf_counter()
-            p = oof(build(cfg, family, strategy, {}))
-            cand = Candidate(family, strategy, {}, evaluation.summary(y_train, p, cfg, amount_train))
-            cand.seconds = time.perf_counter() - t0
-            candidates.append(cand)
-            m = cand.metrics
-            out(
-                f"  {family:<13} {strategy:<12} ROC-AUC {m['roc_auc']:.4f}  PR-AUC {m['pr_auc']:.4f}  "
-                f"KS {m['ks']:.3f}  Brier {m['brier']:.4f}  ({cand.seconds:.1f} s)"
-            )
-    eligible = [c for c in candidates if c.family in MONOTONIC_FAMILIES] or candidates
-    # ROC-AUC differences within the tolerance are noise (on the real dump, no weighting and class
-    # weights differ by 0.0003): among those, the best-calibrated candidate (lowest Brier) wins.
-    top_auc = max(c.metrics["roc_auc"] for c in eligible)
-    best = min(
-        (c for c in eligible if c.metrics["roc_auc"] >= top_auc - cfg.tuning_tolerance),
-        key=lambda c: c.metrics["brier"],
-    )
+    candidates = compare(cfg, part, out)
+    best = choose(cfg, candidates)
     out(f"best monotonic-capable candidate: {best.family} + {best.strategy} (CV ROC-AUC {best.metrics['roc_auc']:.4f})")
-
-    # 2. Tune the best family modestly: a small seeded random search over its grid.
-    rng = np.random.default_rng(cfg.seed)
-    grid = specs[best.family][2]
-    tried: list[tuple[dict[str, Any], float]] = [({}, best.metrics["roc_auc"])]
-    # A 1000-tree setting is always tried: the best of the search on the real dump.
-    anchors = (
-        [
-            {
-                "n_estimators": 1000,
-                "learning_rate": 0.03,
-                "num_leaves": 31,
-                "min_child_samples": 20,
-                "colsample_bytree": 0.7,
-                "reg_lambda": 1.0,
-            }
-        ]
-        if best.family == "lightgbm" and not cfg.quick
-        else []
-    )
-    for anchor in anchors:
-        tried.append((anchor, evaluation.roc_auc(y_train, oof(build(cfg, best.family, best.strategy, anchor)))))
-        out(f"  tuning {anchor}: ROC-AUC {tried[-1][1]:.4f}")
-    for _ in range(cfg.tuning_iterations):
-        params = {k: v[int(rng.integers(len(v)))] for k, v in grid.items()}
-        if any(params == t[0] for t in tried):
-            continue
-        t0 = time.perf_counter()
-        score = evaluation.roc_auc(y_train, oof(build(cfg, best.family, best.strategy, params)))
-        tried.append((params, score))
-        out(f"  tuning {params}: ROC-AUC {score:.4f} ({time.perf_counter() - t0:.1f} s)")
-    # Every tree costs serving time (onnxruntime: about 22 µs a row per 1000 trees): among the
-    # settings within the tolerance of the best CV score, the one with the fewest trees wins.
-    top = max(score for _, score in tried)
-    close = [t for t in tried if t[1] >= top - cfg.tuning_tolerance]
-    params, cv_auc = min(close, key=lambda t: (_trees(cfg, best.family, t[0]), -t[1]))
-    out(f"chosen parameters: {params or 'defaults'} (CV ROC-AUC {cv_auc:.4f}; best {top:.4f})")
-
-    # 3. Calibrate on out-of-fold scores (resampling and class weights distort probabilities).
+    params, cv_auc = tune(cfg, best, part, out)
     estimator = build(cfg, best.family, best.strategy, params)
-    cal_cv = StratifiedKFold(cfg.calibration_folds, shuffle=True, random_state=cfg.seed + 1)
-    raw_oof = oof(estimator, cal_cv)
-    a, b = evaluation.fit_platt(raw_oof, y_train)
-    cal_oof = modelfile.platt(raw_oof, a, b)
-    threshold = evaluation.choose_threshold(y_train, cal_oof, cfg, amount_train)
+    a, b, threshold = calibrate(cfg, estimator, part)
     out(f"calibration: sigmoid(a·logit(p) + b), a={a:.4f}, b={b:.4f}; threshold {threshold:.4f} by {cfg.policy}")
+    final = export(estimator, part, X_test, a, b, threshold)
+    out(
+        f"parity sklearn vs onnxruntime on {len(X_test):,} test rows: max |Δp| {final.max_diff:.2e}, "
+        f"{final.flips} decision flips"
+    )
 
-    # 4. Final fit on the whole training part, export without sampler, prove parity on the test split.
-    t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=UserWarning)
-        fitted = clone(estimator).fit(X_train, y_train)
-    fit_seconds = time.perf_counter() - t0
-    served = without_sampler(fitted)
-    p_test = modelfile.platt(served.predict_proba(X_test)[:, 1], a, b)
-    onnx_model = modelfile.to_onnx(served, a, b)
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(onnx_model.SerializeToString(), providers=["CPUExecutionProvider"])
-    p_onnx = session.run(None, pipeline.onnx_feeds(X_test))[0][:, 1]
-    max_diff = float(np.max(np.abs(p_onnx - p_test)))
-    flips = int(np.sum((p_onnx >= threshold) != (p_test >= threshold)))
-    out(f"parity sklearn vs onnxruntime on {len(X_test):,} test rows: max |Δp| {max_diff:.2e}, {flips} decision flips")
-    if max_diff > 1e-4 or flips:
-        raise CashscoreError(f"ONNX parity failed: max |Δp| {max_diff:.2e}, {flips} decision flips; model not saved")
-    monotonic = evaluation.monotonic_violations(session, X_test)
-    if any(monotonic.values()):
-        raise CashscoreError(f"the model breaks monotonicity {monotonic}; model not saved")
-
-    # 5. Evaluate once on the held-out test split.
-    test_metrics = evaluation.summary(y_test, p_test, cfg, amount_test, threshold=threshold)
-    importance = evaluation.permutation_importance(session, X_test, y_test, cfg.seed)
+    # The held-out test split, used once.
+    test_metrics = evaluation.summary(y_test, final.p_test, cfg, amount_test, threshold=threshold)
+    importance = evaluation.permutation_importance(final.session, X_test, y_test, cfg.seed)
     out(
         f"held-out test: ROC-AUC {test_metrics['roc_auc']:.4f}  PR-AUC {test_metrics['pr_auc']:.4f}  "
         f"KS {test_metrics['ks']:.3f}  Gini {test_metrics['gini']:.3f}  Brier {test_metrics['brier']:.4f}  "
         f"accuracy {test_metrics['accuracy']:.4f}"
     )
-    created = datetime.now(UTC)
-    tables = evaluation.tables(candidates, y_test, p_test, importance, test_metrics)
+    tables = evaluation.tables(candidates, y_test, final.p_test, importance, test_metrics)
     meta: dict[str, Any] = {
         "format_version": modelfile.FORMAT_VERSION,
-        "created_at": created.isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "data": {
             "database": str(db),
             "fingerprint": fingerprint(df),
@@ -444,37 +539,13 @@ def run(
         },
         "metrics": {"test": test_metrics, "cv": best.metrics},
         "candidates": [asdict(c) for c in candidates],
-        "parity": {"max_abs_diff": max_diff, "decision_flips": flips, "rows": len(X_test)},
-        "monotonic_violations": monotonic,
+        "parity": {"max_abs_diff": final.max_diff, "decision_flips": final.flips, "rows": len(X_test)},
+        "monotonic_violations": final.monotonic,
         "config": asdict(cfg),
-        "timings": {"total_seconds": 0.0, "final_fit_seconds": fit_seconds},
+        "timings": {"total_seconds": 0.0, "final_fit_seconds": final.fit_seconds},
         "libraries": evaluation.library_versions(),
     }
-
-    # 6. Write everything beside the old artefacts, then swap: a failure leaves the old model.
-    sweep_stale(models / modelfile.MODEL_FILE)
-    with build_dir(models / modelfile.MODEL_FILE, "train") as work:
-        onnx_path = work / modelfile.MODEL_FILE
-        onnx_path.write_bytes(onnx_model.SerializeToString())
-        digest = modelfile.sha256(onnx_path)
-        meta["model_version"] = f"{created:%Y%m%dT%H%M%SZ}-{digest[:8]}"
-        meta["onnx"] = {
-            "file": modelfile.MODEL_FILE,
-            "sha256": digest,
-            "inputs": [
-                {"name": n, "type": "float32" if n in contract.NUMERIC else "string", "shape": [None, 1]}
-                for n in contract.NAMES
-            ],
-            "output": {"name": modelfile.OUTPUT, "shape": [None, 2], "column_1": "probability of default"},
-        }
-        meta["timings"]["total_seconds"] = time.perf_counter() - started
-        (work / modelfile.META_FILE).write_text(json.dumps(meta, indent=2, default=_json_default), encoding="utf-8")
-        (work / modelfile.REPORT_FILE).write_text(report.render(meta, tables), encoding="utf-8")
-        evaluation.write_tables(db, tables, meta["model_version"])
-        for name in (modelfile.REPORT_FILE, modelfile.MODEL_FILE, modelfile.META_FILE):
-            with (work / name).open("rb") as handle:
-                os.fsync(handle.fileno())
-            os.replace(work / name, models / name)
+    write(db, models, final.onnx_model, meta, tables, started)
     out(
         f"wrote {models / modelfile.MODEL_FILE} ({meta['model_version']}), its metadata and report "
         f"in {meta['timings']['total_seconds']:.0f} s"

@@ -206,3 +206,17 @@ def test_real_dump_model_reaches_the_target(real_trained):
     assert meta["monotonic_violations"] == {name: 0 for name in meta["monotonic_violations"]}
     assert meta["parity"]["max_abs_diff"] <= 1e-4 and meta["parity"]["decision_flips"] == 0
     assert len(meta["candidates"]) == 19
+
+
+def test_choice_among_candidates_within_noise_goes_to_the_better_calibrated():
+    cfg = train.Config.from_env()
+
+    def cand(family, strategy, auc, brier):
+        return train.Candidate(family, strategy, metrics={"roc_auc": auc, "brier": brier})
+
+    weighted = cand("lightgbm", "class_weight", 0.9396, 0.068)
+    plain = cand("lightgbm", "none", 0.9393, 0.058)
+    knn = cand("knn", "none", 0.99, 0.01)  # cannot be held monotonic: never served
+    assert train.choose(cfg, [weighted, plain, knn]) is plain
+    clearly_better = cand("hist_gb", "class_weight", 0.9420, 0.070)
+    assert train.choose(cfg, [weighted, plain, clearly_better]) is clearly_better

@@ -13,6 +13,7 @@ from typing import Any
 
 import duckdb
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from cashscore.errors import CashscoreError
@@ -33,20 +34,29 @@ def reason_texts(scorer: Scorer, cleaned: dict[str, np.ndarray], p: np.ndarray, 
     """The server's reasons, joined as text, for the rows in `which` ("" elsewhere).
 
     One model call scores every selected row with each feature in turn set to the typical
-    applicant's value, as the server does for one applicant.
+    applicant's value, as the server does for one applicant; a row whose value already is the
+    typical one needs no model row (about a fifth of them on the real dump).
     """
     texts = np.full(len(p), "", dtype=object)
     rows = np.flatnonzero(which)
     if not len(rows):
         return texts
     sub = {name: col[rows] for name, col in cleaned.items()}
-    blocks = []
+    blocks, differing = [], []
     for f in contract.FEATURES:
         typical = scorer.reference[f.name]
-        column = np.full(len(rows), np.nan if typical is None else typical, dtype=sub[f.name].dtype)
-        blocks.append({**sub, f.name: column})
+        own = sub[f.name]
+        idx = np.flatnonzero(~pd.isna(own) if typical is None else ~(own == typical))
+        column = np.full(len(idx), np.nan if typical is None else typical, dtype=own.dtype)
+        blocks.append({**{name: col[idx] for name, col in sub.items()}, f.name: column})
+        differing.append(idx)
     variants = {name: np.concatenate([b[name] for b in blocks]) for name in contract.NAMES}
-    typical_p = probabilities(scorer, variants).reshape(len(contract.FEATURES), len(rows)).T
+    scored = probabilities(scorer, variants)
+    typical_p = np.repeat(p[rows][:, None], len(contract.FEATURES), axis=1)
+    start = 0
+    for k, idx in enumerate(differing):
+        typical_p[idx, k] = scored[start : start + len(idx)]
+        start += len(idx)
     for j, i in enumerate(rows):
         record = {name: _python(sub[name][j]) for name in contract.NAMES}
         texts[i] = " | ".join(r["text"] for r in scorer.reasons(record, p[i], typical_p[j]))

@@ -314,3 +314,15 @@ def test_sighup_reload_refuses_a_bad_model_and_keeps_serving(models, trained):
         time.sleep(1)
         ready = json.loads(urllib.request.urlopen(f"{base}/health/ready", timeout=5).read())
         assert ready == {"status": "ready", "model_version": "sighup-v2"}
+
+
+def test_a_score_never_depends_on_its_batch(models, trained):
+    import duckdb
+
+    with duckdb.connect(str(trained[0]), read_only=True) as con:
+        mart = con.execute("select * from marts.applicants order by loan_id limit 600").df()
+    feeds = pipeline.onnx_feeds(pipeline.frame(mart))
+    scorer = Scorer(modelfile.load_verified(models))
+    together = scorer.run(feeds)  # 600 rows: two halves scored at once
+    alone = [scorer.run({k: v[i : i + 1] for k, v in feeds.items()})[0] for i in range(len(together))]
+    assert together.tolist() == alone

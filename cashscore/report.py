@@ -144,8 +144,11 @@ def render(meta: dict[str, Any], tables: dict[str, pd.DataFrame]) -> str:
 {meta["data"]["fingerprint"][:16]}…</p>
 <h2>Chosen model</h2>
 <p><b>{html.escape(chosen[0])}</b> with balancing <b>{html.escape(chosen[1])}</b>, parameters
-<code>{html.escape(str(meta["model"]["params"] or "defaults"))}</code>, chosen as the best cross-validated ROC-AUC
-among families that can be held monotonic; probabilities calibrated by {html.escape(meta["calibration"]["method"])}
+<code>{html.escape(str(meta["model"]["params"] or "defaults"))}</code> (cross-validated ROC-AUC
+{meta["model"]["cv_roc_auc"]:.4f}). Among families that can be held monotonic, candidates within
+{meta["config"]["tuning_tolerance"]} of the best cross-validated ROC-AUC are told apart by Brier score; the tuning
+search then keeps the setting with the fewest trees within the same tolerance.
+Probabilities calibrated by {html.escape(meta["calibration"]["method"])}
 (a={meta["calibration"]["a"]:.4f}, b={meta["calibration"]["b"]:.4f}).
 Decision: deny when the probability of default is at least <b>{policy["value"]:.4f}</b>, chosen by the
 <b>{html.escape(policy["policy"])}</b> policy (loss given default {policy["lgd"]}, interest margin {policy["margin"]},

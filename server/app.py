@@ -160,7 +160,7 @@ async def score_batch(request: Request, reasons: FromQuery[bool] = True) -> Batc
             continue
         rows.append(BatchRow(index=i, id=applicant.id))
         valid.append((len(rows) - 1, record))
-    results = scorer.score([r for _, r in valid], explain=reasons)
+    results = scorer.score_valid([r for _, r in valid], explain=reasons)
     for (pos, _), result in zip(valid, results, strict=True):
         rows[pos].score = _score_response(scorer, result)
     return BatchResult(model_version=scorer.version, scored=len(valid), rejected=len(items) - len(valid), results=rows)

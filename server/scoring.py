@@ -145,10 +145,13 @@ class Scorer:
         Raises:
             InvalidApplicant: for an unknown category spelling.
         """
+        return self.score_valid([validate_categories(r) for r in records], explain)
+
+    def score_valid(self, records: Sequence[Mapping[str, Any]], explain: bool = True) -> list[Scored]:
+        """`score` for records whose categories `validate_categories` has already accepted (the batch
+        endpoint checks each row itself, to report the invalid ones)."""
         if not explain and len(records) > 32:
             # Many rows, no reasons: the vectorised rules (identical results, tested) and one model call.
-            for r in records:
-                validate_categories(r)
             columns = {name: [r.get(name) for r in records] for name in contract.NAMES}
             cleaned_columns, _ = rules.clean_columns(columns, len(records))
             p_all = self.run(pipeline.column_feeds(cleaned_columns))
@@ -156,7 +159,7 @@ class Scorer:
             return [
                 Scored(p, d, b, []) for p, d, b in zip(p_all.tolist(), decisions, bands(p_all).tolist(), strict=True)
             ]
-        cleaned = [rules.clean(validate_categories(r)) for r in records]
+        cleaned = [rules.clean(r) for r in records]
         if not cleaned:
             return []
         changed = [

@@ -30,6 +30,22 @@ def probabilities(scorer: Scorer, cleaned: dict[str, np.ndarray]) -> np.ndarray:
     return scorer.run(pipeline.column_feeds(cleaned))
 
 
+def score_columns(
+    scorer: Scorer, columns: dict[str, Any], n: int
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """The server's rules on whole columns, then the model on the rows they accept.
+
+    Returns:
+        (cleaned columns, per-row rejection reason or None, probability of default: NaN where rejected).
+    """
+    cleaned, problems = rules.clean_columns(columns, n)
+    ok = problems == None  # noqa: E711
+    p = np.full(n, np.nan)
+    if ok.any():
+        p[ok] = probabilities(scorer, {k: v[ok] for k, v in cleaned.items()})
+    return cleaned, problems, p
+
+
 def reason_texts(scorer: Scorer, cleaned: dict[str, np.ndarray], p: np.ndarray, which: np.ndarray) -> np.ndarray:
     """The server's reasons, joined as text, for the rows in `which` ("" elsewhere).
 
@@ -112,19 +128,19 @@ def score_relation(
     for batch in reader:
         n = batch.num_rows
         columns = {name: batch.column(name).to_numpy(zero_copy_only=False) for name in contract.NAMES if name in names}
-        cleaned, problems = rules.clean_columns(columns, n)
+        cleaned, problems, p_all = score_columns(scorer, columns, n)
         ok = problems == None  # noqa: E711
         if (~ok).any():
             bad = batch.filter(pa.array(~ok))
             rejected.append(bad.append_column("reject_reason", pa.array(problems[~ok].tolist(), pa.string())))
         good = {k: v[ok] for k, v in cleaned.items()}
-        p = probabilities(scorer, good) if ok.any() else np.array([])
-        denied = p >= scorer.threshold
-        which = {"all": np.ones(len(p), bool), "deny": denied, "none": np.zeros(len(p), bool)}[reasons]
+        p = p_all[ok]
+        decisions = scorer.decisions(p)
+        which = {"all": np.ones(len(p), bool), "deny": decisions == "deny", "none": np.zeros(len(p), bool)}[reasons]
         table = pa.Table.from_batches([batch.filter(pa.array(ok))])
         for name, values in (
             ("default_probability", pa.array(p, pa.float64())),
-            ("decision", pa.array(np.where(denied, "deny", "approve").tolist(), pa.string())),
+            ("decision", pa.array(decisions.tolist(), pa.string())),
             ("risk_band", pa.array(bands(p).tolist(), pa.string())),
             ("reasons", pa.array(reason_texts(scorer, good, p, which).tolist(), pa.string())),
             ("model_version", pa.array([scorer.version] * len(p), pa.string())),
@@ -177,14 +193,9 @@ def register_udfs(con: duckdb.DuckDBPyConnection, scorer: Scorer) -> None:
     types = [duckdb.sqltypes.DOUBLE if f.kind == "numeric" else duckdb.sqltypes.VARCHAR for f in contract.FEATURES]
 
     def _probabilities(*arrays: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-        n = len(arrays[0])
         columns = {f.name: a.to_numpy(zero_copy_only=False) for f, a in zip(contract.FEATURES, arrays, strict=True)}
-        cleaned, problems = rules.clean_columns(columns, n)
-        ok = problems == None  # noqa: E711
-        p = np.full(n, np.nan)
-        if ok.any():
-            p[ok] = probabilities(scorer, {k: v[ok] for k, v in cleaned.items()})
-        return p, ok
+        _, problems, p = score_columns(scorer, columns, len(arrays[0]))
+        return p, problems == None  # noqa: E711
 
     def score_default(*arrays: pa.Array) -> pa.Array:
         p, ok = _probabilities(*arrays)
@@ -192,7 +203,7 @@ def register_udfs(con: duckdb.DuckDBPyConnection, scorer: Scorer) -> None:
 
     def score_decision(*arrays: pa.Array) -> pa.Array:
         p, ok = _probabilities(*arrays)
-        return pa.array(np.where(p >= scorer.threshold, "deny", "approve").tolist(), pa.string(), mask=~ok)
+        return pa.array(scorer.decisions(p).tolist(), pa.string(), mask=~ok)
 
     # DuckDB counts the Python function's parameters: give each UDF one per contract field.
     signature = inspect.Signature(

@@ -5,6 +5,7 @@ Nothing here knows about HTTP; the server, the batch scorer and tests call these
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
@@ -17,6 +18,8 @@ from features import contract, pipeline, rules
 
 # Risk bands by probability of default: upper bounds, exclusive.
 BANDS = ((0.05, "very low"), (0.10, "low"), (0.20, "medium"), (0.40, "high"), (1.01, "very high"))
+_UPPERS = np.array([upper for upper, _ in BANDS])
+_NAMES = np.array([name for _, name in BANDS], dtype=object)
 MAX_REASONS = 4
 # Model inputs of this many rows or more are scored in two halves at once, one per core.
 SPLIT_ROWS = 256
@@ -43,14 +46,12 @@ class Scored(NamedTuple):
 
 def band(p: float) -> str:
     """The risk band of a probability of default."""
-    return next(name for upper, name in BANDS if p < upper)
+    return str(_NAMES[bisect_right(_UPPERS, p)])
 
 
 def bands(p: np.ndarray) -> np.ndarray:
     """`band` for a whole array of probabilities."""
-    uppers = np.array([u for u, _ in BANDS])
-    names = np.array([n for _, n in BANDS], dtype=object)
-    return names[np.searchsorted(uppers, p, side="right")]
+    return _NAMES[np.searchsorted(_UPPERS, p, side="right")]
 
 
 def validate_categories(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -95,6 +96,10 @@ class Scorer:
     def probabilities(self, cleaned: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Probabilities of default for applicants already cleaned by `features.rules.clean`."""
         return self.run(self._feeds(cleaned, None))
+
+    def decisions(self, p: np.ndarray) -> np.ndarray:
+        """ "deny" where the probability of default reaches the threshold, "approve" elsewhere."""
+        return np.where(np.asarray(p) >= self.threshold, "deny", "approve")
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
         """The model's probability of default for each row of its inputs.
@@ -155,7 +160,7 @@ class Scorer:
             columns = {name: [r.get(name) for r in records] for name in contract.NAMES}
             cleaned_columns, _ = rules.clean_columns(columns, len(records))
             p_all = self.run(pipeline.column_feeds(cleaned_columns))
-            decisions = np.where(p_all >= self.threshold, "deny", "approve").tolist()
+            decisions = self.decisions(p_all).tolist()
             return [
                 Scored(p, d, b, []) for p, d, b in zip(p_all.tolist(), decisions, bands(p_all).tolist(), strict=True)
             ]

@@ -33,7 +33,6 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 
 from cashscore import evaluation, modelfile, report
-from cashscore.atomic import build_dir, sweep_stale
 from cashscore.errors import CashscoreError
 from cashscore.export import connect
 from features import contract, pipeline
@@ -433,31 +432,29 @@ def export(estimator: Any, part: TrainingPart, X_test: pd.DataFrame, a: float, b
 def write(
     db: Path, models: Path, onnx_model: Any, meta: dict[str, Any], tables: dict[str, Any], started: float
 ) -> None:
-    """Write the model, its metadata, the report and the model_eval tables beside the old ones, then
-    swap the files in: a failure leaves the previous model untouched. Completes `meta`."""
-    sweep_stale(models / modelfile.MODEL_FILE)
-    with build_dir(models / modelfile.MODEL_FILE, "train") as work:
-        onnx_path = work / modelfile.MODEL_FILE
-        onnx_path.write_bytes(onnx_model.SerializeToString())
-        digest = modelfile.sha256(onnx_path)
-        meta["model_version"] = f"{datetime.fromisoformat(meta['created_at']):%Y%m%dT%H%M%SZ}-{digest[:8]}"
-        meta["onnx"] = {
-            "file": modelfile.MODEL_FILE,
-            "sha256": digest,
-            "inputs": [
-                {"name": n, "type": "float32" if n in contract.NUMERIC else "string", "shape": [None, 1]}
-                for n in contract.NAMES
-            ],
-            "output": {"name": modelfile.OUTPUT, "shape": [None, 2], "column_1": "probability of default"},
-        }
-        meta["timings"]["total_seconds"] = time.perf_counter() - started
-        (work / modelfile.META_FILE).write_text(json.dumps(meta, indent=2, default=_json_default), encoding="utf-8")
-        (work / modelfile.REPORT_FILE).write_text(report.render(meta, tables), encoding="utf-8")
-        evaluation.write_tables(db, tables, meta["model_version"])
-        for name in (modelfile.REPORT_FILE, modelfile.MODEL_FILE, modelfile.META_FILE):
-            with (work / name).open("rb") as handle:
-                os.fsync(handle.fileno())
-            os.replace(work / name, models / name)
+    """Publish the model, its card and report as a new version, then its model_eval rows, then
+    switch `models/current` to it: a failure at any step leaves the previous model served. Completes `meta`."""
+    onnx_bytes = onnx_model.SerializeToString()
+    meta["onnx"] = {
+        "file": modelfile.MODEL_FILE,
+        "sha256": hashlib.sha256(onnx_bytes).hexdigest(),
+        "inputs": [
+            {"name": n, "type": "float32" if n in contract.NUMERIC else "string", "shape": [None, 1]}
+            for n in contract.NAMES
+        ],
+        "output": {"name": modelfile.OUTPUT, "shape": [None, 2], "column_1": "probability of default"},
+    }
+    meta["timings"]["total_seconds"] = time.perf_counter() - started
+    # Plain JSON types from here on, so the version hashed now is the one verified on load.
+    meta.update(json.loads(json.dumps(meta, default=_json_default)))
+    meta["model_version"] = modelfile.content_version(onnx_bytes, meta)
+    modelfile.publish(
+        models,
+        onnx_bytes,
+        meta,
+        report.render(meta, tables),
+        before_switch=lambda version: evaluation.write_tables(db, tables, version),
+    )
 
 
 def run(
@@ -557,7 +554,8 @@ def run(
     }
     write(db, models, final.onnx_model, meta, tables, started)
     out(
-        f"wrote {models / modelfile.MODEL_FILE} ({meta['model_version']}), its metadata and report "
+        f"published model {meta['model_version']} in {models / modelfile.VERSIONS / meta['model_version']} "
+        f"(model, card, report, manifest) and made it current"
         f"in {meta['timings']['total_seconds']:.0f} s"
     )
     return meta

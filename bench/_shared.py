@@ -36,7 +36,7 @@ def refit(db: Path, models: Path) -> tuple[Any, dict[str, Any], Any]:
     Returns:
         (the plain sklearn pipeline without sampler, the metadata, the whole labelled frame).
     """
-    meta = json.loads((models / modelfile.META_FILE).read_text())
+    meta = json.loads((modelfile.current_folder(models) / modelfile.META_FILE).read_text())
     df = train.load_training(db)
     X = pipeline.frame(df)
     y = df["loan_status"].to_numpy(dtype=int)

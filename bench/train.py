@@ -56,7 +56,7 @@ def main() -> None:
         a, b = meta["calibration"]["a"], meta["calibration"]["b"]
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1
-        sess = onnxruntime.InferenceSession(str(models / modelfile.MODEL_FILE), options)
+        sess = onnxruntime.InferenceSession(str(modelfile.current_folder(models) / modelfile.MODEL_FILE), options)
         big = pd.concat([X] * (100_000 // len(X) + 1), ignore_index=True).head(100_000)
         one = X.head(1)
         feeds_one = pipeline.onnx_feeds(one)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from cashscore import sqlnames
 from cashscore.errors import CashscoreError
 from cashscore.export import copy_to
 from features import contract, pipeline, rules
@@ -166,14 +167,14 @@ def write(con: duckdb.DuckDBPyConnection, table: pa.Table, out: Path) -> None:
 
 def store(con: duckdb.DuckDBPyConnection, table: pa.Table, name: str) -> str:
     """Store scores in the database as schema `scores`, with the scoring time, in one transaction."""
-    if not name.replace("_", "").isalnum():
-        raise CashscoreError(f"--into: {name!r} is not a plain table name (letters, digits, underscores)")
+    sqlnames.plain_name(name, "--into")
+    target = sqlnames.qualified("scores", name)
     con.execute("begin transaction")
     try:
         con.execute("create schema if not exists scores")
         con.register("cashscore_out", table)
         con.execute(
-            f"create or replace table scores.{name} as select *, ?::timestamptz as scored_at from cashscore_out",
+            f"create or replace table {target} as select *, ?::timestamptz as scored_at from cashscore_out",
             [datetime.now(UTC)],
         )
         con.unregister("cashscore_out")

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cashscore import settings
+from cashscore import settings, sqlnames
 from cashscore.errors import CashscoreError
 
 
@@ -33,7 +33,14 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from cashscore.restore import restore
 
     conf = settings.load()
-    result = restore(args.paths, args.db, conf.sql_dir, audit=not args.no_audits)
+    result = restore(
+        args.paths,
+        args.db,
+        conf.sql_dir,
+        audit=not args.no_audits,
+        force=args.force,
+        max_shrink=conf.restore_max_shrink,
+    )
     width = max(len(t) for t in result.rows)
     print(f"restored {len(result.rows)} tables into {result.db}")
     for table, rows in result.rows.items():
@@ -88,23 +95,49 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from cashscore.modelfile import load_verified
 
-    meta = load_verified(args.models).meta  # refuse to start, with the reason, before binding the port
+    # Refuse to start, with the reason, before binding the port.
+    meta = load_verified(args.models, args.model_version).meta
     os.environ["CASHSCORE_MODELS"] = str(args.models.resolve())
     os.environ["CASHSCORE_DB"] = str(args.db.resolve())
+    if args.model_version:
+        os.environ["CASHSCORE_MODEL_VERSION"] = args.model_version
     print(
         f"serving model {meta['model_version']}: dashboard http://{args.host}:{args.port}/, "
         f"API http://{args.host}:{args.port}/v1/score, docs http://{args.host}:{args.port}/schema/swagger",
         flush=True,
     )
+    from server.protocol import BoundedHttpToolsProtocol
+
     uvicorn.run(
         "server.app:create_app",
         factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,
+        http=BoundedHttpToolsProtocol,  # header size and count, read timeout
+        timeout_keep_alive=5,
         log_level=os.environ.get("CASHSCORE_LOG_LEVEL", "warning"),
         access_log=False,  # applicant data travels in query strings: never log them
     )
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from cashscore import modelfile
+
+    if args.use:
+        modelfile.load_verified(args.models, args.use)  # only a complete, intact version can become current
+        modelfile.switch(args.models, args.use)
+        print(
+            f"{args.models / modelfile.CURRENT} now names {args.use}; reload a running server (SIGHUP or /admin/reload)"
+        )
+        return 0
+    current = modelfile.current_version(args.models)
+    found = modelfile.versions(args.models)
+    if not found:
+        raise CashscoreError(f"{args.models}: no model versions; run `cashscore train --models {args.models}` first")
+    for version in found:
+        print(f"{'*' if version == current else ' '} {version}  {args.models / modelfile.VERSIONS / version}")
     return 0
 
 
@@ -131,9 +164,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     con, scorer = _scoring_connection(args.db, args.models, read_only=args.into is None)
     try:
         if args.table:
-            if not all(part.replace("_", "").isalnum() for part in args.table.split(".")):
-                raise CashscoreError(f"--table: {args.table!r} is not a table or view name")
-            query = f"select * from {args.table}"
+            parts = sqlnames.relation_name(args.table, "--table")
+            query = f"select * from {'.'.join(sqlnames.quote(p) for p in parts)}"
         else:
             query = args.sql
         try:
@@ -215,6 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="dump files (.sql, .sql.gz) or folders of them")
     p.add_argument("--db", type=Path, default=conf.db, help=f"database to create or replace (default {conf.db})")
     p.add_argument("--no-audits", action="store_true", help="skip the SQL audits (they read the whole mart)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the database even with empty required tables, a table shrinking by more than "
+        f"{conf.restore_max_shrink * 100:.0f}%% (CASHSCORE_RESTORE_MAX_SHRINK) or a file that is not a database",
+    )
     p.set_defaults(func=cmd_restore)
 
     p = sub.add_parser("export", help="export the joined applicants mart as CSV or Parquet")
@@ -251,7 +289,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=_positive, default=conf.workers, help=f"worker processes (default {conf.workers})")
     p.add_argument("--models", type=Path, default=conf.models, help=f"model folder (default {conf.models})")
     p.add_argument("--db", type=Path, default=conf.db, help=f"database the dashboard reads (default {conf.db})")
+    p.add_argument(
+        "--model-version",
+        default=conf.model_version,
+        help="serve this version instead of the current one (CASHSCORE_MODEL_VERSION)",
+    )
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("models", help="list the model versions kept, or make one current (rollback)")
+    p.add_argument("--models", type=Path, default=conf.models, help=f"model folder (default {conf.models})")
+    p.add_argument("--use", metavar="VERSION", help="verify VERSION and make it the current model")
+    p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("score", help="score a DuckDB table or query and write CSV/Parquet/JSON or a table")
     source = p.add_mutually_exclusive_group(required=True)
@@ -286,12 +334,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit code: 0 on success, 1 on a user error (with a message on stderr).
     """
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except CashscoreError as exc:
+        print(f"cashscore: error: {exc}", file=sys.stderr)
+        return 1
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
     except CashscoreError as exc:
         print(f"cashscore {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        # A path the user named cannot be read or written: say which, without a traceback.
+        print(f"cashscore {args.command}: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"cashscore {args.command}: interrupted; nothing was replaced", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Translate mysqldump's CREATE TABLE into DuckDB with sqlglot, keeping columns and types only."""
+"""Translate mysqldump's CREATE TABLE into DuckDB: sqlglot parses it, a fixed type map writes it."""
 
 from __future__ import annotations
 
@@ -6,34 +6,75 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
+from cashscore import sqlnames
 from cashscore.dump import Statement
 from cashscore.errors import CashscoreError
 
-# Length and display-width parameters mean nothing to DuckDB (VARCHAR(16), INT(11), TINYINT(1)).
-UNSIZED = {
-    exp.DataType.Type.VARCHAR,
-    exp.DataType.Type.CHAR,
-    exp.DataType.Type.NVARCHAR,
-    exp.DataType.Type.NCHAR,
-    exp.DataType.Type.TEXT,
-    exp.DataType.Type.TINYINT,
-    exp.DataType.Type.UTINYINT,
-    exp.DataType.Type.SMALLINT,
-    exp.DataType.Type.USMALLINT,
-    exp.DataType.Type.MEDIUMINT,
-    exp.DataType.Type.UMEDIUMINT,
-    exp.DataType.Type.INT,
-    exp.DataType.Type.UINT,
-    exp.DataType.Type.BIGINT,
-    exp.DataType.Type.UBIGINT,
-    exp.DataType.Type.DOUBLE,
-    exp.DataType.Type.FLOAT,
-    exp.DataType.Type.BINARY,
-    exp.DataType.Type.VARBINARY,
-    exp.DataType.Type.DATETIME,
-    exp.DataType.Type.TIMESTAMP,
-    exp.DataType.Type.TIME,
+T = exp.DataType.Type
+# MySQL type -> DuckDB type. Nothing from the dump's text reaches the DDL but the names (quoted)
+# and DECIMAL's two integers: an unlisted type is refused rather than guessed.
+TYPES: dict[exp.DataType.Type, str] = {
+    T.BOOLEAN: "BOOLEAN",
+    T.TINYINT: "TINYINT",
+    T.UTINYINT: "UTINYINT",
+    T.SMALLINT: "SMALLINT",
+    T.USMALLINT: "USMALLINT",
+    T.MEDIUMINT: "INTEGER",
+    T.UMEDIUMINT: "UINTEGER",
+    T.INT: "INTEGER",
+    T.UINT: "UINTEGER",
+    T.BIGINT: "BIGINT",
+    T.UBIGINT: "UBIGINT",
+    T.FLOAT: "FLOAT",
+    T.DOUBLE: "DOUBLE",
+    T.CHAR: "VARCHAR",
+    T.NCHAR: "VARCHAR",
+    T.VARCHAR: "VARCHAR",
+    T.NVARCHAR: "VARCHAR",
+    T.TEXT: "VARCHAR",
+    T.TINYTEXT: "VARCHAR",
+    T.MEDIUMTEXT: "VARCHAR",
+    T.LONGTEXT: "VARCHAR",
+    # ENUM and SET values arrive as text; the staging views normalise them like any category.
+    T.ENUM: "VARCHAR",
+    T.SET: "VARCHAR",
+    T.JSON: "VARCHAR",
+    T.BINARY: "BLOB",
+    T.VARBINARY: "BLOB",
+    T.BLOB: "BLOB",
+    T.TINYBLOB: "BLOB",
+    T.MEDIUMBLOB: "BLOB",
+    T.LONGBLOB: "BLOB",
+    T.DATE: "DATE",
+    T.DATETIME: "TIMESTAMP",
+    T.TIMESTAMP: "TIMESTAMP",
+    T.TIMESTAMPTZ: "TIMESTAMP",
+    T.TIME: "TIME",
+    T.YEAR: "SMALLINT",
 }
+DECIMALS = {T.DECIMAL, T.UDECIMAL}
+# DuckDB's DECIMAL holds 38 digits; MySQL's up to 65, which become DOUBLE.
+MAX_DECIMAL_DIGITS = 38
+
+
+def _duckdb_type(kind: exp.DataType, where: str, column: str) -> str:
+    if kind.this in DECIMALS:
+        params = [p.this.this if isinstance(p.this, exp.Literal) else None for p in kind.expressions]
+        digits = [int(p) for p in params if p is not None and str(p).isdigit()]
+        if len(digits) != len(params):
+            raise CashscoreError(f"{where}: column `{column}` has a DECIMAL with parameters that are not numbers")
+        precision, scale = (digits + [10, 0])[:2] if digits else (10, 0)
+        if len(digits) == 1:
+            scale = 0
+        if precision > MAX_DECIMAL_DIGITS:
+            return "DOUBLE"
+        return f"DECIMAL({precision},{scale})"
+    mapped = TYPES.get(kind.this)
+    if mapped is None:
+        raise CashscoreError(
+            f"{where}: column `{column}` has type {kind.sql('mysql')[:40]}, which cashscore does not restore"
+        )
+    return mapped
 
 
 def create_table(stmt: Statement, schema: str = "raw") -> tuple[str, list[tuple[str, str]], str]:
@@ -50,33 +91,31 @@ def create_table(stmt: Statement, schema: str = "raw") -> tuple[str, list[tuple[
         The table name, its (column, DuckDB type) pairs and the DuckDB DDL.
 
     Raises:
-        CashscoreError: when sqlglot cannot parse the statement.
+        CashscoreError: when sqlglot cannot parse the statement, a name breaks MySQL's rules or a
+            type is not in the map.
     """
+    where = stmt.where()
     try:
         tree = sqlglot.parse_one(stmt.text, read="mysql")
     except ParseError as exc:
-        raise CashscoreError(f"{stmt.where()}: cannot parse CREATE TABLE: {exc.errors[0]['description']}") from None
-    if not isinstance(tree, exp.Create) or not isinstance(tree.this, exp.Schema):
-        raise CashscoreError(f"{stmt.where()}: expected CREATE TABLE name (columns ...)")
-    table = tree.this.this.name
-    columns: list[exp.ColumnDef] = []
+        raise CashscoreError(f"{where}: cannot parse CREATE TABLE: {exc.errors[0]['description']}") from None
+    if not isinstance(tree, exp.Create) or not isinstance(tree.this, exp.Schema) or tree.args.get("expression"):
+        raise CashscoreError(f"{where}: expected CREATE TABLE name (columns ...)")
+    table = sqlnames.check_identifier(tree.this.this.name, where, "table name")
+    columns: list[tuple[str, str, bool]] = []
     for node in tree.this.expressions:
         if not isinstance(node, exp.ColumnDef):
             continue  # PRIMARY KEY, KEY, INDEX, UNIQUE, FOREIGN KEY, CONSTRAINT clauses
+        name = sqlnames.check_identifier(node.name, where, "column name")
         kind = node.args.get("kind")
         if kind is None:
-            raise CashscoreError(f"{stmt.where()}: column `{node.name}` of `{table}` has no type")
-        kind = kind.copy()
-        if kind.this in UNSIZED:
-            kind.set("expressions", [])
+            raise CashscoreError(f"{where}: column `{name}` of `{table}` has no type")
         not_null = any(isinstance(c.kind, exp.NotNullColumnConstraint) for c in node.constraints)
-        constraints = [exp.ColumnConstraint(kind=exp.NotNullColumnConstraint())] if not_null else []
-        columns.append(
-            exp.ColumnDef(this=exp.to_identifier(node.name, quoted=True), kind=kind, constraints=constraints)
-        )
+        columns.append((name, _duckdb_type(kind, where, name), not_null))
     if not columns:
-        raise CashscoreError(f"{stmt.where()}: CREATE TABLE `{table}` declares no columns")
-    target = exp.Table(this=exp.to_identifier(table, quoted=True), db=exp.to_identifier(schema, quoted=True))
-    ddl = exp.Create(kind="TABLE", this=exp.Schema(this=target, expressions=columns))
-    types = [(c.name, c.args["kind"].sql("duckdb")) for c in columns]
-    return table, types, ddl.sql("duckdb")
+        raise CashscoreError(f"{where}: CREATE TABLE `{table}` declares no columns")
+    if len({c.lower() for c, _, _ in columns}) != len(columns):
+        raise CashscoreError(f"{where}: CREATE TABLE `{table}` declares a column twice")
+    body = ", ".join(f"{sqlnames.quote(c)} {t}{' NOT NULL' if nn else ''}" for c, t, nn in columns)
+    ddl = f"CREATE TABLE {sqlnames.qualified(schema, table)} ({body})"
+    return table, [(c, t) for c, t, _ in columns], ddl

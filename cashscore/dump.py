@@ -9,12 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from cashscore import sqlnames
 from cashscore.errors import CashscoreError
 
 # A MySQL string literal: backslash escapes and doubled quotes. Possessive quantifiers keep the
 # regex engine from backtracking on megabyte-long INSERT lines.
 STRING = r"'(?:[^'\\]++|\\.|'')*+'"
 STRING_RE = re.compile(STRING, re.S)
+QUOTED_RE = re.compile(STRING + r"|`(?:[^`]|``)*+`", re.S)
 # One VALUES tuple: strings may hold anything, everything else holds no quote and no parenthesis.
 ROW_RE = re.compile(r"\(((?:[^'()]++|" + STRING + r")*+)\)", re.S)
 # A VALUES list, strings replaced by 0, that DuckDB's CSV reader can take as it is: no spaces, no
@@ -23,8 +25,8 @@ _PLAIN_VALUE = r"(?:[0-9.eE+\-]++|NULL)"
 _PLAIN_TUPLE = rf"\({_PLAIN_VALUE}(?:,{_PLAIN_VALUE})*+\)"
 PLAIN_BODY_RE = re.compile(rf"{_PLAIN_TUPLE}(?:,{_PLAIN_TUPLE})*+")
 INSERT_RE = re.compile(
-    r"(?:INSERT|REPLACE)\s+(?:IGNORE\s+)?INTO\s+((?:`[^`]+`|\w+)(?:\.(?:`[^`]+`|\w+))?)\s*"
-    r"(?:\(([^)]*)\))?\s*VALUES\s*",
+    rf"(?:INSERT|REPLACE)\s+(?:IGNORE\s+)?INTO\s+({sqlnames.QUALIFIED})\s*"
+    r"(?:\(((?:`(?:[^`]|``)*`|[^`)])*)\))?\s*VALUES\s*",
     re.I | re.S,
 )
 CONDITIONAL_OPEN_RE = re.compile(r"/\*!\d*")
@@ -71,12 +73,6 @@ def open_dump(path: Path) -> IO[bytes]:
     return path.open("rb")
 
 
-def unquote_identifier(name: str) -> str:
-    """Strip MySQL backquotes and a database qualifier: `db`.`t` becomes t."""
-    last = re.split(r"\.(?=(?:[^`]*`[^`]*`)*[^`]*$)", name.strip())[-1]
-    return last.strip().strip("`")
-
-
 def statements(path: Path) -> Iterator[Statement]:
     """Yield the statements of a dump one at a time, holding only the current one in memory.
 
@@ -110,8 +106,10 @@ def statements(path: Path) -> Iterator[Statement]:
                 line = line.rstrip("\r\n")
                 if not parts:
                     stripped = line.strip()
-                    if not stripped or stripped.startswith("--") or stripped.startswith("#"):
+                    if not stripped or stripped.startswith(("--", "#")):
                         continue
+                    if stripped.startswith("/*") and not stripped.startswith("/*!") and stripped.endswith("*/"):
+                        continue  # a plain comment on its own line
                     start = lineno
                 parts.append(line)
                 if line.rstrip().endswith(";"):
@@ -133,11 +131,15 @@ def statements(path: Path) -> Iterator[Statement]:
 
 
 def _balanced(text: str) -> bool:
-    """Tell whether every string literal in the text is closed."""
-    if "\\" not in text:
-        # Without backslash escapes, quotes (doubled ones included) pair up: an even count is closed.
-        return text.count("'") % 2 == 0
-    return "'" not in STRING_RE.sub("", text)
+    """Tell whether every string literal and backquoted name in the text is closed."""
+    if "\\" not in text and text[:6].upper() in ("INSERT", "REPLACE"[:6]):
+        head = text[: text.find("'")] if "'" in text else text
+        if head.count("`") % 2 == 0 and "`" not in text[len(head) :]:
+            # Names all before the first quote, no escapes: quotes (doubled ones too) pair up.
+            return text.count("'") % 2 == 0
+    # A quote inside a backquoted name is part of the name, a backquote inside a string is data.
+    rest = QUOTED_RE.sub("", text)
+    return "'" not in rest and "`" not in rest
 
 
 def _strip_comments(text: str) -> str:
@@ -170,10 +172,14 @@ def parse_insert(stmt: Statement) -> Insert:
     head = INSERT_RE.match(stmt.text)
     if head is None:
         raise CashscoreError(f"{stmt.where()}: cannot read this INSERT statement: {stmt.text[:80]!r}")
-    table = unquote_identifier(head.group(1))
+    where = stmt.where()
+    (table,) = sqlnames.split_names(head.group(1), where)
+    sqlnames.check_identifier(table, where, "table name")
     columns = None
     if head.group(2) is not None:
-        columns = tuple(unquote_identifier(c) for c in head.group(2).split(","))
+        columns = tuple(
+            sqlnames.check_identifier(c, where, "column name") for c in sqlnames.split_names(head.group(2), where)
+        )
     body = stmt.text[head.end() :]
     if "\\" not in body:
         skeleton = STRING_RE.sub("0", body)

@@ -20,6 +20,8 @@ from sklearn.metrics import (
     roc_curve,
 )
 
+from cashscore import sqlnames
+from cashscore.errors import CashscoreError
 from cashscore.modelfile import EPS
 from features import contract, pipeline
 
@@ -225,27 +227,40 @@ def tables(
 
 
 def write_tables(db: Path, evaluation: dict[str, pd.DataFrame], version: str) -> None:
-    """Replace schema model_eval's tables in one transaction, so SQL and Power BI users read them.
+    """Store this version's rows in schema model_eval's tables, in one transaction, keyed by version.
+
+    Rows of other versions stay: the dashboard and SQL users select the version they describe, so
+    rows written for a model that was never switched to describe only that model.
 
     Args:
         db: the database trained from.
         evaluation: name -> table.
         version: the model version, stored in every row.
     """
-    con = duckdb.connect(str(db))
+    from cashscore.export import connect
+
+    con = connect(db, read_only=False)
     try:
         con.execute("begin transaction")
         con.execute("create schema if not exists model_eval")
+        existing = {
+            r[0]
+            for r in con.execute("select table_name from duckdb_tables() where schema_name = 'model_eval'").fetchall()
+        }
         for name, table in evaluation.items():
-            frame = table.assign(model_version=version)
-            con.register("frame_view", frame)
-            con.execute(f"create or replace table model_eval.{name} as select * from frame_view")
+            target = sqlnames.qualified("model_eval", name)
+            con.register("frame_view", table.assign(model_version=version))
+            if name in existing:
+                con.execute(f"delete from {target} where model_version = ?", [version])
+                con.execute(f"insert into {target} by name select * from frame_view")
+            else:
+                con.execute(f"create table {target} as select * from frame_view")
             con.unregister("frame_view")
         con.execute("commit")
         con.execute("checkpoint")
-    except duckdb.Error:
+    except duckdb.Error as exc:
         con.execute("rollback")
-        raise
+        raise CashscoreError(f"{db}: cannot store the evaluation tables: {str(exc).splitlines()[0]}") from None
     finally:
         con.close()
 

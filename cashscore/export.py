@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import duckdb
@@ -16,6 +17,8 @@ FORMATS = {
     ".json": "(format json, array true)",
 }
 EXPORT_FORMATS = (".csv", ".parquet")
+# How long a command waits for another process's lock on the database before giving up.
+LOCK_WAIT_SECONDS = 30.0
 
 
 def format_clause(out: Path, allowed: tuple[str, ...] = tuple(FORMATS)) -> str:
@@ -47,24 +50,56 @@ def copy_to(con: duckdb.DuckDBPyConnection, query: str, out: Path, allowed: tupl
     write_atomic(out, write)
 
 
-def connect(db: Path, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+def is_lock_conflict(exc: BaseException) -> bool:
+    """Whether DuckDB refused to open a file because another process holds its lock."""
+    return "Could not set lock" in str(exc) or "Conflicting lock" in str(exc)
+
+
+def open_waiting(db: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyConnection:
+    """Open a DuckDB file, retrying while another process holds it (up to `wait` seconds).
+
+    DuckDB lets one process write a file or several read it, never both. cashscore's readers (the
+    dashboard, the server) open it for milliseconds at a time, so a writer that waits a moment gets in.
+
+    Raises:
+        duckdb.Error: when the file stays locked for `wait` seconds, or on any other error.
+    """
+    deadline = time.monotonic() + wait
+    pause = 0.01
+    while True:
+        try:
+            return duckdb.connect(str(db), read_only=read_only)
+        except duckdb.Error as exc:
+            if not is_lock_conflict(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.25)
+
+
+def connect(db: Path, read_only: bool = True, wait: float = LOCK_WAIT_SECONDS) -> duckdb.DuckDBPyConnection:
     """Open a restored database, with a clear message when there is none.
 
     Args:
         db: the DuckDB file.
         read_only: open without write access (the default).
+        wait: how long to wait for another process's lock on the file.
 
     Returns:
         The connection.
 
     Raises:
-        CashscoreError: when the file is missing or is not a DuckDB database.
+        CashscoreError: when the file is missing, stays locked, or is not a DuckDB database.
     """
     if not db.is_file():
         raise CashscoreError(f"{db}: no database here; run `cashscore restore DUMP --db {db}` first")
     try:
-        return duckdb.connect(str(db), read_only=read_only)
+        return open_waiting(db, read_only, wait)
     except duckdb.Error as exc:
+        if is_lock_conflict(exc):
+            raise CashscoreError(
+                f"{db}: another process kept the database locked for {wait:.0f} s (a write in progress?); "
+                "try again when it has finished"
+            ) from None
         raise CashscoreError(f"{db}: cannot open as a DuckDB database: {str(exc).splitlines()[0]}") from None
 
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
+import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +24,15 @@ MODEL_FILE = "cashscore.onnx"
 META_FILE = "cashscore.json"
 REPORT_FILE = "report.html"
 OUTPUT = "probabilities"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+MANIFEST_FILE = "manifest.json"
+# models/versions/<version>/ holds one complete model each; models/current names the one served.
+VERSIONS = "versions"
+CURRENT = "current"
+VERSION_RE = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{12}")
+ARTEFACTS = (MODEL_FILE, META_FILE, REPORT_FILE)
+# Versions kept for rollback besides the current one; older ones are removed after a publish.
+KEEP_VERSIONS = 5
 # Probabilities are clipped before the log-odds so that 0 and 1 stay finite.
 EPS = 1e-7
 
@@ -170,6 +183,173 @@ def contract_metadata() -> list[dict[str, Any]]:
     ]
 
 
+def canonical_card(card: dict[str, Any]) -> bytes:
+    """The card's content as hashed for its version: sorted compact JSON without the version itself."""
+    content = {k: v for k, v in card.items() if k != "model_version"}
+    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def content_version(onnx_bytes: bytes, card: dict[str, Any]) -> str:
+    """A model's version, derived from everything that decides a score: the graph and the card.
+
+    Any change to the ONNX bytes, the threshold, the reference applicant or any other field of the
+    card gives another version, so a version always names one behaviour.
+    """
+    digest = hashlib.sha256(b"cashscore-model\0" + hashlib.sha256(onnx_bytes).digest() + canonical_card(card))
+    created = datetime.fromisoformat(str(card["created_at"]))
+    return f"{created:%Y%m%dT%H%M%SZ}-{digest.hexdigest()[:12]}"
+
+
+def _fault_point(step: str) -> None:
+    """Called between the steps of a publish; the fault-injection test kills the process here."""
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with path.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def publish(
+    models: Path, onnx_bytes: bytes, card: dict[str, Any], report_html: str, before_switch: Callable[[str], None]
+) -> str:
+    """Publish a model as a new version folder, then switch `models/current` to it in one rename.
+
+    A kill at any point leaves `current` naming the old complete version or the new complete one;
+    a half-written folder is never named and is swept by the next publish.
+
+    Args:
+        models: the models folder.
+        onnx_bytes: the ONNX graph.
+        card: the model card; its `model_version` is set here, from its content.
+        report_html: the readable report.
+        before_switch: called with the version once its folder is complete, before `current`
+            moves (training writes the version's model_eval rows there).
+
+    Returns:
+        The new version.
+    """
+    card["model_version"] = content_version(onnx_bytes, card)
+    version = card["model_version"]
+    card_bytes = json.dumps(card, indent=2, ensure_ascii=True).encode()
+    versions = models / VERSIONS
+    versions.mkdir(parents=True, exist_ok=True)
+    _sweep_partial(versions)
+    staging = versions / f".{version}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    contents = {MODEL_FILE: onnx_bytes, META_FILE: card_bytes, REPORT_FILE: report_html.encode()}
+    for name, data in contents.items():
+        _write_synced(staging / name, data)
+        _fault_point(f"wrote {name}")
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "model_version": version,
+        "files": {name: hashlib.sha256(data).hexdigest() for name, data in contents.items()},
+    }
+    _write_synced(staging / MANIFEST_FILE, json.dumps(manifest, indent=2).encode())
+    _fsync_dir(staging)
+    _fault_point("wrote manifest")
+    final = versions / version
+    if final.exists():
+        shutil.rmtree(staging)  # the same content was published before: the version is the same too
+    else:
+        os.rename(staging, final)
+    _fsync_dir(versions)
+    _fault_point("renamed folder")
+    before_switch(version)
+    _fault_point("before switch")
+    switch(models, version)
+    _fault_point("switched")
+    prune(models)
+    return version
+
+
+def switch(models: Path, version: str) -> None:
+    """Point `models/current` at a version that is present, in one atomic rename (rollback uses it too).
+
+    Raises:
+        CashscoreError: when the version is malformed or absent.
+    """
+    if not VERSION_RE.fullmatch(version) or not (models / VERSIONS / version).is_dir():
+        raise CashscoreError(f"{models / VERSIONS}: no model version {version[:80]!r}; see `cashscore models`")
+    tmp = models / f".{CURRENT}.{os.getpid()}.tmp"
+    _write_synced(tmp, version.encode() + b"\n")
+    os.replace(tmp, models / CURRENT)
+    _fsync_dir(models)
+
+
+def _sweep_partial(versions: Path) -> None:
+    for entry in versions.iterdir():
+        if entry.name.startswith(".") and ".partial-" in entry.name:
+            pid = entry.name.rsplit("-", 1)[-1]
+            if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+                shutil.rmtree(entry, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def current_version(models: Path) -> str | None:
+    """The version `models/current` names, or None when nothing was published.
+
+    Raises:
+        CashscoreError: when the pointer holds anything but a version name.
+    """
+    pointer = models / CURRENT
+    if not pointer.is_file():
+        return None
+    text = pointer.read_bytes()[:200].decode("utf-8", "replace").strip()
+    if not VERSION_RE.fullmatch(text):
+        raise CashscoreError(f"{pointer}: does not name a model version: {text[:80]!r}")
+    return text
+
+
+def current_folder(models: Path) -> Path:
+    """The folder of the current version.
+
+    Raises:
+        CashscoreError: when nothing was published.
+    """
+    version = current_version(models)
+    if version is None:
+        raise CashscoreError(f"{models / CURRENT}: missing; run `cashscore train --models {models}` first")
+    return models / VERSIONS / version
+
+
+def versions(models: Path) -> list[str]:
+    """The complete-looking version folders, oldest first."""
+    folder = models / VERSIONS
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and VERSION_RE.fullmatch(p.name))
+
+
+def prune(models: Path, keep: int = KEEP_VERSIONS) -> list[str]:
+    """Remove all but the newest `keep` versions, never the current one."""
+    current = current_version(models)
+    old = [v for v in versions(models)[:-keep] if v != current] if keep else []
+    for version in old:
+        shutil.rmtree(models / VERSIONS / version, ignore_errors=True)
+    return old
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     """A verified model: its bytes, metadata and where it came from."""
@@ -177,6 +357,7 @@ class LoadedModel:
     path: Path
     onnx_bytes: bytes
     meta: dict[str, Any]
+    folder: Path
 
     @property
     def version(self) -> str:
@@ -187,11 +368,15 @@ class LoadedModel:
         return float(self.meta["threshold"]["value"])
 
 
-def load_verified(models: Path) -> LoadedModel:
-    """Read a model and its metadata, and refuse anything missing, corrupted, tampered with or incompatible.
+def load_verified(models: Path, version: str | None = None) -> LoadedModel:
+    """Read a model version and refuse anything missing, corrupted, edited or incompatible.
+
+    Every file of the version must match the manifest's sha256, the folder must hold nothing else,
+    and the version must be the one derived from the ONNX bytes and the card's content.
 
     Args:
-        models: the folder holding cashscore.onnx and cashscore.json.
+        models: the models folder.
+        version: the version to load; `models/current` by default.
 
     Returns:
         The model, verified.
@@ -199,24 +384,53 @@ def load_verified(models: Path) -> LoadedModel:
     Raises:
         CashscoreError: naming the file and what is wrong with it.
     """
-    onnx_path, meta_path = models / MODEL_FILE, models / META_FILE
-    for path in (onnx_path, meta_path):
-        if not path.is_file():
-            raise CashscoreError(f"{path}: missing; run `cashscore train --models {models}` first")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CashscoreError(f"{meta_path}: not valid JSON metadata: {exc}") from None
-    if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
-        raise CashscoreError(f"{meta_path}: metadata format {meta.get('format_version')!r} is not {FORMAT_VERSION}")
-    data = onnx_path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != meta.get("onnx", {}).get("sha256"):
+    if version is None:
+        version = current_version(models)
+        if version is None:
+            hint = " (an older cashscore's layout)" if (models / MODEL_FILE).exists() else ""
+            raise CashscoreError(f"{models / CURRENT}: missing{hint}; run `cashscore train --models {models}` first")
+    elif not VERSION_RE.fullmatch(version):
         raise CashscoreError(
-            f"{onnx_path}: sha256 {digest[:12]}… does not match the metadata's "
-            f"{str(meta.get('onnx', {}).get('sha256'))[:12]}…: the file was changed or corrupted"
+            f"model version {version[:80]!r} is not a version name (like 20260101T000000Z-0123456789ab)"
         )
-    declared = [(f["name"], f["kind"]) for f in meta.get("contract", [])]
+    folder = models / VERSIONS / version
+    if not folder.is_dir():
+        raise CashscoreError(f"{folder}: missing; `cashscore models --models {models}` lists the versions present")
+    manifest_path = folder / MANIFEST_FILE
+    manifest = _read_json(manifest_path)
+    files = manifest.get("files")
+    if manifest.get("model_version") != version or not isinstance(files, dict) or sorted(files) != sorted(ARTEFACTS):
+        raise CashscoreError(f"{manifest_path}: does not describe version {version} and its files {list(ARTEFACTS)}")
+    for entry in sorted(folder.iterdir()):
+        if entry.name not in files and entry.name != MANIFEST_FILE:
+            raise CashscoreError(f"{entry}: not part of model version {version} (not in its manifest)")
+    contents: dict[str, bytes] = {}
+    for name in ARTEFACTS:
+        path = folder / name
+        if not path.is_file():
+            raise CashscoreError(f"{path}: missing from model version {version}")
+        contents[name] = path.read_bytes()
+        digest = hashlib.sha256(contents[name]).hexdigest()
+        if digest != files[name]:
+            raise CashscoreError(
+                f"{path}: sha256 {digest[:12]}… does not match the manifest's {str(files[name])[:12]}…: "
+                "the file was changed or corrupted"
+            )
+    meta_path, onnx_path = folder / META_FILE, folder / MODEL_FILE
+    meta = _read_json(meta_path)
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise CashscoreError(f"{meta_path}: metadata format {meta.get('format_version')!r} is not {FORMAT_VERSION}")
+    data = contents[MODEL_FILE]
+    try:
+        derived = content_version(data, meta)
+    except (KeyError, TypeError, ValueError):
+        derived = None
+    if meta.get("model_version") != version or derived != version:
+        raise CashscoreError(
+            f"{meta_path}: its content and the model do not give version {version}: "
+            "the card or the model was edited after training"
+        )
+    declared = [(f.get("name"), f.get("kind")) for f in meta.get("contract", []) if isinstance(f, dict)]
     expected = [(f.name, f.kind) for f in contract.FEATURES]
     if declared != expected:
         raise CashscoreError(f"{meta_path}: the model's feature contract differs from this cashscore's: {declared}")
@@ -227,4 +441,16 @@ def load_verified(models: Path) -> LoadedModel:
     inputs = [i.name for i in graph.graph.input]
     if inputs != list(contract.NAMES) or [o.name for o in graph.graph.output] != [OUTPUT]:
         raise CashscoreError(f"{onnx_path}: inputs {inputs} / outputs do not match the feature contract")
-    return LoadedModel(onnx_path, data, meta)
+    return LoadedModel(onnx_path, data, meta, folder)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_bytes())
+    except OSError as exc:
+        raise CashscoreError(f"{path}: cannot read: {exc.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise CashscoreError(f"{path}: not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise CashscoreError(f"{path}: expected a JSON object")
+    return value

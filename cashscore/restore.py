@@ -13,10 +13,10 @@ from typing import IO
 
 import duckdb
 
-from cashscore import views
+from cashscore import sqlnames, views
 from cashscore.atomic import build_dir, sweep_stale
 from cashscore.ddl import create_table
-from cashscore.dump import Statement, parse_insert, statements, unquote_identifier
+from cashscore.dump import Statement, parse_insert, statements
 from cashscore.errors import CashscoreError
 
 REQUIRED_TABLES = ("dados_mutuarios", "emprestimos", "historicos_banco")
@@ -32,6 +32,8 @@ CSV_OPTIONS = (
     "allow_quoted_nulls = false, auto_detect = false, strict_mode = true, new_line = '\\n'"
 )
 DUCKDB_LINE_RE = re.compile(r"CSV Error on Line: (\d+)")
+# A new dump may drop at most this share of a required table's rows without --force.
+MAX_SHRINK = 0.5
 
 
 @dataclass
@@ -92,6 +94,7 @@ class Loader:
         self.tables: dict[str, list[tuple[str, str]]] = {}
         self.pending: dict[tuple[str, tuple[str, ...]], Pending] = {}
         self.rows: dict[str, int] = {}
+        self.files = 0
 
     def feed(self, stmt: Statement) -> None:
         """Apply one statement."""
@@ -101,7 +104,7 @@ class Loader:
         elif head.startswith("CREATE") and re.match(r"CREATE\s+(TEMPORARY\s+)?TABLE", head):
             table, types, ddl = create_table(stmt)
             self._flush_table(table)
-            self.con.execute(f'drop table if exists raw."{table}"')
+            self.con.execute(f"drop table if exists {sqlnames.qualified('raw', table)}")
             self.con.execute(ddl)
             self.tables[table] = types
             self.rows[table] = 0
@@ -109,10 +112,10 @@ class Loader:
             match = re.match(r"DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?(.+)$", stmt.text, re.I | re.S)
             if match is None:
                 raise CashscoreError(f"{stmt.where()}: unsupported statement: {stmt.text[:60]!r}")
-            for name in match.group(1).split(","):
-                table = unquote_identifier(name)
+            for table in sqlnames.split_names(match.group(1), stmt.where()):
+                sqlnames.check_identifier(table, stmt.where(), "table name")
                 self._discard_table(table)
-                self.con.execute(f'drop table if exists raw."{table}"')
+                self.con.execute(f"drop table if exists {sqlnames.qualified('raw', table)}")
                 self.tables.pop(table, None)
                 self.rows.pop(table, None)
         elif SKIPPED.match(stmt.text):
@@ -137,7 +140,9 @@ class Loader:
         key = (insert.table, columns)
         pending = self.pending.get(key)
         if pending is None:
-            path = self.workdir / f"{insert.table}.{len(self.pending)}.csv"
+            # Named by a counter, never by the table: a name from the dump never becomes a path.
+            self.files += 1
+            path = self.workdir / f"rows-{self.files}.csv"
             pending = Pending(path, path.open("w", encoding="utf-8", newline="\n"), columns)
             self.pending[key] = pending
         pending.segments.append((pending.lines + 1, len(insert.rows), stmt.where()))
@@ -170,15 +175,14 @@ class Loader:
     def _load(self, table: str, pending: Pending) -> None:
         pending.handle.close()
         types = dict(self.tables[table])
-        # ENUM types cannot be named in read_csv; DuckDB casts on insert instead.
-        spec = ", ".join(
-            f"'{c}': '{'VARCHAR' if types[c].upper().startswith('ENUM') else types[c]}'" for c in pending.columns
-        )
-        names = ", ".join(f'"{c}"' for c in pending.columns)
+        # Column names and types go to read_csv as a parameter, names into SQL only quoted.
+        spec = {f"c{i}": types[c] for i, c in enumerate(pending.columns)}
+        names = ", ".join(sqlnames.quote(c) for c in pending.columns)
         try:
             self.con.execute(
-                f'insert into raw."{table}" ({names}) select * from read_csv(?, {CSV_OPTIONS}, columns = {{{spec}}})',
-                [str(pending.path)],
+                f"insert into {sqlnames.qualified('raw', table)} ({names}) "
+                f"select * from read_csv(?, {CSV_OPTIONS}, columns = ?)",
+                [str(pending.path), spec],
             )
         except duckdb.Error as exc:
             raise CashscoreError(_explain_load_error(table, pending, exc)) from None
@@ -209,6 +213,8 @@ def restore(
     sql_dir: Path,
     say: Callable[[str], None] = print,
     audit: bool = True,
+    force: bool = False,
+    max_shrink: float = MAX_SHRINK,
 ) -> Result:
     """Restore dump files into a new database at `db`, replacing the old one only on success.
 
@@ -218,6 +224,9 @@ def restore(
         sql_dir: the folder of staging, marts and audit SQL.
         say: where progress lines go.
         audit: run the SQL audits before the swap (on by default; they read the whole mart).
+        force: replace the database even when the dump's required tables are empty, a table would
+            shrink by more than `max_shrink`, or the file there is not a cashscore database.
+        max_shrink: the largest share of a required table's rows a new dump may drop.
 
     Returns:
         Rows per raw table, timings and audit results.
@@ -232,10 +241,9 @@ def restore(
     sweep_stale(db)
     with build_dir(db, "restore") as work:
         target = work / db.name
-        con = duckdb.connect(str(target))
+        con = _sandboxed(target, work)
         with contextlib.ExitStack() as stack:
             stack.callback(con.close)
-            con.execute("set preserve_insertion_order = true")
             con.execute("create schema raw")
             loader = Loader(con, work)
             stack.callback(loader.close)
@@ -251,15 +259,89 @@ def restore(
             loader.finish()
             _check_tables(loader, files)
             for table, expected in loader.rows.items():
-                (got,) = con.execute(f'select count(*) from raw."{table}"').fetchall()[0]  # type: ignore[misc]
+                (got,) = con.execute(f"select count(*) from {sqlnames.qualified('raw', table)}").fetchall()[0]  # type: ignore[misc]
                 if got != expected:
                     raise CashscoreError(f"`{table}`: {expected} rows parsed but {got} loaded")
+            if not force:
+                _guard(db, loader.rows, max_shrink)
             views.build(con, sql_dir)
             audits = views.run_audits(con, sql_dir) if audit else {}
             con.execute("checkpoint")
         _drop_wal(db)
         os.replace(target, db)
     return Result(db, dict(loader.rows), time.perf_counter() - started, size, audits)
+
+
+def _sandboxed(target: Path, work: Path) -> duckdb.DuckDBPyConnection:
+    """A connection to the new database that can touch no file outside the build folder.
+
+    The dump's text never becomes SQL, but should a bug ever let some through, DuckDB itself then
+    refuses to read, write, attach or install anything elsewhere, and the settings are locked.
+    """
+    con = duckdb.connect(
+        str(target), config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+    )
+    con.execute("set allowed_directories = ?", [[str(work) + os.sep]])
+    con.execute("set enable_external_access = false")
+    con.execute("set preserve_insertion_order = true")
+    con.execute("set lock_configuration = true")
+    return con
+
+
+def _link_rows(rows: dict[str, int]) -> int | None:
+    return next((rows[t] for t in LINK_TABLES if t in rows), None)
+
+
+def _required_rows(rows: dict[str, int]) -> dict[str, int | None]:
+    found: dict[str, int | None] = {t: rows.get(t) for t in REQUIRED_TABLES}
+    found["ids"] = _link_rows(rows)
+    return found
+
+
+def _old_rows(db: Path) -> dict[str, int]:
+    """Rows per raw table of the database a restore would replace (none when there is no file)."""
+    if not db.exists():
+        return {}
+    try:
+        con = duckdb.connect(str(db), read_only=True)
+    except duckdb.Error as exc:
+        raise CashscoreError(
+            f"{db}: exists but cannot be opened as a DuckDB database ({str(exc).splitlines()[0]}); "
+            "it was left as it is: pass --force to replace it"
+        ) from None
+    try:
+        names = [
+            r[0]
+            for r in con.execute("select table_name from duckdb_tables() where schema_name = 'raw'").fetchall()
+            if r[0] in REQUIRED_TABLES or r[0] in LINK_TABLES
+        ]
+        return {
+            n: int(con.execute(f"select count(*) from {sqlnames.qualified('raw', n)}").fetchall()[0][0]) for n in names
+        }
+    finally:
+        con.close()
+
+
+def _guard(db: Path, rows: dict[str, int], max_shrink: float) -> None:
+    """Refuse a dump that would empty or shrink the data it replaces, with the counts before and after."""
+    new = _required_rows(rows)
+    empty = [t for t, n in new.items() if not n]
+    if empty:
+        raise CashscoreError(
+            f"the dump's table(s) {', '.join(empty)} hold no rows; {db} was left as it is "
+            "(pass --force to restore an empty dump)"
+        )
+    old = _required_rows(_old_rows(db))
+    shrunk = [
+        f"raw.{t}: {old[t]:,} -> {n:,} rows ({(n - old[t]) / old[t]:.1%})"
+        for t, n in new.items()
+        if old[t] and n is not None and n < old[t] * (1 - max_shrink)
+    ]
+    if shrunk:
+        raise CashscoreError(
+            f"the dump would shrink {db} by more than {max_shrink:.0%} of its rows: {'; '.join(shrunk)}; "
+            "it was left as it is (pass --force to replace it anyway)"
+        )
 
 
 def _check_tables(loader: Loader, files: list[Path]) -> None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from cashscore.errors import CashscoreError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,6 +27,21 @@ class Settings:
     admin_key: str | None
     max_batch: int
     max_body_bytes: int
+    restore_max_shrink: float
+    max_in_flight: int
+    read_timeout: float
+    model_version: str | None
+
+
+def _number(name: str, default: str, kind: type[int] | type[float]) -> Any:
+    text = os.environ.get(name, default)
+    try:
+        value = kind(text)
+    except ValueError:
+        raise CashscoreError(f"{name}={text[:40]!r}: expected a {'whole ' if kind is int else ''}number") from None
+    if value < 0:
+        raise CashscoreError(f"{name}={text[:40]!r}: expected a number of 0 or more")
+    return value
 
 
 def load() -> Settings:
@@ -31,6 +49,9 @@ def load() -> Settings:
 
     Returns:
         The settings, with defaults relative to the project checkout.
+
+    Raises:
+        CashscoreError: naming a variable whose value is not a number.
     """
     env = os.environ.get
     return Settings(
@@ -40,10 +61,14 @@ def load() -> Settings:
         # The real Alura Cash dump lives beside the project, never inside it.
         data_dir=Path(env("CASHSCORE_DATA_DIR", str(PROJECT_ROOT.parent / "shared/data/alura-cash"))),
         host=env("CASHSCORE_HOST", "127.0.0.1"),
-        port=int(env("CASHSCORE_PORT", "8000")),
-        workers=int(env("CASHSCORE_WORKERS", "1")),
+        port=_number("CASHSCORE_PORT", "8000", int),
+        workers=_number("CASHSCORE_WORKERS", "1", int),
         api_key=env("CASHSCORE_API_KEY") or None,
         admin_key=env("CASHSCORE_ADMIN_KEY") or None,
-        max_batch=int(env("CASHSCORE_MAX_BATCH", "10000")),
-        max_body_bytes=int(env("CASHSCORE_MAX_BODY_BYTES", str(8 * 1024 * 1024))),
+        max_batch=_number("CASHSCORE_MAX_BATCH", "10000", int),
+        max_body_bytes=_number("CASHSCORE_MAX_BODY_BYTES", str(8 * 1024 * 1024), int),
+        restore_max_shrink=_number("CASHSCORE_RESTORE_MAX_SHRINK", "0.5", float),
+        max_in_flight=_number("CASHSCORE_MAX_IN_FLIGHT", "256", int),
+        read_timeout=_number("CASHSCORE_READ_TIMEOUT", "15", float),
+        model_version=env("CASHSCORE_MODEL_VERSION") or None,
     )

@@ -5,45 +5,109 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import hashlib
 import hmac
 import logging
 import signal
+import time
+import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import msgspec
 from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.connection import ASGIConnection
-from litestar.datastructures import State
-from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
+from litestar.datastructures import Cookie, State
+from litestar.exceptions import ClientException, HTTPException, NotAuthorizedException, ValidationException
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody
 from litestar.params import FromQuery, JSONBody
-from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
+from litestar.response import Redirect
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
 
 from cashscore import settings as settings_module
 from cashscore.errors import CashscoreError
 from cashscore.modelfile import load_verified
 from features import contract
-from server import dashboard, metrics
-from server.schemas import Applicant, BatchApplicant, BatchResult, BatchRow, Reason, Score, to_record
+from server import dashboard, edge, metrics
+from server.schemas import (
+    Applicant,
+    BatchApplicant,
+    BatchResult,
+    BatchRow,
+    Reason,
+    Score,
+    batch_body_schema,
+    query_parameters,
+    to_record,
+)
 from server.scoring import BANDS, InvalidApplicant, Scored, Scorer, validate_categories
 
 log = logging.getLogger("cashscore.server")
+SESSION_COOKIE = "cashscore_session"
+# A dashboard sign-in lasts this long; the cookie proves the key was given, it does not hold it.
+SESSION_SECONDS = 12 * 3600
+# GET /v1/score takes one parameter per contract field (and api_key): far more is a mistake or an attack.
+MAX_QUERY_PARAMS = 32
+# Requests handled at once by one worker; more answer 503 with Retry-After (CASHSCORE_MAX_IN_FLIGHT).
+MAX_IN_FLIGHT = 256
+
+
+class StrictRequest(Request):  # type: ignore[type-arg]
+    """A request whose JSON body, however malformed, is a 400 and never a 500."""
+
+    async def json(self) -> Any:
+        try:
+            return await super().json()
+        except RecursionError:
+            raise ClientException(detail="Malformed JSON: nested too deeply") from None
+        except UnicodeDecodeError:
+            raise ClientException(detail="Malformed JSON: a string holds bytes that are not UTF-8") from None
+
+
+def decode(body: bytes, kind: Any) -> Any:
+    """msgspec's JSON decoding, with the client mistakes it raises as Python errors made 400s.
+
+    Raises:
+        msgspec.ValidationError, msgspec.DecodeError: as msgspec does, for the caller to word.
+        ValidationException: on nesting deeper than Python's recursion limit or invalid UTF-8.
+    """
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except RecursionError:
+        raise ValidationException(detail="Malformed JSON: nested too deeply") from None
+    except UnicodeDecodeError:
+        raise ValidationException(detail="Malformed JSON: a string holds bytes that are not UTF-8") from None
+
+
+def session_token(key: str, expires: int) -> str:
+    """A dashboard session: its expiry and an HMAC of it under the API key (the key never leaves the server)."""
+    mac = hmac.new(key.encode(), f"cashscore-dashboard:{expires}".encode(), hashlib.sha256).hexdigest()
+    return f"{expires}.{mac}"
+
+
+def valid_session(key: str, token: str) -> bool:
+    expires, _, _ = token.partition(".")
+    if not expires.isdigit() or int(expires) < time.time():
+        return False
+    return hmac.compare_digest(token.encode(), session_token(key, int(expires)).encode())
 
 
 class ModelHolder:
     """The serving model; replaced whole on reload, so a request sees the old model or the new one."""
 
-    def __init__(self, models: Path) -> None:
+    def __init__(self, models: Path, version: str | None = None) -> None:
         self.models = models
+        self.version = version
         self.scorer: Scorer | None = None
 
     def load(self) -> Scorer:
-        """Load and verify the model folder; on failure the current model keeps serving."""
-        scorer = Scorer(load_verified(self.models))
+        """Load and verify the current (or pinned) version; on failure the model in use keeps serving."""
+        scorer = Scorer(load_verified(self.models, self.version))
         self.scorer = scorer
         log.info("serving model %s from %s", scorer.version, self.models)
         return scorer
@@ -60,11 +124,17 @@ async def require_key(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRou
     Async on purpose: Litestar runs a sync guard in a worker thread, a handoff on every request.
     """
     key = connection.app.state.api_key
-    if not key:
+    if not key or _signed_in(connection, key):
         return
     given = connection.headers.get("x-api-key") or connection.query_params.get("api_key") or ""
     if not hmac.compare_digest(given.encode(), key.encode()):
         raise NotAuthorizedException(detail="missing or wrong API key (X-API-Key header or api_key parameter)")
+
+
+def _signed_in(connection: ASGIConnection[Any, Any, Any, Any], key: str) -> bool:
+    """A dashboard session cookie (SameSite=Strict: another site's page cannot send it)."""
+    token = connection.cookies.get(SESSION_COOKIE)
+    return bool(token) and valid_session(key, token)
 
 
 def _score_response(scorer: Scorer, result: Scored) -> Score:
@@ -95,15 +165,32 @@ async def score_post(data: JSONBody[Applicant], request: Request) -> Score:  # t
     return _score_one(request.app.state.holder, to_record(data))
 
 
+@dataclass
+class _ScoreGetOperation(Operation):
+    """GET /v1/score reads its query itself (duplicates and limits checked once); OpenAPI still lists each field."""
+
+    def __post_init__(self) -> None:
+        self.parameters = [*query_parameters(), *(self.parameters or [])]
+
+
 @get(
-    "/v1/score", summary="Score one applicant from query parameters (Power BI)", tags=["scoring"], guards=[require_key]
+    "/v1/score",
+    summary="Score one applicant from query parameters (Power BI)",
+    tags=["scoring"],
+    guards=[require_key],
+    operation_class=_ScoreGetOperation,
 )
 async def score_get(request: Request) -> Score:
     """The same as POST /v1/score, with the applicant's fields as query parameters."""
-    params = {k: v for k, v in request.query_params.items() if k != "api_key"}
-    for key in params:
-        if len(request.query_params.getall(key)) > 1:
-            raise ValidationException(detail=f"Validation failed: {key} is given more than once")
+    params: dict[str, str] = {}
+    # One pass over the pairs: a duplicate or one parameter too many is refused at once.
+    for count, (key, value) in enumerate(request.query_params.multi_items(), start=1):
+        if count > MAX_QUERY_PARAMS:
+            raise ValidationException(detail=f"Validation failed: more than {MAX_QUERY_PARAMS} query parameters")
+        if key in params:
+            raise ValidationException(detail=f"Validation failed: {key[:40]} is given more than once")
+        params[key] = value
+    params.pop("api_key", None)
     try:
         applicant = msgspec.convert(params, Applicant, strict=False)
     except msgspec.ValidationError as exc:
@@ -113,12 +200,33 @@ async def score_get(request: Request) -> Score:
 
 def _row_id(raw: msgspec.Raw) -> str | int | None:
     """The caller's id of an invalid batch row, when it has a usable one."""
-    item = msgspec.json.decode(raw)
+    try:
+        item = msgspec.json.decode(raw)
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+        return None
     row_id = item.get("id") if isinstance(item, dict) else None
     return row_id if isinstance(row_id, str | int) and not isinstance(row_id, bool) else None
 
 
-@post("/v1/score/batch", summary="Score many applicants", tags=["scoring"], guards=[require_key])
+@dataclass
+class _BatchOperation(Operation):
+    """The batch body is decoded row by row in the handler (to report each invalid row); OpenAPI still shows it."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            required=True,
+            content={"application/json": OpenAPIMediaType(schema=batch_body_schema(settings_module.load().max_batch))},
+        )
+
+
+@post(
+    "/v1/score/batch",
+    summary="Score many applicants",
+    tags=["scoring"],
+    guards=[require_key],
+    operation_class=_BatchOperation,
+    status_code=200,
+)
 async def score_batch(request: Request, reasons: FromQuery[bool] = True) -> BatchResult:
     """A JSON array of applicants (each may carry an `id`, echoed back); invalid rows get their own error.
 
@@ -129,11 +237,11 @@ async def score_batch(request: Request, reasons: FromQuery[bool] = True) -> Batc
     body = await request.body()
     try:
         # Fast path: the whole array is valid, decoded and checked by msgspec in one call.
-        items: list[Any] = msgspec.json.decode(body, type=list[BatchApplicant])
+        items: list[Any] = decode(body, list[BatchApplicant])
     except msgspec.ValidationError:
         # Some rows are invalid: split the array into raw rows and decode each on its own.
         try:
-            items = msgspec.json.decode(body, type=list[msgspec.Raw])
+            items = decode(body, list[msgspec.Raw])
         except msgspec.ValidationError:
             raise ValidationException(detail="Validation failed: the body must be a JSON array of applicants") from None
         except msgspec.DecodeError as exc:
@@ -149,9 +257,10 @@ async def score_batch(request: Request, reasons: FromQuery[bool] = True) -> Batc
             applicant = item
         else:
             try:
-                applicant = msgspec.json.decode(item, type=BatchApplicant)
-            except msgspec.ValidationError as exc:
-                rows.append(BatchRow(index=i, id=_row_id(item), ok=False, error=str(exc)))
+                applicant = decode(item, BatchApplicant)
+            except (msgspec.DecodeError, ValidationException) as exc:
+                error = exc.detail if isinstance(exc, ValidationException) else str(exc)
+                rows.append(BatchRow(index=i, id=_row_id(item), ok=False, error=error))
                 continue
         try:
             record = validate_categories(to_record(applicant))
@@ -187,10 +296,44 @@ async def model_info(request: Request) -> dict[str, Any]:
     }
 
 
-@get("/", media_type=MediaType.HTML, include_in_schema=False, sync_to_thread=True)
-def dashboard_page(request: Request) -> str:
-    """The dashboard: model card, portfolio of the latest stored scores, what-if form."""
-    return dashboard.render(request.app.state.holder.current().model.meta, request.app.state.db)
+def _html(page: str, status: int = 200, cookies: list[Cookie] | None = None) -> Response[str]:
+    headers = {"Content-Security-Policy": dashboard.CONTENT_SECURITY_POLICY, "Cache-Control": "no-store"}
+    return Response(page, status_code=status, media_type=MediaType.HTML, headers=headers, cookies=cookies)
+
+
+@get("/", include_in_schema=False, sync_to_thread=True)
+def dashboard_page(request: Request) -> Response[str]:
+    """The dashboard: model card, portfolio of the latest stored scores, what-if form.
+
+    With an API key configured it shows nothing before a sign-in with that key.
+    """
+    key = request.app.state.api_key
+    if key and not _signed_in(request, key):
+        return _html(dashboard.login_page(), status=401)
+    return _html(dashboard.render(request.app.state.holder.current().model.meta, request.app.state.db))
+
+
+@post("/login", include_in_schema=False, status_code=303)
+async def login(request: Request) -> Response[Any]:
+    """Check the API key typed into the sign-in page and set an HttpOnly, SameSite=Strict session cookie."""
+    key = request.app.state.api_key
+    if not key:
+        return Redirect("/", status_code=303)
+    form = await request.form()
+    given = form.get("api_key")
+    if not isinstance(given, str) or not hmac.compare_digest(given.encode(), key.encode()):
+        return _html(dashboard.login_page("wrong API key"), status=401)
+    expires = int(time.time()) + SESSION_SECONDS
+    cookie = Cookie(
+        key=SESSION_COOKIE,
+        value=session_token(key, expires),
+        max_age=SESSION_SECONDS,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return Redirect("/", status_code=303, cookies=[cookie])
 
 
 @get("/health/live", tags=["health"], sync_to_thread=False)
@@ -227,8 +370,44 @@ async def reload_model(request: Request) -> dict[str, str]:
     return {"status": "reloaded", "previous": str(old), "model_version": new}
 
 
+def _server_error(request: Request, exc: Exception) -> Response[dict[str, Any]]:
+    """Log a 5xx with its request id and where it happened; never the message or the request's data."""
+    rid = edge.request_id(request.scope)
+    if isinstance(exc, HTTPException):
+        return Response(
+            {"status_code": exc.status_code, "detail": exc.detail, "request_id": rid}, status_code=exc.status_code
+        )
+    log.error(
+        "request %s: %s %s failed with %s\n%s",
+        rid,
+        request.method,
+        request.scope.get("path") if request.scope.get("path") in metrics.ROUTES else "other",
+        type(exc).__name__,
+        "".join(traceback.format_tb(exc.__traceback__)).rstrip(),
+    )
+    return Response(
+        {"status_code": 500, "detail": "internal server error", "request_id": rid},
+        status_code=HTTP_500_INTERNAL_SERVER_ERROR,
+    )
+
+
+class CashscoreApp(Litestar):
+    """Litestar with the edge (request ids, headers, shedding, metrics) around everything, 404s included."""
+
+    def __init__(self, *args: Any, max_in_flight: int = MAX_IN_FLIGHT, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._edge = edge.wrap(super().__call__, max_in_flight)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:  # type: ignore[override]
+        await self._edge(scope, receive, send)
+
+
 def create_app(
-    models: Path | None = None, api_key: str | None = None, admin_key: str | None = None, db: Path | None = None
+    models: Path | None = None,
+    api_key: str | None = None,
+    admin_key: str | None = None,
+    db: Path | None = None,
+    model_version: str | None = None,
 ) -> Litestar:
     """Build the app; settings come from the environment unless given.
 
@@ -237,12 +416,13 @@ def create_app(
         api_key: require this key on /v1/* (CASHSCORE_API_KEY), as X-API-Key header or api_key parameter.
         admin_key: the key for POST /admin/reload (CASHSCORE_ADMIN_KEY); reload by SIGHUP needs none.
         db: the database the dashboard reads (CASHSCORE_DB): model_eval and scores tables.
+        model_version: serve this version, not `models/current` (CASHSCORE_MODEL_VERSION): a pin for rollback.
 
     Returns:
         The Litestar application.
     """
     conf = settings_module.load()
-    holder = ModelHolder(models or conf.models)
+    holder = ModelHolder(models or conf.models, model_version or conf.model_version)
     key = api_key if api_key is not None else conf.api_key
     admin = admin_key if admin_key is not None else conf.admin_key
 
@@ -259,9 +439,10 @@ def create_app(
         gc.freeze()
         yield
 
-    return Litestar(
+    return CashscoreApp(
         route_handlers=[
             dashboard_page,
+            login,
             score_post,
             score_get,
             score_batch,
@@ -275,7 +456,9 @@ def create_app(
             {"holder": holder, "max_batch": conf.max_batch, "admin_key": admin, "api_key": key, "db": db or conf.db}
         ),
         lifespan=[lifespan],
-        middleware=[metrics.middleware],
+        request_class=StrictRequest,
+        exception_handlers={HTTP_500_INTERNAL_SERVER_ERROR: _server_error},
+        max_in_flight=conf.max_in_flight,
         request_max_body_size=conf.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="cashscore",

@@ -7,6 +7,8 @@ CDN, so it works offline.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
 from pathlib import Path
@@ -14,6 +16,8 @@ from typing import Any
 
 import duckdb
 
+from cashscore import sqlnames
+from cashscore.export import is_lock_conflict, open_waiting
 from features import contract
 
 CSS = """
@@ -26,7 +30,8 @@ table{border-collapse:collapse;width:100%;font-size:.9rem} td,th{padding:.25rem 
 form{display:grid;grid-template-columns:repeat(3,1fr);gap:.5rem} label{font-size:.8rem;display:flex;flex-direction:column}
 input,select{padding:.3rem;font-size:.9rem} button{grid-column:1/4;padding:.5rem;background:#14325c;color:#fff;border:0;border-radius:4px;font-size:1rem}
 #result{margin-top:1rem;font-size:1rem} .approve{color:#1b7a3a;font-weight:700} .deny{color:#b3261e;font-weight:700}
-.muted{color:#777}
+.muted{color:#777} .charts{display:flex;gap:1rem}
+.login{max-width:24rem;margin:4rem auto;display:flex;flex-direction:column;gap:.75rem}
 """
 
 SCRIPT = """
@@ -59,6 +64,7 @@ form.addEventListener('submit', async (event) => {
 
 def _svg_line(points: list[tuple[float, float]], title: str, diagonal: bool = True) -> str:
     size = 220
+    points = [(float(x), float(y)) for x, y in points if x is not None and y is not None]
     path = " ".join(f"{x * size:.1f},{size - y * size:.1f}" for x, y in points)
     diag = f'<line x1="0" y1="{size}" x2="{size}" y2="0" stroke="#bbb" stroke-dasharray="4"/>' if diagonal else ""
     return (
@@ -80,45 +86,49 @@ def _bars(rows: list[tuple[str, float, int]], title: str) -> str:
     return f"<h3>{html.escape(title)}</h3><table><tr><th></th><th>rows</th><th>mean PD</th><th></th></tr>{body}</table>"
 
 
-def _portfolio(db: Path | None) -> tuple[str, str]:
-    """(description, HTML) of the latest stored batch scores, by grade and by intent."""
-    if db is None or not db.is_file():
-        return "no database configured (CASHSCORE_DB)", ""
-    try:
-        with duckdb.connect(str(db), read_only=True) as con:
-            tables = con.execute("select table_name from duckdb_tables() where schema_name = 'scores'").fetchall()
-            latest, when = None, None
-            for (name,) in tables:
-                stamp = con.execute(f"select max(scored_at) from scores.{name}").fetchall()[0][0]
-                if stamp is not None and (when is None or stamp > when):
-                    latest, when = name, stamp
-            if latest is None:
-                return "no stored scores yet: run `cashscore score --table marts.applicants --into portfolio`", ""
-            by = {}
-            for column in ("loan_grade", "loan_intent"):
-                by[column] = con.execute(
-                    f"select coalesce({column}, 'missing'), avg(default_probability), count(*) "
-                    f"from scores.{latest} group by 1 order by 1"
-                ).fetchall()
-            hist = con.execute(
-                f"select least(floor(default_probability * 10), 9)::int as bin, count(*) from scores.{latest} "
-                "group by 1 order by 1"
-            ).fetchall()
-            summary = con.execute(
-                f"select count(*), avg(default_probability), avg((decision = 'deny')::int), any_value(model_version) "
-                f"from scores.{latest}"
-            ).fetchall()[0]
-    except duckdb.Error as exc:
-        return f"cannot read the stored scores: {str(exc).splitlines()[0]}", ""
+# The last portfolio read per database: shown while a writer holds the file (DuckDB lets one
+# process write or several read, never both).
+_LAST: dict[Path, tuple[str, str]] = {}
+# A page waits this long for a writer's lock before it shows the last portfolio it read.
+READ_WAIT_SECONDS = 0.5
+
+
+def _read_portfolio(con: duckdb.DuckDBPyConnection) -> tuple[str, str]:
+    tables = con.execute("select table_name from duckdb_tables() where schema_name = 'scores'").fetchall()
+    latest, when = None, None
+    for (name,) in tables:
+        try:
+            stamp = con.execute(f"select max(scored_at) from {sqlnames.qualified('scores', name)}").fetchall()[0][0]
+        except duckdb.Error:
+            continue  # a table someone else stored without cashscore's columns
+        if stamp is not None and (when is None or stamp > when):
+            latest, when = name, stamp
+    if latest is None:
+        return "no stored scores yet: run `cashscore score --table marts.applicants --into portfolio`", ""
+    table = sqlnames.qualified("scores", latest)
+    by = {}
+    for column in ("loan_grade", "loan_intent"):
+        by[column] = con.execute(
+            f"select coalesce({sqlnames.quote(column)}::varchar, 'missing'), avg(default_probability), count(*) "
+            f"from {table} group by 1 order by 1"
+        ).fetchall()
+    hist = con.execute(
+        f"select least(floor(default_probability * 10), 9)::int as bin, count(*) from {table} group by 1 order by 1"
+    ).fetchall()
+    summary = con.execute(
+        f"select count(*), avg(default_probability), avg((decision = 'deny')::int), any_value(model_version) "
+        f"from {table}"
+    ).fetchall()[0]
     total = max(sum(c for _, c in hist), 1)
     histogram = "".join(
-        f'<rect x="{b * 22}" y="{100 - 100 * c / total:.1f}" width="20" height="{100 * c / total:.1f}" fill="#14325c">'
-        f"<title>{b * 10}-{b * 10 + 10} %: {c:,}</title></rect>"
+        f'<rect x="{int(b) * 22}" y="{100 - 100 * c / total:.1f}" width="20" height="{100 * c / total:.1f}" '
+        f'fill="#14325c"><title>{int(b) * 10}-{int(b) * 10 + 10} %: {c:,}</title></rect>'
         for b, c in hist
+        if b is not None
     )
     text = (
         f"scores.{latest}: {summary[0]:,} applicants scored {when} by model {summary[3]}; "
-        f"mean PD {summary[1]:.1%}, {summary[2]:.1%} denied"
+        f"mean PD {summary[1] or 0:.1%}, {summary[2] or 0:.1%} denied"
     )
     body = (
         f'<svg width="220" height="110" role="img" aria-label="PD distribution">{histogram}</svg>'
@@ -129,16 +139,32 @@ def _portfolio(db: Path | None) -> tuple[str, str]:
     return text, body
 
 
+def _portfolio(db: Path | None) -> tuple[str, str]:
+    """(description, HTML) of the latest stored batch scores, by grade and by intent."""
+    if db is None or not db.is_file():
+        return "no database configured (CASHSCORE_DB)", ""
+    try:
+        with open_waiting(db, read_only=True, wait=READ_WAIT_SECONDS) as con:
+            _LAST[db] = _read_portfolio(con)
+    except duckdb.Error as exc:
+        if is_lock_conflict(exc) and db in _LAST:
+            text, body = _LAST[db]
+            return f"{text} (shown as last read: the database is being written)", body
+        return f"cannot read the stored scores: {str(exc).splitlines()[0]}", ""
+    return _LAST[db]
+
+
 def _model_card(meta: dict[str, Any], db: Path | None) -> str:
     test = meta["metrics"]["test"]
     policy = meta["threshold"]
     rows = "".join(
-        f"<tr><td>{k}</td><td>{test[k]:.4f}</td></tr>" for k in ("roc_auc", "pr_auc", "ks", "gini", "brier", "accuracy")
+        f"<tr><td>{k}</td><td>{float(test[k]):.4f}</td></tr>"
+        for k in ("roc_auc", "pr_auc", "ks", "gini", "brier", "accuracy")
     )
     charts = ""
     if db is not None and db.is_file():
         try:
-            with duckdb.connect(str(db), read_only=True) as con:
+            with open_waiting(db, read_only=True, wait=READ_WAIT_SECONDS) as con:
                 roc = con.execute(
                     "select fpr, tpr from model_eval.roc_points where model_version = ? order by fpr, tpr",
                     [meta["model_version"]],
@@ -150,7 +176,7 @@ def _model_card(meta: dict[str, Any], db: Path | None) -> str:
                 ).fetchall()
             if roc:
                 charts = (
-                    f'<div style="display:flex;gap:1rem"><figure>{_svg_line(roc, "ROC curve")}'
+                    f'<div class="charts"><figure>{_svg_line(roc, "ROC curve")}'
                     f"<figcaption>ROC (test split)</figcaption></figure><figure>"
                     f"{_svg_line(cal, 'calibration')}<figcaption>calibration (test split)</figcaption></figure></div>"
                 )
@@ -159,9 +185,9 @@ def _model_card(meta: dict[str, Any], db: Path | None) -> str:
     return (
         f"<p><b>{html.escape(meta['model']['family'])}</b> + {html.escape(meta['model']['strategy'])}, "
         f"version <code>{html.escape(meta['model_version'])}</code>, trained {html.escape(meta['created_at'])} on "
-        f"{meta['data']['rows']:,} rows.</p><table>{rows}</table>"
-        f"<p>Deny when PD ≥ <b>{policy['value']:.1%}</b> ({html.escape(policy['policy'])} policy: loss given "
-        f"default {policy['lgd']}, margin {policy['margin']}).</p>{charts}"
+        f"{int(meta['data']['rows']):,} rows.</p><table>{rows}</table>"
+        f"<p>Deny when PD ≥ <b>{float(policy['value']):.1%}</b> ({html.escape(str(policy['policy']))} policy: "
+        f"loss given default {float(policy['lgd']):g}, margin {float(policy['margin']):g}).</p>{charts}"
     )
 
 
@@ -207,3 +233,33 @@ def render(meta: dict[str, Any], db: Path | None) -> str:
 </main><script>{SCRIPT}</script>
 <script type="application/json" id="contract">{html.escape(json.dumps([f.name for f in contract.FEATURES]))}</script>
 </body></html>"""
+
+
+def _digest(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+# The page's only script and style are the two inline blocks above, allowed by their hashes:
+# markup injected into the page, should any ever get through, could run nothing.
+CONTENT_SECURITY_POLICY = (
+    f"default-src 'none'; script-src {_digest(SCRIPT)}; style-src {_digest(CSS)}; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+def login_page(error: str | None = None) -> str:
+    """The page asking for the API key before the dashboard shows anything.
+
+    Args:
+        error: what went wrong with the last attempt, if anything.
+
+    Returns:
+        HTML text.
+    """
+    problem = f'<p class="deny">{html.escape(error)}</p>' if error else ""
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>cashscore: sign in</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head><body>
+<header><h1>cashscore · Alura Cash credit risk</h1></header>
+<form class="login" method="post" action="/login"><label>API key
+<input type="password" name="api_key" autocomplete="current-password" required autofocus></label>{problem}
+<button type="submit">Open the dashboard</button></form></body></html>"""

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import bisect
 import threading
-import time
 from collections import defaultdict
-from typing import Any
 
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 # Paths are labelled by route, never by raw URL, so label cardinality stays bounded.
@@ -19,6 +17,7 @@ ROUTES = (
     "/health/ready",
     "/metrics",
     "/admin/reload",
+    "/login",
 )
 
 
@@ -78,29 +77,3 @@ class Registry:
 
 
 REGISTRY = Registry()
-
-
-def middleware(app: Any) -> Any:
-    """ASGI middleware that times every HTTP request and counts it by route and status."""
-
-    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def capture(message: Any) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await app(scope, receive, capture)
-        finally:
-            path = scope["path"]
-            route = path if path in ROUTES else "other"
-            REGISTRY.observe(scope["method"], route, status, time.perf_counter() - started)
-
-    return wrapped

@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
+from litestar.enums import ParamType
+from litestar.openapi.spec import Parameter, Reference, Schema
+from litestar.openapi.spec.enums import OpenAPIType
 
 from features import contract
 
@@ -84,3 +87,34 @@ class BatchResult(msgspec.Struct):
 def to_record(applicant: msgspec.Struct) -> dict[str, Any]:
     """The contract's fields of a validated applicant as a plain dict."""
     return {name: getattr(applicant, name) for name in contract.NAMES}
+
+
+def field_schema(f: contract.Feature) -> Schema:
+    """One contract field as an OpenAPI schema: the bounds and categories the server enforces."""
+    if f.kind == "numeric":
+        return Schema(type=OpenAPIType.NUMBER, minimum=f.valid_min, maximum=f.valid_max, description=f.description)
+    return Schema(
+        type=OpenAPIType.STRING,
+        max_length=40,
+        description=f"{f.description}: one of {', '.join(f.categories)}, any case, or a synonym",
+        examples=list(f.categories),
+    )
+
+
+def query_parameters() -> list[Parameter]:
+    """GET /v1/score's query parameters, one per contract field."""
+    return [
+        Parameter(name=f.name, param_in=ParamType.QUERY, schema=field_schema(f), required=f.name in REQUIRED)
+        for f in contract.FEATURES
+    ]
+
+
+def batch_body_schema(max_items: int) -> Schema:
+    """POST /v1/score/batch's body: an array of applicants, each with an optional caller id."""
+    properties: dict[str, Schema | Reference] = {f.name: field_schema(f) for f in contract.FEATURES}
+    properties["id"] = Schema(
+        one_of=[Schema(type=OpenAPIType.STRING, max_length=200), Schema(type=OpenAPIType.INTEGER)],
+        description="the caller's id for the row, echoed back",
+    )
+    item = Schema(type=OpenAPIType.OBJECT, properties=properties, required=sorted(REQUIRED))
+    return Schema(type=OpenAPIType.ARRAY, items=item, max_items=max_items)

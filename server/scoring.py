@@ -64,11 +64,15 @@ def validate_categories(record: Mapping[str, Any]) -> dict[str, Any]:
         The record, unchanged.
 
     Raises:
-        InvalidApplicant: for a spelling no synonym maps to a contract category.
+        InvalidApplicant: for a spelling no synonym maps to a contract category, or a blank
+            required category.
     """
     for name in contract.CATEGORICAL:
         value = record.get(name)
         if value is None or (isinstance(value, str) and not value.strip()):
+            if name in contract.REQUIRED:
+                # Refused as `cashscore score` and score_default() refuse it: blank is missing.
+                raise InvalidApplicant(name, "required")
             continue
         canonical = rules.normalise_category(name, value)
         if canonical not in contract.BY_NAME[name].categories:

@@ -152,7 +152,7 @@ def trained(sample_db: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
 
 
 @contextlib.contextmanager
-def serve_process(models: Path, db: Path | None = None) -> Iterator[tuple[str, int]]:
+def serve_process(models: Path, db: Path | None = None, env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
     """A real `cashscore serve` process on a free loopback port; yields (base URL, pid) once ready."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -160,7 +160,9 @@ def serve_process(models: Path, db: Path | None = None) -> Iterator[tuple[str, i
     command = [sys.executable, "-m", "cashscore.cli", "serve", "--port", str(port), "--models", str(models)]
     if db is not None:
         command += ["--db", str(db)]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})}
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

@@ -44,6 +44,13 @@ def models(trained, tmp_path):
     return folder
 
 
+def republish(models, **changes):
+    """Publish the current model again with some card fields changed: a new, valid version."""
+    loaded = modelfile.load_verified(models)
+    card = {**loaded.meta, **changes}
+    return modelfile.publish(models, loaded.onnx_bytes, card, "<p>report</p>", before_switch=lambda _: None)
+
+
 @pytest.fixture
 def client(models):
     with TestClient(app=create_app(models, api_key="", admin_key="admin-secret")) as c:
@@ -215,7 +222,7 @@ def test_reload_swaps_a_good_model_and_refuses_a_bad_one(client, models, trained
     assert client.post("/admin/reload").status_code == 401
     ok = client.post("/admin/reload", headers={"X-Admin-Key": "admin-secret"})
     assert ok.status_code == 200 and ok.json()["model_version"] == trained[2]["model_version"]
-    (models / modelfile.MODEL_FILE).write_bytes(b"tampered")
+    (modelfile.current_folder(models) / modelfile.MODEL_FILE).write_bytes(b"tampered")
     bad = client.post("/admin/reload", headers={"X-Admin-Key": "admin-secret"})
     assert bad.status_code == 409 and "sha256" in bad.text
     assert client.post("/v1/score", json=GOOD).status_code in (200, 201)  # the old model keeps serving
@@ -225,13 +232,13 @@ def test_reload_swaps_a_good_model_and_refuses_a_bad_one(client, models, trained
 def test_refuses_to_start_on_a_bad_model(models, damage):
     from cashscore.errors import CashscoreError
 
-    meta_path = models / modelfile.META_FILE
+    meta_path = modelfile.current_folder(models) / modelfile.META_FILE
     if damage == "missing":
-        (models / modelfile.MODEL_FILE).unlink()
+        (modelfile.current_folder(models) / modelfile.MODEL_FILE).unlink()
     elif damage == "tampered":
-        data = bytearray((models / modelfile.MODEL_FILE).read_bytes())
+        data = bytearray((modelfile.current_folder(models) / modelfile.MODEL_FILE).read_bytes())
         data[-1] ^= 1
-        (models / modelfile.MODEL_FILE).write_bytes(bytes(data))
+        (modelfile.current_folder(models) / modelfile.MODEL_FILE).write_bytes(bytes(data))
     elif damage == "bad-json":
         meta_path.write_text("{", encoding="utf-8")
     else:
@@ -281,7 +288,7 @@ def test_serve_refuses_a_missing_model_with_a_clear_message(tmp_path):
         timeout=60,
     )
     assert done.returncode == 1
-    assert "cashscore.onnx: missing" in done.stderr
+    assert "current: missing; run `cashscore train" in done.stderr
 
 
 def test_batch_without_reasons_scores_the_same(client):
@@ -297,8 +304,8 @@ def test_sighup_reload_refuses_a_bad_model_and_keeps_serving(models, trained):
     with serve_process(models) as (base, server_pid):
         version = json.loads(urllib.request.urlopen(f"{base}/health/ready", timeout=5).read())["model_version"]
         assert version == trained[2]["model_version"]
-        original = (models / modelfile.MODEL_FILE).read_bytes()
-        (models / modelfile.MODEL_FILE).write_bytes(b"tampered")
+        original = (modelfile.current_folder(models) / modelfile.MODEL_FILE).read_bytes()
+        (modelfile.current_folder(models) / modelfile.MODEL_FILE).write_bytes(b"tampered")
         os.kill(server_pid, signal.SIGHUP)
         time.sleep(1)
         request = urllib.request.Request(
@@ -306,14 +313,13 @@ def test_sighup_reload_refuses_a_bad_model_and_keeps_serving(models, trained):
         )
         with urllib.request.urlopen(request, timeout=5) as r:
             assert json.loads(r.read())["model_version"] == trained[2]["model_version"]
-        (models / modelfile.MODEL_FILE).write_bytes(original)
-        meta = json.loads((models / modelfile.META_FILE).read_text())
-        meta["model_version"] = "sighup-v2"  # a valid model with another version: the reload must take it
-        (models / modelfile.META_FILE).write_text(json.dumps(meta))
+        (modelfile.current_folder(models) / modelfile.MODEL_FILE).write_bytes(original)
+        # A valid model with another version: the reload must take it.
+        new = republish(models, created_at="2031-01-01T00:00:00+00:00")
         os.kill(server_pid, signal.SIGHUP)
         time.sleep(1)
         ready = json.loads(urllib.request.urlopen(f"{base}/health/ready", timeout=5).read())
-        assert ready == {"status": "ready", "model_version": "sighup-v2"}
+        assert ready == {"status": "ready", "model_version": new}
 
 
 def test_a_score_never_depends_on_its_batch(models, trained):

@@ -19,7 +19,9 @@ from features import contract, pipeline
 
 
 def session_for(models):
-    return onnxruntime.InferenceSession(str(models / modelfile.MODEL_FILE), providers=["CPUExecutionProvider"])
+    return onnxruntime.InferenceSession(
+        str(modelfile.current_folder(models) / modelfile.MODEL_FILE), providers=["CPUExecutionProvider"]
+    )
 
 
 def mart_frame(db, relation="marts.applicants"):
@@ -29,14 +31,14 @@ def mart_frame(db, relation="marts.applicants"):
 
 def test_training_writes_model_metadata_and_report(trained):
     _, models, meta = trained
-    onnx_path = models / modelfile.MODEL_FILE
+    onnx_path = modelfile.current_folder(models) / modelfile.MODEL_FILE
     assert meta["onnx"]["sha256"] == hashlib.sha256(onnx_path.read_bytes()).hexdigest()
-    on_disk = json.loads((models / modelfile.META_FILE).read_text())
+    on_disk = json.loads((modelfile.current_folder(models) / modelfile.META_FILE).read_text())
     assert on_disk["model_version"] == meta["model_version"]
     assert {"fingerprint", "rows"} <= on_disk["data"].keys()
     assert on_disk["threshold"]["policy"] == "profit"
     assert set(on_disk["libraries"]) >= {"scikit-learn", "onnxruntime", "lightgbm"}
-    report = (models / modelfile.REPORT_FILE).read_text()
+    report = (modelfile.current_folder(models) / modelfile.REPORT_FILE).read_text()
     assert report.count("<img") == 6 and "Candidates" in report
     assert not [p for p in models.iterdir() if p.name.startswith(".")]
 
@@ -143,7 +145,7 @@ def test_samplers_never_touch_validation_folds():
 
 
 def snapshot(models):
-    return {p.name: p.read_bytes() for p in models.iterdir()}
+    return {str(p.relative_to(models)): p.read_bytes() for p in models.rglob("*") if p.is_file()}
 
 
 def test_bad_policy_is_refused():

@@ -95,11 +95,14 @@ def test_injection_through_every_identifier_position_runs_nothing(tmp_path, writ
 @pytest.mark.parametrize("name", ["../../escaped", "/tmp/cashscore-abs", "..", "a/b\\c"])
 def test_table_names_never_become_paths(tmp_path, write, name):
     dump = write("paths.sql", full_dump() + extra_table(name))
+    # Where a name pasted into the build folder's path would have written, then deleted, its rows.
+    (tmp_path / "escaped.0.csv").write_text("precious")
     before = snapshot(tmp_path)
     db = tmp_path / "db" / "p.duckdb"
     restore([dump], db, SQL_DIR, say=lambda _: None)
     assert name in raw_tables(db)
     assert not Path("/tmp/cashscore-abs.0.csv").exists()
+    assert (tmp_path / "escaped.0.csv").read_text() == "precious"
     after = snapshot(tmp_path)
     assert {k: v for k, v in after.items() if not k.startswith("db/")} == before
 
@@ -238,3 +241,30 @@ def test_gzip_dump_with_hostile_names_is_just_as_safe(tmp_path):
         handle.write(full_dump() + extra_table(injections()[0]))
     restore([dump], tmp_path / "g.duckdb", SQL_DIR, say=lambda _: None)
     assert not CANARY.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (["export", "--out", "{db}/x.csv"], {}, "small.duckdb: File exists"),
+        (["restore", "/nonexistent.sql"], {}, "/nonexistent.sql: no such file or folder"),
+        (["serve", "--help"], {"CASHSCORE_PORT": "eighty"}, "CASHSCORE_PORT='eighty': expected a whole number"),
+        (["restore", "x.sql"], {"CASHSCORE_RESTORE_MAX_SHRINK": "-1"}, "expected a number of 0 or more"),
+    ],
+)
+def test_cli_mistakes_are_one_line_never_a_traceback(small_db, argv, env, message):
+    import subprocess
+    import sys
+
+    if argv[0] == "export":
+        argv = [a.replace("{db}", str(small_db)) for a in argv] + ["--db", str(small_db)]
+    done = subprocess.run(
+        [sys.executable, "-m", "cashscore.cli", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **env},
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and message in done.stderr
+    assert done.stderr.startswith("cashscore")

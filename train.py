@@ -555,7 +555,7 @@ def run(
     write(db, models, final.onnx_model, meta, tables, started)
     out(
         f"published model {meta['model_version']} in {models / modelfile.VERSIONS / meta['model_version']} "
-        f"(model, card, report, manifest) and made it current"
+        f"(model, card, report, manifest) and made it current "
         f"in {meta['timings']['total_seconds']:.0f} s"
     )
     return meta

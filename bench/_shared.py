@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import json
 import statistics
-import sys
 import time
 import warnings
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+from cashscore.features import inputs  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
-import train  # noqa: E402
-from cashscore import modelfile  # noqa: E402
-from features import pipeline  # noqa: E402
+from cashscore.artefact import store  # noqa: E402
+from cashscore.training import trainer  # noqa: E402
 
 
 def median_seconds(fn: Any, repeat: int) -> float:
@@ -36,14 +33,14 @@ def refit(db: Path, models: Path) -> tuple[Any, dict[str, Any], Any]:
     Returns:
         (the plain sklearn pipeline without sampler, the metadata, the whole labelled frame).
     """
-    meta = json.loads((modelfile.current_folder(models) / modelfile.META_FILE).read_text())
-    df = train.load_training(db)
-    X = pipeline.frame(df)
+    meta = json.loads((store.current_folder(models) / store.META_FILE).read_text())
+    df = trainer.load_training(db)
+    X = inputs.frame(df)
     y = df["loan_status"].to_numpy(dtype=int)
-    cfg = train.Config.from_env(seed=meta["config"]["seed"])
+    cfg = trainer.Config.from_env(seed=meta["config"]["seed"])
     X_train, _, y_train, _ = train_test_split(X, y, test_size=cfg.test_size, stratify=y, random_state=cfg.seed)
-    est = train.build(cfg, meta["model"]["family"], meta["model"]["strategy"], meta["model"]["params"])
+    est = trainer.build(cfg, meta["model"]["family"], meta["model"]["strategy"], meta["model"]["params"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         est.fit(X_train, y_train)
-    return train.without_sampler(est), meta, X
+    return trainer.without_sampler(est), meta, X

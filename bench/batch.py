@@ -17,12 +17,15 @@ import duckdb
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _shared import median_seconds, refit  # noqa: E402
+from cashscore.features import inputs  # noqa: E402
 
-from cashscore import batch, modelfile, settings  # noqa: E402
-from cashscore.restore import restore  # noqa: E402
-from cashscore.sample import write_sample  # noqa: E402
-from features import pipeline  # noqa: E402
-from server.scoring import Scorer  # noqa: E402
+from cashscore.artefact import store  # noqa: E402
+from cashscore.core import config  # noqa: E402
+from cashscore.scoring import batch  # noqa: E402
+from cashscore.scoring.scorer import Scorer  # noqa: E402
+from cashscore.training import onnx_export  # noqa: E402
+from cashscore.warehouse.restore import restore  # noqa: E402
+from cashscore.warehouse.sample import write_sample  # noqa: E402
 
 
 def main() -> None:
@@ -37,10 +40,10 @@ def main() -> None:
         dump = work / "sample.sql"
         write_sample(dump, rows=args.rows, seed=7)
         db = work / "sample.duckdb"
-        restore([dump], db, settings.load().sql_dir, say=lambda _: None, audit=False)
+        restore([dump], db, config.load().paths.sql_dir, say=lambda _: None, audit=False)
         con = duckdb.connect(str(db))
         con.execute("create table portfolio as select * from marts.applicants")
-        scorer = Scorer(modelfile.load_verified(args.models))
+        scorer = Scorer(store.load_verified(args.models))
         n = con.execute("select count(*) from portfolio").fetchall()[0][0]
 
         def ours(reasons: str) -> None:
@@ -49,15 +52,15 @@ def main() -> None:
 
         t_none = median_seconds(lambda: ours("none"), args.repeat)
         t_deny = median_seconds(lambda: ours("deny"), 1)
-        frame = pipeline.frame(con.execute("select * from portfolio").df())
-        feeds = pipeline.onnx_feeds(frame)
+        frame = inputs.frame(con.execute("select * from portfolio").df())
+        feeds = inputs.onnx_feeds(frame)
         t_ort = median_seconds(lambda: scorer.session.run(None, feeds), args.repeat)
         sk, meta, _ = refit(args.train_db, args.models)
         a, b = meta["calibration"]["a"], meta["calibration"]["b"]
 
         def baseline() -> None:
             df = con.execute("select * from portfolio").df()
-            df["default_probability"] = modelfile.platt(sk.predict_proba(pipeline.frame(df))[:, 1], a, b)
+            df["default_probability"] = onnx_export.platt(sk.predict_proba(inputs.frame(df))[:, 1], a, b)
             df.to_parquet(work / "baseline.parquet")
 
         t_base = median_seconds(baseline, 1)

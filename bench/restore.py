@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -16,12 +15,10 @@ from pathlib import Path
 import duckdb
 import sqlglot
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from cashscore import settings  # noqa: E402
-from cashscore.dump import statements  # noqa: E402
-from cashscore.restore import SKIPPED, dump_files, restore  # noqa: E402
-from cashscore.sample import write_sample  # noqa: E402
+from cashscore.core import config  # noqa: E402
+from cashscore.warehouse.dump import statements  # noqa: E402
+from cashscore.warehouse.restore import SKIPPED, dump_files, restore  # noqa: E402
+from cashscore.warehouse.sample import write_sample  # noqa: E402
 
 
 def bulk(paths: list[Path], work: Path, repeat: int, audit: bool) -> tuple[float, int]:
@@ -29,7 +26,7 @@ def bulk(paths: list[Path], work: Path, repeat: int, audit: bool) -> tuple[float
     for i in range(repeat):
         db = work / f"bulk{i}.duckdb"
         started = time.perf_counter()
-        result = restore(paths, db, settings.load().sql_dir, say=lambda _: None, audit=audit)
+        result = restore(paths, db, config.load().paths.sql_dir, say=lambda _: None, audit=audit)
         times.append(time.perf_counter() - started)
         rows = sum(result.rows.values())
         db.unlink()
@@ -77,7 +74,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000, help="applications in the synthetic sample")
     parser.add_argument("--repeat", type=int, default=3, help="bulk runs per case (median reported)")
     args = parser.parse_args()
-    real = settings.load().data_dir
+    real = config.load().paths.data_dir
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if (real / "analise_risco_ids.sql").is_file():

@@ -20,11 +20,15 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _shared import median_seconds, refit  # noqa: E402
+from cashscore.features import inputs  # noqa: E402
 
-import train  # noqa: E402
-from cashscore import modelfile, settings  # noqa: E402
-from cashscore.restore import restore  # noqa: E402
-from features import pipeline  # noqa: E402
+from cashscore.artefact import store  # noqa: E402
+from cashscore.core import config  # noqa: E402
+from cashscore.training import (
+    onnx_export,  # noqa: E402
+    trainer,  # noqa: E402
+)
+from cashscore.warehouse.restore import restore  # noqa: E402
 
 
 def main() -> None:
@@ -36,10 +40,10 @@ def main() -> None:
         db = args.db
         if db is None:
             db = work / "real.duckdb"
-            restore([settings.load().data_dir], db, settings.load().sql_dir, say=lambda _: None)
+            restore([config.load().paths.data_dir], db, config.load().paths.sql_dir, say=lambda _: None)
         models = work / "models"
         started = time.perf_counter()
-        meta = train.run(db, models, say=lambda _: None)
+        meta = trainer.run(db, models, say=lambda _: None)
         total = time.perf_counter() - started
         comparison = sum(c["seconds"] for c in meta["candidates"])
         print("## training (cashscore train, same run)")
@@ -56,18 +60,18 @@ def main() -> None:
         a, b = meta["calibration"]["a"], meta["calibration"]["b"]
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1
-        sess = onnxruntime.InferenceSession(str(modelfile.current_folder(models) / modelfile.MODEL_FILE), options)
+        sess = onnxruntime.InferenceSession(str(store.current_folder(models) / store.MODEL_FILE), options)
         big = pd.concat([X] * (100_000 // len(X) + 1), ignore_index=True).head(100_000)
         one = X.head(1)
-        feeds_one = pipeline.onnx_feeds(one)
+        feeds_one = inputs.onnx_feeds(one)
         onnx_one = median_seconds(lambda: sess.run(None, feeds_one), 2000)
-        sk_one = median_seconds(lambda: modelfile.platt(sk.predict_proba(one)[:, 1], a, b), 300)
-        onnx_big = median_seconds(lambda: sess.run(None, pipeline.onnx_feeds(big)), 5)
-        sk_big = median_seconds(lambda: modelfile.platt(sk.predict_proba(big)[:, 1], a, b), 5)
+        sk_one = median_seconds(lambda: onnx_export.platt(sk.predict_proba(one)[:, 1], a, b), 300)
+        onnx_big = median_seconds(lambda: sess.run(None, inputs.onnx_feeds(big)), 5)
+        sk_big = median_seconds(lambda: onnx_export.platt(sk.predict_proba(big)[:, 1], a, b), 5)
         diff = np.max(
             np.abs(
-                sess.run(None, pipeline.onnx_feeds(big.head(20000)))[0][:, 1]
-                - modelfile.platt(sk.predict_proba(big.head(20000))[:, 1], a, b)
+                sess.run(None, inputs.onnx_feeds(big.head(20000)))[0][:, 1]
+                - onnx_export.platt(sk.predict_proba(big.head(20000))[:, 1], a, b)
             )
         )
         print("\n## inference (median; onnxruntime with 1 thread)")

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cashscore import settings, sqlnames
-from cashscore.errors import CashscoreError
+from cashscore.core import config, sqlnames
+from cashscore.core.errors import CashscoreError
 
 
 def _positive(text: str) -> int:
@@ -29,17 +29,30 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
 
 
-def cmd_restore(args: argparse.Namespace) -> int:
-    from cashscore.restore import restore
+class _Defaults:
+    """The flags' defaults, read from the settings (each written once, in cashscore.core.config)."""
 
-    conf = settings.load()
+    def __init__(self, settings: config.Settings) -> None:
+        self.db = settings.paths.db
+        self.models = settings.paths.models
+        self.restore_max_shrink = settings.restore.max_shrink
+        self.host = settings.server.host
+        self.port = settings.server.port
+        self.workers = settings.server.workers
+        self.model_version = settings.server.model_version
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from cashscore.warehouse.restore import restore
+
+    conf: config.Settings = args.settings
     result = restore(
         args.paths,
         args.db,
-        conf.sql_dir,
+        conf.paths.sql_dir,
         audit=not args.no_audits,
         force=args.force,
-        max_shrink=conf.restore_max_shrink,
+        max_shrink=conf.restore.max_shrink,
     )
     width = max(len(t) for t in result.rows)
     print(f"restored {len(result.rows)} tables into {result.db}")
@@ -56,7 +69,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from cashscore.export import export
+    from cashscore.warehouse.export import export
 
     rows = export(args.db, args.out)
     print(f"exported {rows:,} applicants to {args.out}")
@@ -64,7 +77,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from cashscore.sample import write_sample
+    from cashscore.warehouse.sample import write_sample
 
     write_sample(args.out, rows=args.rows, seed=args.seed)
     print(f"wrote a synthetic dump of {args.rows:,} applications (seed {args.seed}) to {args.out}")
@@ -72,11 +85,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import train
+    from cashscore.training import trainer
 
-    train.run(
+    trainer.run(
         args.db,
         args.models,
+        settings=args.settings.training,
         quick=args.quick,
         policy=args.policy,
         lgd=args.lgd,
@@ -89,63 +103,53 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import os
+    import dataclasses
 
-    import uvicorn
+    from cashscore.artefact.store import load_verified
+    from cashscore.server.run import serve
 
-    from cashscore.modelfile import load_verified
-
+    conf: config.Settings = args.settings
+    # The flags override the same fields the CASHSCORE_* variables set.
+    settings = dataclasses.replace(
+        conf,
+        paths=dataclasses.replace(conf.paths, models=args.models.resolve(), db=args.db.resolve()),
+        server=dataclasses.replace(
+            conf.server, host=args.host, port=args.port, workers=args.workers, model_version=args.model_version
+        ),
+    )
     # Refuse to start, with the reason, before binding the port.
     meta = load_verified(args.models, args.model_version).meta
-    os.environ["CASHSCORE_MODELS"] = str(args.models.resolve())
-    os.environ["CASHSCORE_DB"] = str(args.db.resolve())
-    if args.model_version:
-        os.environ["CASHSCORE_MODEL_VERSION"] = args.model_version
+    base = f"http://{args.host}:{args.port}"
     print(
-        f"serving model {meta['model_version']}: dashboard http://{args.host}:{args.port}/, "
-        f"API http://{args.host}:{args.port}/v1/score, docs http://{args.host}:{args.port}/schema/swagger",
+        f"serving model {meta['model_version']}: dashboard {base}/, API {base}/v1/score, docs {base}/schema/swagger",
         flush=True,
     )
-    from server.protocol import BoundedHttpToolsProtocol
-
-    uvicorn.run(
-        "server.app:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        http=BoundedHttpToolsProtocol,  # header size and count, read timeout
-        timeout_keep_alive=5,
-        log_level=os.environ.get("CASHSCORE_LOG_LEVEL", "warning"),
-        access_log=False,  # applicant data travels in query strings: never log them
-    )
+    serve(settings)
     return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from cashscore import modelfile
+    from cashscore.artefact import store
 
     if args.use:
-        modelfile.load_verified(args.models, args.use)  # only a complete, intact version can become current
-        modelfile.switch(args.models, args.use)
-        print(
-            f"{args.models / modelfile.CURRENT} now names {args.use}; reload a running server (SIGHUP or /admin/reload)"
-        )
+        store.load_verified(args.models, args.use)  # only a complete, intact version can become current
+        store.switch(args.models, args.use)
+        print(f"{args.models / store.CURRENT} now names {args.use}; reload a running server (SIGHUP or /admin/reload)")
         return 0
-    current = modelfile.current_version(args.models)
-    found = modelfile.versions(args.models)
+    current = store.current_version(args.models)
+    found = store.versions(args.models)
     if not found:
         raise CashscoreError(f"{args.models}: no model versions; run `cashscore train --models {args.models}` first")
     for version in found:
-        print(f"{'*' if version == current else ' '} {version}  {args.models / modelfile.VERSIONS / version}")
+        print(f"{'*' if version == current else ' '} {version}  {args.models / store.VERSIONS / version}")
     return 0
 
 
 def _scoring_connection(db: Path, models: Path, read_only: bool) -> tuple[Any, Any]:
-    from cashscore import batch
-    from cashscore.export import connect
-    from cashscore.modelfile import load_verified
-    from server.scoring import Scorer
+    from cashscore.artefact.store import load_verified
+    from cashscore.scoring import batch
+    from cashscore.scoring.scorer import Scorer
+    from cashscore.warehouse.export import connect
 
     scorer = Scorer(load_verified(models))
     con = connect(db, read_only=read_only)
@@ -154,8 +158,8 @@ def _scoring_connection(db: Path, models: Path, read_only: bool) -> tuple[Any, A
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from cashscore import batch
-    from cashscore.export import format_clause
+    from cashscore.scoring import batch
+    from cashscore.warehouse.export import format_clause
 
     if args.out is None and args.into is None:
         raise CashscoreError("say where the scores go: --out FILE, --into TABLE, or both")
@@ -233,9 +237,10 @@ def cmd_sql(args: argparse.Namespace) -> int:
         con.close()
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every subcommand."""
-    conf = settings.load()
+def build_parser(settings: config.Settings | None = None) -> argparse.ArgumentParser:
+    """The argument parser of every subcommand, its defaults from the settings."""
+    settings = settings or config.load()
+    conf = _Defaults(settings)
     parser = argparse.ArgumentParser(
         prog="cashscore",
         description="Credit-risk scoring for Alura Cash: restore the MySQL dump into DuckDB, "
@@ -335,11 +340,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit code: 0 on success, 1 on a user error (with a message on stderr).
     """
     try:
-        parser = build_parser()
+        settings = config.load()
     except CashscoreError as exc:
         print(f"cashscore: error: {exc}", file=sys.stderr)
         return 1
-    args = parser.parse_args(argv)
+    args = build_parser(settings).parse_args(argv)
+    args.settings = settings
     try:
         return int(args.func(args))
     except CashscoreError as exc:

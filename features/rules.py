@@ -9,8 +9,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from features.contract import BY_NAME, FEATURES, REQUIRED, WORKING_AGE
+from cashscore.features.contract import BY_NAME, FEATURES, REQUIRED, WORKING_AGE
 
 # Lower-cased spelling -> canonical category, per categorical feature.
 _SPELLINGS: dict[str, dict[str, str]] = {

@@ -18,6 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+from cashscore.features import contract
+from cashscore.server import dashboard, edge, metrics
+from cashscore.server.schemas import (
+    Applicant,
+    BatchApplicant,
+    BatchResult,
+    BatchRow,
+    Reason,
+    Score,
+    batch_body_schema,
+    query_parameters,
+    to_record,
+)
 from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie, State
@@ -29,23 +42,10 @@ from litestar.params import FromQuery, JSONBody
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
 
-from cashscore import settings as settings_module
-from cashscore.errors import CashscoreError
-from cashscore.modelfile import load_verified
-from features import contract
-from server import dashboard, edge, metrics
-from server.schemas import (
-    Applicant,
-    BatchApplicant,
-    BatchResult,
-    BatchRow,
-    Reason,
-    Score,
-    batch_body_schema,
-    query_parameters,
-    to_record,
-)
-from server.scoring import BANDS, InvalidApplicant, Scored, Scorer, validate_categories
+from cashscore.artefact.store import load_verified
+from cashscore.core import config
+from cashscore.core.errors import CashscoreError
+from cashscore.scoring.scorer import BANDS, InvalidApplicant, Scored, Scorer, validate_categories
 
 log = logging.getLogger("cashscore.server")
 SESSION_COOKIE = "cashscore_session"
@@ -215,7 +215,7 @@ class _BatchOperation(Operation):
     def __post_init__(self) -> None:
         self.request_body = RequestBody(
             required=True,
-            content={"application/json": OpenAPIMediaType(schema=batch_body_schema(settings_module.load().max_batch))},
+            content={"application/json": OpenAPIMediaType(schema=batch_body_schema())},
         )
 
 
@@ -408,23 +408,27 @@ def create_app(
     admin_key: str | None = None,
     db: Path | None = None,
     model_version: str | None = None,
+    settings: config.Settings | None = None,
 ) -> Litestar:
-    """Build the app; settings come from the environment unless given.
+    """Build the app from the settings (read from the environment unless given); arguments override them.
 
     Args:
-        models: the model folder (CASHSCORE_MODELS).
-        api_key: require this key on /v1/* (CASHSCORE_API_KEY), as X-API-Key header or api_key parameter.
-        admin_key: the key for POST /admin/reload (CASHSCORE_ADMIN_KEY); reload by SIGHUP needs none.
-        db: the database the dashboard reads (CASHSCORE_DB): model_eval and scores tables.
-        model_version: serve this version, not `models/current` (CASHSCORE_MODEL_VERSION): a pin for rollback.
+        models: the model folder (`paths.models`).
+        api_key: require this key on /v1/* and the dashboard (`server.api_key`), as X-API-Key header,
+            api_key parameter or the dashboard's session cookie.
+        admin_key: the key for POST /admin/reload (`server.admin_key`); reload by SIGHUP needs none.
+        db: the database the dashboard reads (`paths.db`): model_eval and scores tables.
+        model_version: serve this version, not `models/current` (`server.model_version`): a pin for rollback.
+        settings: every setting; `cashscore serve` passes them, tests usually let the environment speak.
 
     Returns:
         The Litestar application.
     """
-    conf = settings_module.load()
-    holder = ModelHolder(models or conf.models, model_version or conf.model_version)
-    key = api_key if api_key is not None else conf.api_key
-    admin = admin_key if admin_key is not None else conf.admin_key
+    conf = settings or config.load()
+    server = conf.server
+    holder = ModelHolder(models or conf.paths.models, model_version or server.model_version)
+    key = api_key if api_key is not None else server.api_key
+    admin = admin_key if admin_key is not None else server.admin_key
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -453,13 +457,19 @@ def create_app(
             reload_model,
         ],
         state=State(
-            {"holder": holder, "max_batch": conf.max_batch, "admin_key": admin, "api_key": key, "db": db or conf.db}
+            {
+                "holder": holder,
+                "max_batch": server.max_batch,
+                "admin_key": admin,
+                "api_key": key,
+                "db": db or conf.paths.db,
+            }
         ),
         lifespan=[lifespan],
         request_class=StrictRequest,
         exception_handlers={HTTP_500_INTERNAL_SERVER_ERROR: _server_error},
-        max_in_flight=conf.max_in_flight,
-        request_max_body_size=conf.max_body_bytes,
+        max_in_flight=server.max_in_flight,
+        request_max_body_size=server.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="cashscore",
             version="1",

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+from cashscore.features import contract
 
-from cashscore import sqlnames
-from cashscore.export import is_lock_conflict, open_waiting
-from features import contract
+from cashscore.core import sqlnames
+from cashscore.warehouse.export import is_lock_conflict, open_waiting
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:0;color:#1d2733;background:#f5f7fa}

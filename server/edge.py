@@ -7,7 +7,7 @@ import time
 import uuid
 from typing import Any
 
-from server import metrics
+from cashscore.server import metrics
 
 # A caller's own X-Request-ID is echoed when it is this tame; anything else gets a fresh id.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")

@@ -7,8 +7,6 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from cashscore import settings
-
 # A request line and headers beyond these answer 431 (an honest client sends under 2 KB).
 MAX_HEAD_BYTES = 16 * 1024
 MAX_HEADERS = 64
@@ -18,7 +16,7 @@ REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     """Refuses oversized heads with 431 and slow requests with 408, before the app sees them."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, read_timeout: float = 15.0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._head_bytes = 0
         self._header_count = 0
@@ -27,7 +25,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._deadline: asyncio.TimerHandle | None = None
         # A request whose head and body have not all arrived in this time answers 408 and is
         # dropped: a client sending one byte at a time cannot hold a connection for ever.
-        self._read_timeout = settings.load().read_timeout
+        self._read_timeout = read_timeout
 
     def data_received(self, data: bytes) -> None:
         if not self._reading:

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
+from cashscore.features import contract
 from litestar.enums import ParamType
 from litestar.openapi.spec import Parameter, Reference, Schema
 from litestar.openapi.spec.enums import OpenAPIType
-
-from features import contract
 
 REQUIRED = contract.REQUIRED
 
@@ -109,7 +108,7 @@ def query_parameters() -> list[Parameter]:
     ]
 
 
-def batch_body_schema(max_items: int) -> Schema:
+def batch_body_schema() -> Schema:
     """POST /v1/score/batch's body: an array of applicants, each with an optional caller id."""
     properties: dict[str, Schema | Reference] = {f.name: field_schema(f) for f in contract.FEATURES}
     properties["id"] = Schema(
@@ -117,4 +116,8 @@ def batch_body_schema(max_items: int) -> Schema:
         description="the caller's id for the row, echoed back",
     )
     item = Schema(type=OpenAPIType.OBJECT, properties=properties, required=sorted(REQUIRED))
-    return Schema(type=OpenAPIType.ARRAY, items=item, max_items=max_items)
+    return Schema(
+        type=OpenAPIType.ARRAY,
+        items=item,
+        description="at most CASHSCORE_MAX_BATCH applicants (10,000 by default); an invalid one gets its own error",
+    )

@@ -15,10 +15,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from cashscore import settings
-from cashscore.restore import restore
+from cashscore.core import config
+from cashscore.warehouse.restore import restore
 
-SQL_DIR = settings.PROJECT_ROOT / "sql"
+SQL_DIR = config.PROJECT_ROOT / "sql"
 
 HEADER = "/*!40101 SET @OLD_CHARACTER_SET_CLIENT=@@CHARACTER_SET_CLIENT */;\n/*!50503 SET NAMES utf8mb4 */;\n"
 DDL = {
@@ -98,7 +98,7 @@ def query():
 @pytest.fixture(scope="session")
 def real_data_dir() -> Path:
     """The real Alura Cash dump: skipped where absent, but a failure under CI."""
-    path = settings.load().data_dir
+    path = config.load().paths.data_dir
     if not (path / "analise_risco_ids.sql").is_file():
         if os.environ.get("CI"):
             pytest.fail(f"CI is set but the real Alura Cash dump is missing at {path} (CASHSCORE_DATA_DIR)")
@@ -117,10 +117,10 @@ def real_db(real_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 @pytest.fixture(scope="session")
 def real_trained(real_db: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """`cashscore train` with its defaults on the real dump, once per session (about 3 minutes)."""
-    import train
+    from cashscore.training import trainer
 
     models = tmp_path_factory.mktemp("real-models")
-    return models, train.run(real_db, models, say=lambda _: None)
+    return models, trainer.run(real_db, models, say=lambda _: None)
 
 
 @pytest.fixture(scope="session")
@@ -131,7 +131,7 @@ def real_model(real_trained: tuple[Path, dict]) -> Path:
 @pytest.fixture(scope="session")
 def sample_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A database restored from a 3,000-application synthetic dump."""
-    from cashscore.sample import write_sample
+    from cashscore.warehouse.sample import write_sample
 
     folder = tmp_path_factory.mktemp("sample")
     dump = folder / "sample.sql.gz"
@@ -144,10 +144,10 @@ def sample_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def trained(sample_db: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
     """A tiny fitted model on the synthetic sample: (database, models folder, metadata)."""
-    import train
+    from cashscore.training import trainer
 
     models = tmp_path_factory.mktemp("models")
-    meta = train.run(sample_db, models, quick=True, say=lambda _: None, families=("logreg", "hist_gb", "lightgbm"))
+    meta = trainer.run(sample_db, models, quick=True, say=lambda _: None, families=("logreg", "hist_gb", "lightgbm"))
     return sample_db, models, meta
 
 

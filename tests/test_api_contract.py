@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
+from cashscore.server.app import create_app
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
-
-from server.app import create_app
 
 # Cases per operation and mode (valid inputs, then inputs that break the schema); operations with
 # few possible inputs (no parameters) stop early.

@@ -9,11 +9,12 @@ import duckdb
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from cashscore.features import contract, rules
 
-from cashscore import batch, modelfile
+from cashscore.artefact import store
 from cashscore.cli import main
-from features import contract, rules
-from server.scoring import Scorer
+from cashscore.scoring import batch
+from cashscore.scoring.scorer import Scorer
 
 ARGS = ", ".join(contract.NAMES)
 
@@ -81,7 +82,7 @@ def score_table(db, models, out, reasons):
 
 @pytest.fixture
 def scorer(trained):
-    return Scorer(modelfile.load_verified(trained[1]))
+    return Scorer(store.load_verified(trained[1]))
 
 
 def test_score_command_udf_and_api_agree(trained, scorer, tmp_path):
@@ -195,7 +196,7 @@ def test_sql_shell_runs_one_query(trained, capsys):
 
 
 def test_real_dump_score_udf_and_api_agree_exactly(real_db, real_model, tmp_path):
-    scorer = Scorer(modelfile.load_verified(real_model))
+    scorer = Scorer(store.load_verified(real_model))
     out = tmp_path / "real.parquet"
     assert score_table(real_db, real_model, out, "none") == 0
     scored = pq.read_table(out).to_pandas().set_index("loan_id")

@@ -7,15 +7,15 @@ import shutil
 from pathlib import Path
 
 import pytest
+from cashscore.features import contract
+from cashscore.server.app import create_app
 from conftest import serve_process
 from litestar.testing import TestClient
 
-from cashscore import settings
 from cashscore.cli import main
-from features import contract
-from server.app import create_app
+from cashscore.core import config
 
-ARTIFACTS = settings.PROJECT_ROOT / "test-artifacts"
+ARTIFACTS = config.PROJECT_ROOT / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 

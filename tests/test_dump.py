@@ -6,8 +6,8 @@ import gzip
 
 import pytest
 
-from cashscore.dump import Statement, parse_insert, statements
-from cashscore.errors import CashscoreError
+from cashscore.core.errors import CashscoreError
+from cashscore.warehouse.dump import Statement, parse_insert, statements
 
 
 def stmt(text: str) -> Statement:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import duckdb
 import pytest
+from cashscore.features import contract
 from conftest import SQL_DIR
 
-from cashscore.errors import CashscoreError
-from cashscore.export import export
-from cashscore.restore import restore
-from cashscore.sample import generate, write_sample
-from features import contract
+from cashscore.core.errors import CashscoreError
+from cashscore.warehouse.export import export
+from cashscore.warehouse.restore import restore
+from cashscore.warehouse.sample import generate, write_sample
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])

@@ -11,8 +11,8 @@ import pytest
 from conftest import SQL_DIR, full_dump, table_sql
 
 from cashscore.cli import main
-from cashscore.errors import CashscoreError
-from cashscore.restore import restore
+from cashscore.core.errors import CashscoreError
+from cashscore.warehouse.restore import restore
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
@@ -174,7 +174,7 @@ def test_empty_truncated_and_misencoded_files_change_nothing(small_db, tmp_path,
 
 
 def test_restore_runs_duckdb_without_access_outside_its_build_folder(tmp_path):
-    from cashscore.restore import _sandboxed
+    from cashscore.warehouse.restore import _sandboxed
 
     work = tmp_path / "work"
     work.mkdir()

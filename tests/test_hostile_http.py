@@ -17,14 +17,14 @@ import urllib.request
 import duckdb
 import numpy as np
 import pytest
+from cashscore.server import edge, metrics
+from cashscore.server.app import create_app
+from cashscore.server.protocol import MAX_HEAD_BYTES, MAX_HEADERS
 from conftest import serve_process
 from litestar.testing import TestClient
 from test_server import GOOD
 
-from cashscore import batch
-from server import edge, metrics
-from server.app import create_app
-from server.protocol import MAX_HEAD_BYTES, MAX_HEADERS
+from cashscore.scoring import batch
 
 JSON = {"content-type": "application/json"}
 
@@ -72,8 +72,8 @@ def test_a_blank_required_category_is_refused_by_every_channel(client, trained):
     rows = client.post("/v1/score/batch", json=[blank]).json()["results"]
     assert rows[0]["ok"] is False and rows[0]["error"] == "loan_grade: required"
     columns = {k: np.array([v], dtype=object) for k, v in blank.items()}
-    from cashscore.modelfile import load_verified
-    from server.scoring import Scorer
+    from cashscore.artefact.store import load_verified
+    from cashscore.scoring.scorer import Scorer
 
     _, problems, _ = batch.score_columns(Scorer(load_verified(trained[1])), columns, 1)
     assert problems.tolist() == ["loan_grade: required"]

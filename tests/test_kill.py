@@ -12,8 +12,8 @@ import time
 import duckdb
 from conftest import SQL_DIR
 
-from cashscore.restore import restore
-from cashscore.sample import write_sample
+from cashscore.warehouse.restore import restore
+from cashscore.warehouse.sample import write_sample
 
 
 def test_sigkill_at_random_moments(small_db, tmp_path):

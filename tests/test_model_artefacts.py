@@ -11,11 +11,11 @@ import signal
 
 import duckdb
 import pytest
+from cashscore.server.app import create_app
 
-from cashscore import modelfile
+from cashscore.artefact import store
 from cashscore.cli import main
-from cashscore.errors import CashscoreError
-from server.app import create_app
+from cashscore.core.errors import CashscoreError
 
 
 @pytest.fixture
@@ -28,13 +28,13 @@ def models(trained, tmp_path):
 def rewrite(folder, name, data: bytes) -> None:
     """Replace a file of a version and update the manifest to match, as a careful forger would."""
     (folder / name).write_bytes(data)
-    manifest = json.loads((folder / modelfile.MANIFEST_FILE).read_text())
+    manifest = json.loads((folder / store.MANIFEST_FILE).read_text())
     manifest["files"][name] = hashlib.sha256(data).hexdigest()
-    (folder / modelfile.MANIFEST_FILE).write_text(json.dumps(manifest))
+    (folder / store.MANIFEST_FILE).write_text(json.dumps(manifest))
 
 
 def edited_card(folder, **changes) -> bytes:
-    card = json.loads((folder / modelfile.META_FILE).read_text())
+    card = json.loads((folder / store.META_FILE).read_text())
     for path, value in changes.items():
         target = card
         *parents, leaf = path.split("__")
@@ -45,64 +45,64 @@ def edited_card(folder, **changes) -> bytes:
 
 
 def republish(models, **card_changes) -> str:
-    loaded = modelfile.load_verified(models)
-    return modelfile.publish(
+    loaded = store.load_verified(models)
+    return store.publish(
         models, loaded.onnx_bytes, {**loaded.meta, **card_changes}, "<p>report</p>", before_switch=lambda _: None
     )
 
 
 def test_an_edited_threshold_with_its_hash_updated_is_refused(models):
-    folder = modelfile.current_folder(models)
-    rewrite(folder, modelfile.META_FILE, edited_card(folder, threshold__value=0.99))
+    folder = store.current_folder(models)
+    rewrite(folder, store.META_FILE, edited_card(folder, threshold__value=0.99))
     with pytest.raises(CashscoreError, match=r"cashscore.json: its content and the model do not give version"):
-        modelfile.load_verified(models)
+        store.load_verified(models)
 
 
 def test_another_onnx_with_every_hash_updated_is_refused(models, tmp_path):
-    folder = modelfile.current_folder(models)
-    other = bytearray((folder / modelfile.MODEL_FILE).read_bytes())
+    folder = store.current_folder(models)
+    other = bytearray((folder / store.MODEL_FILE).read_bytes())
     other[-1] ^= 1
-    rewrite(folder, modelfile.MODEL_FILE, bytes(other))
+    rewrite(folder, store.MODEL_FILE, bytes(other))
     digest = hashlib.sha256(other).hexdigest()
-    rewrite(folder, modelfile.META_FILE, edited_card(folder, onnx__sha256=digest))
+    rewrite(folder, store.META_FILE, edited_card(folder, onnx__sha256=digest))
     with pytest.raises(CashscoreError, match="do not give version"):
-        modelfile.load_verified(models)
+        store.load_verified(models)
 
 
-@pytest.mark.parametrize("name", [modelfile.MODEL_FILE, modelfile.META_FILE, modelfile.REPORT_FILE])
+@pytest.mark.parametrize("name", [store.MODEL_FILE, store.META_FILE, store.REPORT_FILE])
 def test_any_edited_file_is_refused_naming_it(models, name):
-    folder = modelfile.current_folder(models)
+    folder = store.current_folder(models)
     (folder / name).write_bytes((folder / name).read_bytes() + b" ")
     with pytest.raises(CashscoreError, match=f"{name}: sha256 .* does not match the manifest"):
-        modelfile.load_verified(models)
+        store.load_verified(models)
 
 
 def test_a_file_outside_the_manifest_is_refused(models):
-    folder = modelfile.current_folder(models)
+    folder = store.current_folder(models)
     (folder / "extra.onnx").write_bytes(b"x")
     with pytest.raises(CashscoreError, match="extra.onnx: not part of model version"):
-        modelfile.load_verified(models)
+        store.load_verified(models)
 
 
 @pytest.mark.parametrize("pointer", ["../../etc", "20260101T000000Z-0123456789ab\nmore", "", "x" * 500])
 def test_a_pointer_naming_anything_but_a_present_version_is_refused(models, pointer):
-    (models / modelfile.CURRENT).write_text(pointer)
+    (models / store.CURRENT).write_text(pointer)
     with pytest.raises(CashscoreError):
-        modelfile.load_verified(models)
+        store.load_verified(models)
 
 
 def test_the_version_is_derived_from_the_content(models):
-    first = modelfile.current_version(models)
-    second = republish(models, threshold={**modelfile.load_verified(models).meta["threshold"], "value": 0.5})
+    first = store.current_version(models)
+    second = republish(models, threshold={**store.load_verified(models).meta["threshold"], "value": 0.5})
     assert second != first and second.split("-")[0] == first.split("-")[0]
     again = republish(models)  # the same content again gives the same version
     assert again == second
 
 
 def test_rollback_and_pinning(models, capsys):
-    old = modelfile.current_version(models)
+    old = store.current_version(models)
     new = republish(models, created_at="2030-01-01T00:00:00+00:00")
-    assert modelfile.versions(models) == sorted([old, new])
+    assert store.versions(models) == sorted([old, new])
     assert main(["models", "--models", str(models)]) == 0
     listing = capsys.readouterr().out
     assert f"* {new}" in listing and f"  {old}" in listing
@@ -111,15 +111,15 @@ def test_rollback_and_pinning(models, capsys):
     with TestClient(app=create_app(models, api_key="", model_version=old)) as c:
         assert c.get("/health/ready").json()["model_version"] == old
     assert main(["models", "--models", str(models), "--use", old]) == 0
-    assert modelfile.load_verified(models).version == old
+    assert store.load_verified(models).version == old
     assert main(["models", "--models", str(models), "--use", "20990101T000000Z-000000000000"]) == 1
 
 
 def test_old_versions_are_pruned_but_never_the_current_one(models):
     made = [republish(models, created_at=f"2030-01-0{i}T00:00:00+00:00") for i in range(1, 8)]
-    kept = modelfile.versions(models)
-    assert len(kept) == modelfile.KEEP_VERSIONS and kept == sorted(made)[-modelfile.KEEP_VERSIONS :]
-    assert modelfile.current_version(models) == made[-1]
+    kept = store.versions(models)
+    assert len(kept) == store.KEEP_VERSIONS and kept == sorted(made)[-store.KEEP_VERSIONS :]
+    assert store.current_version(models) == made[-1]
 
 
 def test_model_eval_rows_are_kept_per_version(trained):
@@ -145,23 +145,23 @@ def _publish_and_die_at(models, step, card) -> None:
         if name == step:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    modelfile._fault_point = fault
-    onnx_bytes = (modelfile.current_folder(models) / modelfile.MODEL_FILE).read_bytes()
-    modelfile.publish(models, onnx_bytes, card, "<p>new</p>", before_switch=lambda _: None)
+    store._fault_point = fault
+    onnx_bytes = (store.current_folder(models) / store.MODEL_FILE).read_bytes()
+    store.publish(models, onnx_bytes, card, "<p>new</p>", before_switch=lambda _: None)
 
 
 @pytest.mark.parametrize("step", STEPS)
 def test_a_publish_killed_at_any_step_leaves_the_old_or_the_new_complete_version(models, step):
-    old = modelfile.load_verified(models)
+    old = store.load_verified(models)
     card = {**old.meta, "created_at": "2031-01-01T00:00:00+00:00"}
-    new_version = modelfile.content_version(old.onnx_bytes, card)
+    new_version = store.content_version(old.onnx_bytes, card)
     proc = multiprocessing.get_context("fork").Process(target=_publish_and_die_at, args=(models, step, card))
     proc.start()
     proc.join(60)
     assert proc.exitcode == -signal.SIGKILL
-    served = modelfile.load_verified(models)  # whatever is current is complete and intact
+    served = store.load_verified(models)  # whatever is current is complete and intact
     assert served.version == (new_version if step == "switched" else old.version)
     # The next publish sweeps what the killed one left half-written, and succeeds.
-    again = modelfile.publish(models, old.onnx_bytes, card, "<p>new</p>", before_switch=lambda _: None)
-    assert again == new_version and modelfile.load_verified(models).version == new_version
-    assert not [p for p in (models / modelfile.VERSIONS).iterdir() if p.name.startswith(".")]
+    again = store.publish(models, old.onnx_bytes, card, "<p>new</p>", before_switch=lambda _: None)
+    assert again == new_version and store.load_verified(models).version == new_version
+    assert not [p for p in (models / store.VERSIONS).iterdir() if p.name.startswith(".")]

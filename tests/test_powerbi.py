@@ -7,13 +7,13 @@ import re
 
 import duckdb
 import pytest
+from cashscore.features import contract
+from cashscore.server.app import create_app
 from litestar.testing import TestClient
 
-from cashscore import settings
-from features import contract
-from server.app import create_app
+from cashscore.core import config
 
-POWERBI = settings.PROJECT_ROOT / "powerbi"
+POWERBI = config.PROJECT_ROOT / "powerbi"
 
 
 def m_source(name: str) -> str:

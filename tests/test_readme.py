@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from cashscore import settings
+from cashscore.core import config
 
-ROOT = settings.PROJECT_ROOT
+ROOT = config.PROJECT_ROOT
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 

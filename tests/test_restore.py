@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import DDL, HEADER, SQL_DIR, full_dump, table_sql
 
-from cashscore.errors import CashscoreError
-from cashscore.restore import restore
+from cashscore.core.errors import CashscoreError
+from cashscore.warehouse.restore import restore
 
 
 def quiet_restore(paths: list[Path], db: Path) -> None:

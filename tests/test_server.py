@@ -13,13 +13,13 @@ import urllib.request
 
 import numpy as np
 import pytest
+from cashscore.features import contract, inputs, rules
+from cashscore.server.app import create_app
 from conftest import serve_process
 from litestar.testing import TestClient
 
-from cashscore import modelfile
-from features import contract, pipeline, rules
-from server.app import create_app
-from server.scoring import Scorer
+from cashscore.artefact import store
+from cashscore.scoring.scorer import Scorer
 
 GOOD = {
     "person_age": 22,
@@ -46,9 +46,9 @@ def models(trained, tmp_path):
 
 def republish(models, **changes):
     """Publish the current model again with some card fields changed: a new, valid version."""
-    loaded = modelfile.load_verified(models)
+    loaded = store.load_verified(models)
     card = {**loaded.meta, **changes}
-    return modelfile.publish(models, loaded.onnx_bytes, card, "<p>report</p>", before_switch=lambda _: None)
+    return store.publish(models, loaded.onnx_bytes, card, "<p>report</p>", before_switch=lambda _: None)
 
 
 @pytest.fixture
@@ -96,9 +96,9 @@ def test_api_scores_equal_the_onnx_model(client, models, trained):
 
     with duckdb.connect(str(trained[0]), read_only=True) as con:
         mart = con.execute("select * from marts.applicants order by loan_id limit 300").df()
-    frame = pipeline.frame(mart)
-    scorer = Scorer(modelfile.load_verified(models))
-    expected = scorer.session.run(None, pipeline.onnx_feeds(frame))[0][:, 1]
+    frame = inputs.frame(mart)
+    scorer = Scorer(store.load_verified(models))
+    expected = scorer.session.run(None, inputs.onnx_feeds(frame))[0][:, 1]
     payload = []
     for record in mart[list(contract.NAMES)].to_dict("records"):
         payload.append(
@@ -222,7 +222,7 @@ def test_reload_swaps_a_good_model_and_refuses_a_bad_one(client, models, trained
     assert client.post("/admin/reload").status_code == 401
     ok = client.post("/admin/reload", headers={"X-Admin-Key": "admin-secret"})
     assert ok.status_code == 200 and ok.json()["model_version"] == trained[2]["model_version"]
-    (modelfile.current_folder(models) / modelfile.MODEL_FILE).write_bytes(b"tampered")
+    (store.current_folder(models) / store.MODEL_FILE).write_bytes(b"tampered")
     bad = client.post("/admin/reload", headers={"X-Admin-Key": "admin-secret"})
     assert bad.status_code == 409 and "sha256" in bad.text
     assert client.post("/v1/score", json=GOOD).status_code in (200, 201)  # the old model keeps serving
@@ -230,15 +230,15 @@ def test_reload_swaps_a_good_model_and_refuses_a_bad_one(client, models, trained
 
 @pytest.mark.parametrize("damage", ["missing", "tampered", "bad-json", "other-contract"])
 def test_refuses_to_start_on_a_bad_model(models, damage):
-    from cashscore.errors import CashscoreError
+    from cashscore.core.errors import CashscoreError
 
-    meta_path = modelfile.current_folder(models) / modelfile.META_FILE
+    meta_path = store.current_folder(models) / store.META_FILE
     if damage == "missing":
-        (modelfile.current_folder(models) / modelfile.MODEL_FILE).unlink()
+        (store.current_folder(models) / store.MODEL_FILE).unlink()
     elif damage == "tampered":
-        data = bytearray((modelfile.current_folder(models) / modelfile.MODEL_FILE).read_bytes())
+        data = bytearray((store.current_folder(models) / store.MODEL_FILE).read_bytes())
         data[-1] ^= 1
-        (modelfile.current_folder(models) / modelfile.MODEL_FILE).write_bytes(bytes(data))
+        (store.current_folder(models) / store.MODEL_FILE).write_bytes(bytes(data))
     elif damage == "bad-json":
         meta_path.write_text("{", encoding="utf-8")
     else:
@@ -246,7 +246,7 @@ def test_refuses_to_start_on_a_bad_model(models, damage):
         meta["contract"] = meta["contract"][:-1]
         meta_path.write_text(json.dumps(meta))
     with pytest.raises(CashscoreError):
-        modelfile.load_verified(models)
+        store.load_verified(models)
     with pytest.raises(BaseException) as info, TestClient(app=create_app(models, api_key="")):
         pass
     assert any(isinstance(e, CashscoreError) for e in flatten(info.value))
@@ -259,7 +259,7 @@ def flatten(exc: BaseException) -> list[BaseException]:
 
 
 def test_reasons_are_deterministic_and_only_raise_risk(models):
-    scorer = Scorer(modelfile.load_verified(models))
+    scorer = Scorer(store.load_verified(models))
     first = scorer.score([GOOD])[0]
     again = scorer.score([GOOD])[0]
     assert first == again
@@ -304,8 +304,8 @@ def test_sighup_reload_refuses_a_bad_model_and_keeps_serving(models, trained):
     with serve_process(models) as (base, server_pid):
         version = json.loads(urllib.request.urlopen(f"{base}/health/ready", timeout=5).read())["model_version"]
         assert version == trained[2]["model_version"]
-        original = (modelfile.current_folder(models) / modelfile.MODEL_FILE).read_bytes()
-        (modelfile.current_folder(models) / modelfile.MODEL_FILE).write_bytes(b"tampered")
+        original = (store.current_folder(models) / store.MODEL_FILE).read_bytes()
+        (store.current_folder(models) / store.MODEL_FILE).write_bytes(b"tampered")
         os.kill(server_pid, signal.SIGHUP)
         time.sleep(1)
         request = urllib.request.Request(
@@ -313,7 +313,7 @@ def test_sighup_reload_refuses_a_bad_model_and_keeps_serving(models, trained):
         )
         with urllib.request.urlopen(request, timeout=5) as r:
             assert json.loads(r.read())["model_version"] == trained[2]["model_version"]
-        (modelfile.current_folder(models) / modelfile.MODEL_FILE).write_bytes(original)
+        (store.current_folder(models) / store.MODEL_FILE).write_bytes(original)
         # A valid model with another version: the reload must take it.
         new = republish(models, created_at="2031-01-01T00:00:00+00:00")
         os.kill(server_pid, signal.SIGHUP)
@@ -327,8 +327,8 @@ def test_a_score_never_depends_on_its_batch(models, trained):
 
     with duckdb.connect(str(trained[0]), read_only=True) as con:
         mart = con.execute("select * from marts.applicants order by loan_id limit 600").df()
-    feeds = pipeline.onnx_feeds(pipeline.frame(mart))
-    scorer = Scorer(modelfile.load_verified(models))
+    feeds = inputs.onnx_feeds(inputs.frame(mart))
+    scorer = Scorer(store.load_verified(models))
     together = scorer.run(feeds)  # 600 rows: two halves scored at once
     alone = [scorer.run({k: v[i : i + 1] for k, v in feeds.items()})[0] for i in range(len(together))]
     assert together.tolist() == alone

@@ -9,18 +9,18 @@ import duckdb
 import numpy as np
 import onnxruntime
 import pytest
+from cashscore.features import contract, inputs
 from conftest import SQL_DIR, full_dump, table_sql
 
-import train
-from cashscore import modelfile
-from cashscore.errors import CashscoreError
-from cashscore.restore import restore
-from features import contract, pipeline
+from cashscore.artefact import store
+from cashscore.core.errors import CashscoreError
+from cashscore.training import options, preprocess, trainer
+from cashscore.warehouse.restore import restore
 
 
 def session_for(models):
     return onnxruntime.InferenceSession(
-        str(modelfile.current_folder(models) / modelfile.MODEL_FILE), providers=["CPUExecutionProvider"]
+        str(store.current_folder(models) / store.MODEL_FILE), providers=["CPUExecutionProvider"]
     )
 
 
@@ -31,14 +31,14 @@ def mart_frame(db, relation="marts.applicants"):
 
 def test_training_writes_model_metadata_and_report(trained):
     _, models, meta = trained
-    onnx_path = modelfile.current_folder(models) / modelfile.MODEL_FILE
+    onnx_path = store.current_folder(models) / store.MODEL_FILE
     assert meta["onnx"]["sha256"] == hashlib.sha256(onnx_path.read_bytes()).hexdigest()
-    on_disk = json.loads((modelfile.current_folder(models) / modelfile.META_FILE).read_text())
+    on_disk = json.loads((store.current_folder(models) / store.META_FILE).read_text())
     assert on_disk["model_version"] == meta["model_version"]
     assert {"fingerprint", "rows"} <= on_disk["data"].keys()
     assert on_disk["threshold"]["policy"] == "profit"
     assert set(on_disk["libraries"]) >= {"scikit-learn", "onnxruntime", "lightgbm"}
-    report = (modelfile.current_folder(models) / modelfile.REPORT_FILE).read_text()
+    report = (store.current_folder(models) / store.REPORT_FILE).read_text()
     assert report.count("<img") == 6 and "Candidates" in report
     assert not [p for p in models.iterdir() if p.name.startswith(".")]
 
@@ -46,7 +46,7 @@ def test_training_writes_model_metadata_and_report(trained):
 def test_every_family_and_strategy_is_compared_with_all_metrics(trained):
     _, _, meta = trained
     pairs = {(c["family"], c["strategy"]) for c in meta["candidates"]}
-    assert pairs == {(f, s) for f in ("logreg", "hist_gb", "lightgbm") for s in train.STRATEGIES}
+    assert pairs == {(f, s) for f in ("logreg", "hist_gb", "lightgbm") for s in options.STRATEGIES}
     for cand in meta["candidates"]:
         assert {
             "roc_auc",
@@ -61,7 +61,7 @@ def test_every_family_and_strategy_is_compared_with_all_metrics(trained):
             "f1",
             "confusion",
         } <= cand["metrics"].keys()
-    assert meta["model"]["family"] in train.MONOTONIC_FAMILIES
+    assert meta["model"]["family"] in options.MONOTONIC_FAMILIES
 
 
 def test_onnx_parity_and_contract_inputs(trained):
@@ -82,16 +82,16 @@ def test_contract_agrees_with_mart_pipeline_and_onnx(trained):
     assert mart == [*contract.ID_COLUMNS, *contract.NAMES, contract.TARGET]
     assert [i.name for i in session_for(models).get_inputs()] == list(contract.NAMES)
     for kind in ("tree", "linear"):
-        prep = pipeline.tree_preprocessor() if kind == "tree" else pipeline.linear_preprocessor()
-        frame = pipeline.frame(mart_frame(db).head(50))
-        assert prep.fit_transform(frame).shape[1] == len(pipeline.output_columns(kind))
-        assert len(pipeline.monotonic_constraints(kind)) == len(pipeline.output_columns(kind))
+        prep = preprocess.tree_preprocessor() if kind == "tree" else preprocess.linear_preprocessor()
+        frame = inputs.frame(mart_frame(db).head(50))
+        assert prep.fit_transform(frame).shape[1] == len(preprocess.output_columns(kind))
+        assert len(preprocess.monotonic_constraints(kind)) == len(preprocess.output_columns(kind))
 
 
 def test_plain_onnxruntime_scores_the_mart_export(trained):
     db, models, _ = trained
-    frame = pipeline.frame(mart_frame(db))
-    p = session_for(models).run(None, pipeline.onnx_feeds(frame))[0]
+    frame = inputs.frame(mart_frame(db))
+    p = session_for(models).run(None, inputs.onnx_feeds(frame))[0]
     assert p.shape == (len(frame), 2)
     assert np.allclose(p.sum(axis=1), 1, atol=1e-5)
     assert np.all((p >= 0) & (p <= 1))
@@ -100,26 +100,26 @@ def test_plain_onnxruntime_scores_the_mart_export(trained):
 @pytest.mark.parametrize(("feature", "steps"), [("loan_percent_income", [0.1, 0.2, 0.4]), ("loan_int_rate", [1, 3, 6])])
 def test_raising_share_of_income_or_rate_never_lowers_risk(trained, feature, steps):
     db, models, _ = trained
-    frame = pipeline.frame(mart_frame(db, "marts.training_set"))
+    frame = inputs.frame(mart_frame(db, "marts.training_set"))
     frame = frame[frame[feature].notna()].head(500)
     sess = session_for(models)
-    previous = sess.run(None, pipeline.onnx_feeds(frame))[0][:, 1]
+    previous = sess.run(None, inputs.onnx_feeds(frame))[0][:, 1]
     for step in steps:
         worse = frame.copy()
         worse[feature] = (worse[feature] + step).astype(np.float32)
-        p = sess.run(None, pipeline.onnx_feeds(worse))[0][:, 1]
+        p = sess.run(None, inputs.onnx_feeds(worse))[0][:, 1]
         assert np.all(p >= previous - 1e-6)
         previous = p
 
 
 def test_a_prior_default_never_lowers_risk(trained):
     db, models, _ = trained
-    frame = pipeline.frame(mart_frame(db, "marts.training_set"))
+    frame = inputs.frame(mart_frame(db, "marts.training_set"))
     frame = frame[frame["cb_person_default_on_file"] == "N"].head(500)
     sess = session_for(models)
-    before = sess.run(None, pipeline.onnx_feeds(frame))[0][:, 1]
+    before = sess.run(None, inputs.onnx_feeds(frame))[0][:, 1]
     frame["cb_person_default_on_file"] = "Y"
-    after = sess.run(None, pipeline.onnx_feeds(frame))[0][:, 1]
+    after = sess.run(None, inputs.onnx_feeds(frame))[0][:, 1]
     assert np.all(after >= before - 1e-6)
 
 
@@ -136,11 +136,11 @@ def test_evaluation_tables_land_in_duckdb(trained):
 
 
 def test_samplers_never_touch_validation_folds():
-    cfg = train.Config.from_env(quick=True)
-    est = train.build(cfg, "lightgbm", "smotenc", {})
+    cfg = trainer.Config.from_env(quick=True)
+    est = trainer.build(cfg, "lightgbm", "smotenc", {})
     assert [n for n, _ in est.steps] == ["prep", "sampler", "model"]
     # imbalanced-learn pipelines resample in fit only: predicting returns one row per input row.
-    served = train.without_sampler(est)
+    served = trainer.without_sampler(est)
     assert [n for n, _ in served.steps] == ["prep", "model"]
 
 
@@ -150,7 +150,7 @@ def snapshot(models):
 
 def test_bad_policy_is_refused():
     with pytest.raises(CashscoreError, match="--policy"):
-        train.Config.from_env(policy="maximise-vibes")
+        trainer.Config.from_env(policy="maximise-vibes")
 
 
 @pytest.mark.parametrize(
@@ -181,7 +181,7 @@ def test_bad_training_data_leaves_models_untouched(case, message, trained, tmp_p
         db = tmp_path / "x.duckdb"
         restore([write("a.sql", full_dump(emprestimos=loans))], db, SQL_DIR, say=lambda _: None)
     with pytest.raises(CashscoreError, match=message):
-        train.run(db, models, quick=True, say=lambda _: None)
+        trainer.run(db, models, quick=True, say=lambda _: None)
     assert snapshot(models) == before
 
 
@@ -190,12 +190,12 @@ def test_unwritable_models_folder(trained, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     with pytest.raises(CashscoreError, match="cannot write the model here"):
-        train.run(db, blocker / "models", quick=True, say=lambda _: None)
+        trainer.run(db, blocker / "models", quick=True, say=lambda _: None)
 
 
 def test_missing_database(tmp_path):
     with pytest.raises(CashscoreError, match="no database here"):
-        train.run(tmp_path / "none.duckdb", tmp_path / "models", quick=True, say=lambda _: None)
+        trainer.run(tmp_path / "none.duckdb", tmp_path / "models", quick=True, say=lambda _: None)
 
 
 def test_real_dump_model_reaches_the_target(real_trained):
@@ -211,14 +211,14 @@ def test_real_dump_model_reaches_the_target(real_trained):
 
 
 def test_choice_among_candidates_within_noise_goes_to_the_better_calibrated():
-    cfg = train.Config.from_env()
+    cfg = trainer.Config.from_env()
 
     def cand(family, strategy, auc, brier):
-        return train.Candidate(family, strategy, metrics={"roc_auc": auc, "brier": brier})
+        return trainer.Candidate(family, strategy, metrics={"roc_auc": auc, "brier": brier})
 
     weighted = cand("lightgbm", "class_weight", 0.9396, 0.068)
     plain = cand("lightgbm", "none", 0.9393, 0.058)
     knn = cand("knn", "none", 0.99, 0.01)  # cannot be held monotonic: never served
-    assert train.choose(cfg, [weighted, plain, knn]) is plain
+    assert trainer.choose(cfg, [weighted, plain, knn]) is plain
     clearly_better = cand("hist_gb", "class_weight", 0.9420, 0.070)
-    assert train.choose(cfg, [weighted, plain, clearly_better]) is clearly_better
+    assert trainer.choose(cfg, [weighted, plain, clearly_better]) is clearly_better

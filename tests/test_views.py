@@ -6,11 +6,11 @@ import math
 
 import duckdb
 import pytest
+from cashscore.features import contract, rules
 from conftest import SQL_DIR, full_dump, table_sql
 
-from cashscore import views
-from cashscore.restore import restore
-from features import contract, rules
+from cashscore.warehouse import views
+from cashscore.warehouse.restore import restore
 
 
 def test_staging_normalises_blanks_case_and_synonyms(small_db, query):

@@ -13,11 +13,12 @@ from typing import IO
 
 import duckdb
 
-from cashscore import sqlnames, views
-from cashscore.atomic import build_dir, sweep_stale
-from cashscore.ddl import create_table
-from cashscore.dump import Statement, parse_insert, statements
-from cashscore.errors import CashscoreError
+from cashscore.core import sqlnames
+from cashscore.core.atomic import build_dir, sweep_stale
+from cashscore.core.errors import CashscoreError
+from cashscore.warehouse import views
+from cashscore.warehouse.ddl import create_table
+from cashscore.warehouse.dump import Statement, parse_insert, statements
 
 REQUIRED_TABLES = ("dados_mutuarios", "emprestimos", "historicos_banco")
 LINK_TABLES = ("ids", "id")

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from cashscore import sqlnames
-from cashscore.errors import CashscoreError
+from cashscore.core import sqlnames
+from cashscore.core.errors import CashscoreError
 
 # A MySQL string literal: backslash escapes and doubled quotes. Possessive quantifiers keep the
 # regex engine from backtracking on megabyte-long INSERT lines.

@@ -6,9 +6,9 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
-from cashscore import sqlnames
-from cashscore.dump import Statement
-from cashscore.errors import CashscoreError
+from cashscore.core import sqlnames
+from cashscore.core.errors import CashscoreError
+from cashscore.warehouse.dump import Statement
 
 T = exp.DataType.Type
 # MySQL type -> DuckDB type. Nothing from the dump's text reaches the DDL but the names (quoted)

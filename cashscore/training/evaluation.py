@@ -20,13 +20,13 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-from cashscore import sqlnames
-from cashscore.errors import CashscoreError
-from cashscore.modelfile import EPS
-from features import contract, pipeline
+from cashscore.core import sqlnames
+from cashscore.core.errors import CashscoreError
+from cashscore.features import contract, inputs
+from cashscore.training.onnx_export import EPS
 
 if TYPE_CHECKING:
-    from train import Candidate, Config
+    from cashscore.training.options import Candidate, Config
 
 GRID = np.round(np.arange(0.01, 0.99, 0.0025), 4)
 LIBRARIES = (
@@ -128,7 +128,7 @@ def fit_platt(p: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 
 def _score(session: Any, X: pd.DataFrame) -> np.ndarray:
-    return session.run(None, pipeline.onnx_feeds(X))[0][:, 1]
+    return session.run(None, inputs.onnx_feeds(X))[0][:, 1]
 
 
 # What "more risky" means for the constrained features: a step up, or the flag set.
@@ -237,7 +237,7 @@ def write_tables(db: Path, evaluation: dict[str, pd.DataFrame], version: str) ->
         evaluation: name -> table.
         version: the model version, stored in every row.
     """
-    from cashscore.export import connect
+    from cashscore.warehouse.export import connect
 
     con = connect(db, read_only=False)
     try:

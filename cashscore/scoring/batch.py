@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from cashscore import sqlnames
-from cashscore.errors import CashscoreError
-from cashscore.export import copy_to
-from features import contract, pipeline, rules
-from server.scoring import Scorer, bands
+from cashscore.core import sqlnames
+from cashscore.core.errors import CashscoreError
+from cashscore.features import contract, inputs, rules
+from cashscore.scoring.scorer import Scorer, bands
+from cashscore.warehouse.export import copy_to
 
 REASONS = ("all", "deny", "none")
 CHUNK = 100_000
@@ -28,7 +28,7 @@ CHUNK = 100_000
 
 def probabilities(scorer: Scorer, cleaned: dict[str, np.ndarray]) -> np.ndarray:
     """Probabilities of default for cleaned columns, exactly as the server computes them."""
-    return scorer.run(pipeline.column_feeds(cleaned))
+    return scorer.run(inputs.column_feeds(cleaned))
 
 
 def score_columns(

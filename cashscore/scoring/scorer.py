@@ -13,8 +13,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import onnxruntime
 
-from cashscore.modelfile import LoadedModel
-from features import contract, pipeline, rules
+from cashscore.artefact.store import LoadedModel
+from cashscore.features import contract, inputs, rules
 
 # Risk bands by probability of default: upper bounds, exclusive.
 BANDS = ((0.05, "very low"), (0.10, "low"), (0.20, "medium"), (0.40, "high"), (1.01, "very high"))
@@ -163,7 +163,7 @@ class Scorer:
             # Many rows, no reasons: the vectorised rules (identical results, tested) and one model call.
             columns = {name: [r.get(name) for r in records] for name in contract.NAMES}
             cleaned_columns, _ = rules.clean_columns(columns, len(records))
-            p_all = self.run(pipeline.column_feeds(cleaned_columns))
+            p_all = self.run(inputs.column_feeds(cleaned_columns))
             decisions = self.decisions(p_all).tolist()
             return [
                 Scored(p, d, b, []) for p, d, b in zip(p_all.tolist(), decisions, bands(p_all).tolist(), strict=True)

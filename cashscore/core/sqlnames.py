@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from cashscore.errors import CashscoreError
+from cashscore.core.errors import CashscoreError
 
 # MySQL: at most 64 characters; any BMP character but NUL; no trailing space. cashscore also
 # refuses control characters: no real schema has them, and they would corrupt messages and logs.

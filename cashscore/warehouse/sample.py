@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cashscore.atomic import write_atomic
-from features.contract import BY_NAME
+from cashscore.core.atomic import write_atomic
+from cashscore.features.contract import BY_NAME
 
 ROWS_PER_INSERT = 2000
 HOME = ("Rent", "Mortgage", "Own", "Other")

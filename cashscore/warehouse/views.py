@@ -10,8 +10,8 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
-from cashscore.errors import CashscoreError
-from features import contract
+from cashscore.core.errors import CashscoreError
+from cashscore.features import contract
 
 LAYERS = ("staging", "marts")
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import duckdb
 
-from cashscore.atomic import write_atomic
-from cashscore.errors import CashscoreError
+from cashscore.core import config
+from cashscore.core.atomic import write_atomic
+from cashscore.core.errors import CashscoreError
 
 # Every file cashscore writes from DuckDB, by extension; `export` writes the first two.
 FORMATS = {
@@ -17,8 +18,6 @@ FORMATS = {
     ".json": "(format json, array true)",
 }
 EXPORT_FORMATS = (".csv", ".parquet")
-# How long a command waits for another process's lock on the database before giving up.
-LOCK_WAIT_SECONDS = 30.0
 
 
 def format_clause(out: Path, allowed: tuple[str, ...] = tuple(FORMATS)) -> str:
@@ -76,13 +75,13 @@ def open_waiting(db: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyConne
         pause = min(pause * 2, 0.25)
 
 
-def connect(db: Path, read_only: bool = True, wait: float = LOCK_WAIT_SECONDS) -> duckdb.DuckDBPyConnection:
+def connect(db: Path, read_only: bool = True, wait: float | None = None) -> duckdb.DuckDBPyConnection:
     """Open a restored database, with a clear message when there is none.
 
     Args:
         db: the DuckDB file.
         read_only: open without write access (the default).
-        wait: how long to wait for another process's lock on the file.
+        wait: how long to wait for another process's lock on the file (CASHSCORE_LOCK_WAIT by default).
 
     Returns:
         The connection.
@@ -92,6 +91,8 @@ def connect(db: Path, read_only: bool = True, wait: float = LOCK_WAIT_SECONDS) -
     """
     if not db.is_file():
         raise CashscoreError(f"{db}: no database here; run `cashscore restore DUMP --db {db}` first")
+    if wait is None:
+        wait = config.load().restore.lock_wait
     try:
         return open_waiting(db, read_only, wait)
     except duckdb.Error as exc:

@@ -1,13 +1,12 @@
-"""sklearn preprocessing and model inputs derived from the feature contract."""
+"""sklearn preprocessing and ONNX input types derived from the feature contract (training only)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
-from features.contract import BY_NAME, CATEGORICAL, FEATURES, NAMES, NUMERIC
+from cashscore.features.contract import BY_NAME, CATEGORICAL, FEATURES, NUMERIC
 
 if TYPE_CHECKING:
     from sklearn.compose import ColumnTransformer
@@ -16,42 +15,6 @@ if TYPE_CHECKING:
 # the others are one-hot encoded for models that need it.
 ORDERED = ("loan_grade", "cb_person_default_on_file")
 NOMINAL = tuple(n for n in CATEGORICAL if n not in ORDERED)
-
-
-def frame(df: pd.DataFrame) -> pd.DataFrame:
-    """Shape a mart extract as the model's inputs: float32 numbers (NaN = missing), strings ("" = missing).
-
-    Args:
-        df: rows with at least the contract's columns.
-
-    Returns:
-        A new frame with exactly the contract's columns, in contract order.
-    """
-    out = pd.DataFrame(index=df.index)
-    for f in FEATURES:
-        if f.kind == "numeric":
-            out[f.name] = pd.to_numeric(df[f.name], errors="coerce").astype(np.float32)
-        else:
-            out[f.name] = df[f.name].astype(object).where(df[f.name].notna(), "").astype(str).to_numpy(dtype=object)
-    return out
-
-
-def onnx_feeds(df: pd.DataFrame) -> dict[str, np.ndarray]:
-    """The onnxruntime inputs for a frame built by `frame`: one [N, 1] array per feature."""
-    return column_feeds({f.name: df[f.name].to_numpy() for f in FEATURES})
-
-
-def column_feeds(cleaned: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """onnxruntime inputs from columns cleaned by `features.rules.clean_columns`."""
-    out = {}
-    for f in FEATURES:
-        col = cleaned[f.name]
-        if f.kind == "numeric":
-            out[f.name] = col.astype(np.float32).reshape(-1, 1)
-        else:
-            # object arrays: onnxruntime converts numpy unicode string arrays three times slower
-            out[f.name] = np.where(pd.isna(col), "", col).astype(object).reshape(-1, 1)
-    return out
 
 
 def _categories(names: tuple[str, ...]) -> list[list[str]]:
@@ -154,16 +117,3 @@ def onnx_input_types() -> list[tuple[str, Any]]:
     return [
         (f.name, FloatTensorType([None, 1]) if f.kind == "numeric" else StringTensorType([None, 1])) for f in FEATURES
     ]
-
-
-__all__ = [
-    "NAMES",
-    "categorical_positions",
-    "frame",
-    "linear_preprocessor",
-    "monotonic_constraints",
-    "onnx_feeds",
-    "onnx_input_types",
-    "output_columns",
-    "tree_preprocessor",
-]

@@ -1,0 +1,1 @@
+"""Configuration, errors, names and atomic files: what every other layer may use."""

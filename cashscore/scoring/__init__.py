@@ -1,0 +1,1 @@
+"""Scoring, pure and column-wise: rules, model, decisions, bands, reasons; batch files and DuckDB functions."""

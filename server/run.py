@@ -1,0 +1,37 @@
+"""Run the app under uvicorn with the given settings: one process, or several sharing one socket."""
+
+from __future__ import annotations
+
+import functools
+
+import uvicorn
+from cashscore.server.app import create_app
+from cashscore.server.protocol import BoundedHttpToolsProtocol
+from uvicorn.supervisors import Multiprocess
+
+from cashscore.core.config import Settings
+
+
+def serve(settings: Settings) -> None:
+    """Serve until interrupted; the settings reach every worker as an argument, never through the environment.
+
+    Args:
+        settings: everything the app and uvicorn need (paths, server limits, keys).
+    """
+    server = settings.server
+    conf = uvicorn.Config(
+        functools.partial(create_app, settings=settings),
+        factory=True,
+        host=server.host,
+        port=server.port,
+        workers=server.workers,
+        # Header size and count, and how long a request may take to arrive.
+        http=functools.partial(BoundedHttpToolsProtocol, read_timeout=server.read_timeout),
+        timeout_keep_alive=5,
+        log_level=server.log_level,
+        access_log=False,  # applicant data travels in query strings: never log them
+    )
+    if server.workers > 1:
+        Multiprocess(conf, sockets=[conf.bind_socket()]).run()
+    else:
+        uvicorn.Server(conf).run()

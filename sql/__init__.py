@@ -1,0 +1,1 @@
+"""The SQL layers, shipped as package data: staging and marts views, audits."""

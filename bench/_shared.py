@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 import warnings
@@ -33,14 +32,14 @@ def refit(db: Path, models: Path) -> tuple[Any, dict[str, Any], Any]:
     Returns:
         (the plain sklearn pipeline without sampler, the metadata, the whole labelled frame).
     """
-    meta = json.loads((store.current_folder(models) / store.META_FILE).read_text())
+    card = store.load_verified(models).card
     df = trainer.load_training(db)
     X = inputs.frame(df)
     y = df["loan_status"].to_numpy(dtype=int)
-    cfg = trainer.Config.from_env(seed=meta["config"]["seed"])
+    cfg = trainer.Config.from_env(seed=card.config.seed)
     X_train, _, y_train, _ = train_test_split(X, y, test_size=cfg.test_size, stratify=y, random_state=cfg.seed)
-    est = trainer.build(cfg, meta["model"]["family"], meta["model"]["strategy"], meta["model"]["params"])
+    est = trainer.build(cfg, card.model.family, card.model.strategy, card.model.params)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         est.fit(X_train, y_train)
-    return trainer.without_sampler(est), meta, X
+    return trainer.without_sampler(est), card, X

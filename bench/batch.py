@@ -55,8 +55,8 @@ def main() -> None:
         frame = inputs.frame(con.execute("select * from portfolio").df())
         feeds = inputs.onnx_feeds(frame)
         t_ort = median_seconds(lambda: scorer.session.run(None, feeds), args.repeat)
-        sk, meta, _ = refit(args.train_db, args.models)
-        a, b = meta["calibration"]["a"], meta["calibration"]["b"]
+        sk, card, _ = refit(args.train_db, args.models)
+        a, b = card.calibration.a, card.calibration.b
 
         def baseline() -> None:
             df = con.execute("select * from portfolio").df()

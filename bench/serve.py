@@ -88,13 +88,13 @@ def main() -> None:
         raise SystemExit("wrk is not installed: apt-get install wrk (make bench does it)")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        sk, meta, X = refit(args.db, args.models)
+        sk, card, X = refit(args.db, args.models)
         joblib.dump(sk, work / "baseline.joblib")
         ours, base = free_port(), free_port()
         env = {
             **os.environ,
             "BASELINE_MODEL": str(work / "baseline.joblib"),
-            "BASELINE_THRESHOLD": str(meta["threshold"]["value"]),
+            "BASELINE_THRESHOLD": str(card.threshold.value),
             "PYTHONPATH": str(ROOT / "bench"),
         }
         procs = [

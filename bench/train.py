@@ -43,21 +43,19 @@ def main() -> None:
             restore([config.load().paths.data_dir], db, config.load().paths.sql_dir, say=lambda _: None)
         models = work / "models"
         started = time.perf_counter()
-        meta = trainer.run(db, models, say=lambda _: None)
+        card = trainer.run(db, models, say=lambda _: None)
         total = time.perf_counter() - started
-        comparison = sum(c["seconds"] for c in meta["candidates"])
+        comparison = sum(c.seconds for c in card.candidates)
         print("## training (cashscore train, same run)")
-        print(f"candidates compared       {len(meta['candidates'])} in {comparison:.1f} s")
-        print(f"final fit                 {meta['timings']['final_fit_seconds']:.1f} s")
+        print(f"candidates compared       {len(card.candidates)} in {comparison:.1f} s")
+        print(f"final fit                 {card.timings.final_fit_seconds:.1f} s")
         print(f"whole train command       {total:.1f} s")
-        print(f"chosen                    {meta['model']['family']} + {meta['model']['strategy']}")
-        test = meta["metrics"]["test"]
-        print(
-            f"held-out test             ROC-AUC {test['roc_auc']:.4f}  KS {test['ks']:.3f}  Brier {test['brier']:.4f}"
-        )
+        print(f"chosen                    {card.model.family} + {card.model.strategy}")
+        test = card.metrics.test
+        print(f"held-out test             ROC-AUC {test.roc_auc:.4f}  KS {test.ks:.3f}  Brier {test.brier:.4f}")
 
-        sk, meta, X = refit(db, models)
-        a, b = meta["calibration"]["a"], meta["calibration"]["b"]
+        sk, card, X = refit(db, models)
+        a, b = card.calibration.a, card.calibration.b
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1
         sess = onnxruntime.InferenceSession(str(store.current_folder(models) / store.MODEL_FILE), options)

@@ -118,10 +118,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ),
     )
     # Refuse to start, with the reason, before binding the port.
-    meta = load_verified(args.models, args.model_version).meta
+    card = load_verified(args.models, args.model_version).card
     base = f"http://{args.host}:{args.port}"
     print(
-        f"serving model {meta['model_version']}: dashboard {base}/, API {base}/v1/score, docs {base}/schema/swagger",
+        f"serving model {card.model_version}: dashboard {base}/, API {base}/v1/score, docs {base}/schema/swagger",
         flush=True,
     )
     serve(settings)

@@ -282,16 +282,16 @@ async def score_batch(request: Request, reasons: FromQuery[bool] = True) -> Batc
     guards=[require_key],
 )
 async def model_info(request: Request) -> dict[str, Any]:
-    meta = request.app.state.holder.current().model.meta
+    card = request.app.state.holder.current().model.card
     return {
-        "model_version": meta["model_version"],
-        "created_at": meta["created_at"],
-        "model": meta["model"],
-        "threshold": meta["threshold"],
-        "calibration": meta["calibration"],
-        "metrics": meta["metrics"]["test"],
-        "parity": meta["parity"],
-        "contract": meta["contract"],
+        "model_version": card.model_version,
+        "created_at": card.created_at,
+        "model": card.model,
+        "threshold": card.threshold,
+        "calibration": card.calibration,
+        "metrics": card.metrics.test,
+        "parity": card.parity,
+        "contract": card.contract,
         "risk_bands": [{"below": upper, "band": name} for upper, name in BANDS],
     }
 
@@ -310,7 +310,7 @@ def dashboard_page(request: Request) -> Response[str]:
     key = request.app.state.api_key
     if key and not _signed_in(request, key):
         return _html(dashboard.login_page(), status=401)
-    return _html(dashboard.render(request.app.state.holder.current().model.meta, request.app.state.db))
+    return _html(dashboard.render(request.app.state.holder.current().model.card, request.app.state.db))
 
 
 @post("/login", include_in_schema=False, status_code=303)

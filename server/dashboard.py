@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 from cashscore.features import contract
 
+from cashscore.artefact.card import ModelCard
 from cashscore.core import sqlnames
 from cashscore.warehouse.export import is_lock_conflict, open_waiting
 
@@ -154,11 +155,11 @@ def _portfolio(db: Path | None) -> tuple[str, str]:
     return _LAST[db]
 
 
-def _model_card(meta: dict[str, Any], db: Path | None) -> str:
-    test = meta["metrics"]["test"]
-    policy = meta["threshold"]
+def _model_card(card: ModelCard, db: Path | None) -> str:
+    test = card.metrics.test
+    policy = card.threshold
     rows = "".join(
-        f"<tr><td>{k}</td><td>{float(test[k]):.4f}</td></tr>"
+        f"<tr><td>{k}</td><td>{getattr(test, k):.4f}</td></tr>"
         for k in ("roc_auc", "pr_auc", "ks", "gini", "brier", "accuracy")
     )
     charts = ""
@@ -167,12 +168,12 @@ def _model_card(meta: dict[str, Any], db: Path | None) -> str:
             with open_waiting(db, read_only=True, wait=READ_WAIT_SECONDS) as con:
                 roc = con.execute(
                     "select fpr, tpr from model_eval.roc_points where model_version = ? order by fpr, tpr",
-                    [meta["model_version"]],
+                    [card.model_version],
                 ).fetchall()
                 cal = con.execute(
                     "select mean_predicted, observed_rate from model_eval.calibration_bins "
                     "where model_version = ? order by bin",
-                    [meta["model_version"]],
+                    [card.model_version],
                 ).fetchall()
             if roc:
                 charts = (
@@ -183,11 +184,11 @@ def _model_card(meta: dict[str, Any], db: Path | None) -> str:
         except duckdb.Error:
             charts = '<p class="muted">the evaluation tables are not in this database</p>'
     return (
-        f"<p><b>{html.escape(meta['model']['family'])}</b> + {html.escape(meta['model']['strategy'])}, "
-        f"version <code>{html.escape(meta['model_version'])}</code>, trained {html.escape(meta['created_at'])} on "
-        f"{int(meta['data']['rows']):,} rows.</p><table>{rows}</table>"
-        f"<p>Deny when PD ≥ <b>{float(policy['value']):.1%}</b> ({html.escape(str(policy['policy']))} policy: "
-        f"loss given default {float(policy['lgd']):g}, margin {float(policy['margin']):g}).</p>{charts}"
+        f"<p><b>{html.escape(card.model.family)}</b> + {html.escape(card.model.strategy)}, "
+        f"version <code>{html.escape(card.model_version)}</code>, trained {html.escape(card.created_at)} on "
+        f"{card.data.rows:,} rows.</p><table>{rows}</table>"
+        f"<p>Deny when PD ≥ <b>{policy.value:.1%}</b> ({html.escape(policy.policy)} policy: "
+        f"loss given default {policy.lgd:g}, margin {policy.margin:g}).</p>{charts}"
     )
 
 
@@ -213,11 +214,11 @@ def _form(reference: dict[str, Any]) -> str:
     return f'<form id="whatif">{"".join(fields)}<button type="submit">Score this applicant</button></form>'
 
 
-def render(meta: dict[str, Any], db: Path | None) -> str:
+def render(card: ModelCard, db: Path | None) -> str:
     """The dashboard page for the serving model.
 
     Args:
-        meta: the model's metadata.
+        card: the serving model's card.
         db: the database holding model_eval and scores tables, if any.
 
     Returns:
@@ -227,9 +228,9 @@ def render(meta: dict[str, Any], db: Path | None) -> str:
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>cashscore dashboard</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head><body>
 <header><h1>cashscore · Alura Cash credit risk</h1></header><main>
-<section><h2>Model</h2>{_model_card(meta, db)}</section>
+<section><h2>Model</h2>{_model_card(card, db)}</section>
 <section><h2>Portfolio</h2><p>{html.escape(portfolio_text)}</p>{portfolio}</section>
-<section class="wide"><h2>What if: a new applicant</h2>{_form(meta.get("reference", {}))}<div id="result"></div></section>
+<section class="wide"><h2>What if: a new applicant</h2>{_form(card.reference)}<div id="result"></div></section>
 </main><script>{SCRIPT}</script>
 <script type="application/json" id="contract">{html.escape(json.dumps([f.name for f in contract.FEATURES]))}</script>
 </body></html>"""

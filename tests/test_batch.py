@@ -165,7 +165,7 @@ def test_json_output_and_into_table(trained, tmp_path):
     assert rows and {"default_probability", "decision", "reasons", "model_version"} <= rows[0].keys()
     with duckdb.connect(str(db), read_only=True) as con:
         stored = con.execute("select count(*), min(model_version), count(scored_at) from scores.latest").fetchall()
-    assert stored[0][1] == meta["model_version"] and stored[0][0] == stored[0][2] == len(rows)
+    assert stored[0][1] == meta.model_version and stored[0][0] == stored[0][2] == len(rows)
 
 
 @pytest.mark.parametrize(

@@ -50,7 +50,7 @@ def test_dashboard_renders_model_portfolio_and_form(trained, scored_db):
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     text = page.text
-    assert trained[2]["model_version"] in text
+    assert trained[2].model_version in text
     assert "scores.portfolio" in text and "By grade" in text and "By loan intent" in text
     assert 'aria-label="ROC curve"' in text
     for name in contract.NAMES:

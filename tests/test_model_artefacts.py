@@ -10,6 +10,7 @@ import shutil
 import signal
 
 import duckdb
+import msgspec
 import pytest
 from cashscore.server.app import create_app
 
@@ -46,9 +47,10 @@ def edited_card(folder, **changes) -> bytes:
 
 def republish(models, **card_changes) -> str:
     loaded = store.load_verified(models)
+    card = msgspec.structs.replace(loaded.card, **card_changes)
     return store.publish(
-        models, loaded.onnx_bytes, {**loaded.meta, **card_changes}, "<p>report</p>", before_switch=lambda _: None
-    )
+        models, loaded.onnx_bytes, card, lambda _: "<p>report</p>", before_switch=lambda _: None
+    ).model_version
 
 
 def test_an_edited_threshold_with_its_hash_updated_is_refused(models):
@@ -93,7 +95,8 @@ def test_a_pointer_naming_anything_but_a_present_version_is_refused(models, poin
 
 def test_the_version_is_derived_from_the_content(models):
     first = store.current_version(models)
-    second = republish(models, threshold={**store.load_verified(models).meta["threshold"], "value": 0.5})
+    threshold = msgspec.structs.replace(store.load_verified(models).card.threshold, value=0.5)
+    second = republish(models, threshold=threshold)
     assert second != first and second.split("-")[0] == first.split("-")[0]
     again = republish(models)  # the same content again gives the same version
     assert again == second
@@ -126,7 +129,7 @@ def test_model_eval_rows_are_kept_per_version(trained):
     db, _, meta = trained
     with duckdb.connect(str(db), read_only=True) as con:
         versions = {r[0] for r in con.execute("select distinct model_version from model_eval.roc_points").fetchall()}
-    assert meta["model_version"] in versions
+    assert meta.model_version in versions
 
 
 STEPS = [
@@ -147,13 +150,13 @@ def _publish_and_die_at(models, step, card) -> None:
 
     store._fault_point = fault
     onnx_bytes = (store.current_folder(models) / store.MODEL_FILE).read_bytes()
-    store.publish(models, onnx_bytes, card, "<p>new</p>", before_switch=lambda _: None)
+    store.publish(models, onnx_bytes, card, lambda _: "<p>new</p>", before_switch=lambda _: None)
 
 
 @pytest.mark.parametrize("step", STEPS)
 def test_a_publish_killed_at_any_step_leaves_the_old_or_the_new_complete_version(models, step):
     old = store.load_verified(models)
-    card = {**old.meta, "created_at": "2031-01-01T00:00:00+00:00"}
+    card = msgspec.structs.replace(old.card, created_at="2031-01-01T00:00:00+00:00")
     new_version = store.content_version(old.onnx_bytes, card)
     proc = multiprocessing.get_context("fork").Process(target=_publish_and_die_at, args=(models, step, card))
     proc.start()
@@ -162,6 +165,6 @@ def test_a_publish_killed_at_any_step_leaves_the_old_or_the_new_complete_version
     served = store.load_verified(models)  # whatever is current is complete and intact
     assert served.version == (new_version if step == "switched" else old.version)
     # The next publish sweeps what the killed one left half-written, and succeeds.
-    again = store.publish(models, old.onnx_bytes, card, "<p>new</p>", before_switch=lambda _: None)
-    assert again == new_version and store.load_verified(models).version == new_version
+    again = store.publish(models, old.onnx_bytes, card, lambda _: "<p>new</p>", before_switch=lambda _: None)
+    assert again.model_version == new_version and store.load_verified(models).version == new_version
     assert not [p for p in (models / store.VERSIONS).iterdir() if p.name.startswith(".")]

@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 
+import msgspec
 import numpy as np
 import pytest
 from cashscore.features import contract, inputs, rules
@@ -47,8 +48,9 @@ def models(trained, tmp_path):
 def republish(models, **changes):
     """Publish the current model again with some card fields changed: a new, valid version."""
     loaded = store.load_verified(models)
-    card = {**loaded.meta, **changes}
-    return store.publish(models, loaded.onnx_bytes, card, "<p>report</p>", before_switch=lambda _: None)
+    card = msgspec.structs.replace(loaded.card, **changes)
+    published = store.publish(models, loaded.onnx_bytes, card, lambda _: "<p>report</p>", before_switch=lambda _: None)
+    return published.model_version
 
 
 @pytest.fixture
@@ -63,8 +65,8 @@ def test_score_post(client, trained):
     body = r.json()
     assert body["decision"] in ("approve", "deny")
     assert 0 <= body["default_probability"] <= 1
-    assert body["model_version"] == trained[2]["model_version"]
-    assert body["threshold"] == trained[2]["threshold"]["value"]
+    assert body["model_version"] == trained[2].model_version
+    assert body["threshold"] == trained[2].threshold.value
     assert body["risk_band"] in {"very low", "low", "medium", "high", "very high"}
     assert 1 <= len(body["reasons"]) <= 4
     assert all(reason["impact"] > 0 for reason in body["reasons"])
@@ -188,7 +190,7 @@ def test_batch_limit(models, monkeypatch):
 
 def test_model_health_and_openapi(client, trained):
     info = client.get("/v1/model").json()
-    assert info["model_version"] == trained[2]["model_version"]
+    assert info["model_version"] == trained[2].model_version
     assert [f["name"] for f in info["contract"]] == list(contract.NAMES)
     assert client.get("/health/live").json() == {"status": "alive"}
     assert client.get("/health/ready").json()["status"] == "ready"
@@ -202,7 +204,7 @@ def test_metrics_in_prometheus_format(client, trained):
     client.post("/v1/score", json=GOOD)
     client.post("/v1/score", json={**GOOD, "person_age": 1000})
     text = client.get("/metrics").text
-    version = trained[2]["model_version"]
+    version = trained[2].model_version
     assert f'cashscore_requests_total{{method="POST",route="/v1/score",status="400",model_version="{version}"}}' in text
     assert f'cashscore_request_errors_total{{route="/v1/score",kind="client",model_version="{version}"}}' in text
     assert 'cashscore_request_seconds_bucket{route="/v1/score"' in text
@@ -221,7 +223,7 @@ def test_api_key(models):
 def test_reload_swaps_a_good_model_and_refuses_a_bad_one(client, models, trained):
     assert client.post("/admin/reload").status_code == 401
     ok = client.post("/admin/reload", headers={"X-Admin-Key": "admin-secret"})
-    assert ok.status_code == 200 and ok.json()["model_version"] == trained[2]["model_version"]
+    assert ok.status_code == 200 and ok.json()["model_version"] == trained[2].model_version
     (store.current_folder(models) / store.MODEL_FILE).write_bytes(b"tampered")
     bad = client.post("/admin/reload", headers={"X-Admin-Key": "admin-secret"})
     assert bad.status_code == 409 and "sha256" in bad.text
@@ -303,7 +305,7 @@ def test_batch_without_reasons_scores_the_same(client):
 def test_sighup_reload_refuses_a_bad_model_and_keeps_serving(models, trained):
     with serve_process(models) as (base, server_pid):
         version = json.loads(urllib.request.urlopen(f"{base}/health/ready", timeout=5).read())["model_version"]
-        assert version == trained[2]["model_version"]
+        assert version == trained[2].model_version
         original = (store.current_folder(models) / store.MODEL_FILE).read_bytes()
         (store.current_folder(models) / store.MODEL_FILE).write_bytes(b"tampered")
         os.kill(server_pid, signal.SIGHUP)
@@ -312,7 +314,7 @@ def test_sighup_reload_refuses_a_bad_model_and_keeps_serving(models, trained):
             f"{base}/v1/score", data=json.dumps(GOOD).encode(), headers={"content-type": "application/json"}
         )
         with urllib.request.urlopen(request, timeout=5) as r:
-            assert json.loads(r.read())["model_version"] == trained[2]["model_version"]
+            assert json.loads(r.read())["model_version"] == trained[2].model_version
         (store.current_folder(models) / store.MODEL_FILE).write_bytes(original)
         # A valid model with another version: the reload must take it.
         new = republish(models, created_at="2031-01-01T00:00:00+00:00")

@@ -6,6 +6,7 @@ import hashlib
 import json
 
 import duckdb
+import msgspec
 import numpy as np
 import onnxruntime
 import pytest
@@ -32,9 +33,9 @@ def mart_frame(db, relation="marts.applicants"):
 def test_training_writes_model_metadata_and_report(trained):
     _, models, meta = trained
     onnx_path = store.current_folder(models) / store.MODEL_FILE
-    assert meta["onnx"]["sha256"] == hashlib.sha256(onnx_path.read_bytes()).hexdigest()
+    assert meta.onnx.sha256 == hashlib.sha256(onnx_path.read_bytes()).hexdigest()
     on_disk = json.loads((store.current_folder(models) / store.META_FILE).read_text())
-    assert on_disk["model_version"] == meta["model_version"]
+    assert on_disk["model_version"] == meta.model_version
     assert {"fingerprint", "rows"} <= on_disk["data"].keys()
     assert on_disk["threshold"]["policy"] == "profit"
     assert set(on_disk["libraries"]) >= {"scikit-learn", "onnxruntime", "lightgbm"}
@@ -45,9 +46,10 @@ def test_training_writes_model_metadata_and_report(trained):
 
 def test_every_family_and_strategy_is_compared_with_all_metrics(trained):
     _, _, meta = trained
-    pairs = {(c["family"], c["strategy"]) for c in meta["candidates"]}
+    pairs = {(c.family, c.strategy) for c in meta.candidates}
     assert pairs == {(f, s) for f in ("logreg", "hist_gb", "lightgbm") for s in options.STRATEGIES}
-    for cand in meta["candidates"]:
+    for cand in meta.candidates:
+        assert cand.metrics.confusion.tn + cand.metrics.confusion.tp > 0
         assert {
             "roc_auc",
             "pr_auc",
@@ -60,13 +62,13 @@ def test_every_family_and_strategy_is_compared_with_all_metrics(trained):
             "recall",
             "f1",
             "confusion",
-        } <= cand["metrics"].keys()
-    assert meta["model"]["family"] in options.MONOTONIC_FAMILIES
+        } <= set(msgspec.structs.asdict(cand.metrics))
+    assert meta.model.family in options.MONOTONIC_FAMILIES
 
 
 def test_onnx_parity_and_contract_inputs(trained):
     db, models, meta = trained
-    assert meta["parity"]["max_abs_diff"] <= 1e-4 and meta["parity"]["decision_flips"] == 0
+    assert meta.parity.max_abs_diff <= 1e-4 and meta.parity.decision_flips == 0
     sess = session_for(models)
     inputs = [(i.name, i.type, i.shape) for i in sess.get_inputs()]
     assert inputs == [
@@ -132,7 +134,7 @@ def test_evaluation_tables_land_in_duckdb(trained):
         }
         versions = con.execute("select distinct model_version from model_eval.candidates").fetchall()
     assert {"candidates", "metrics", "roc_points", "calibration_bins", "decile_lift", "feature_importance"} <= names
-    assert versions == [(meta["model_version"],)]
+    assert versions == [(meta.model_version,)]
 
 
 def test_samplers_never_touch_validation_folds():
@@ -202,12 +204,12 @@ def test_real_dump_model_reaches_the_target(real_trained):
     # The bar: held-out ROC-AUC >= 0.94 with the three monotonic constraints held, Brier and
     # KS reported, every candidate compared, and ONNX parity.
     _, meta = real_trained
-    test = meta["metrics"]["test"]
-    assert test["roc_auc"] >= 0.94
-    assert 0 < test["brier"] < 0.07 and test["ks"] > 0.7
-    assert meta["monotonic_violations"] == {name: 0 for name in meta["monotonic_violations"]}
-    assert meta["parity"]["max_abs_diff"] <= 1e-4 and meta["parity"]["decision_flips"] == 0
-    assert len(meta["candidates"]) == 19
+    test = meta.metrics.test
+    assert test.roc_auc >= 0.94
+    assert 0 < test.brier < 0.07 and test.ks > 0.7
+    assert meta.monotonic_violations == {name: 0 for name in meta.monotonic_violations}
+    assert meta.parity.max_abs_diff <= 1e-4 and meta.parity.decision_flips == 0
+    assert len(meta.candidates) == 19
 
 
 def test_choice_among_candidates_within_noise_goes_to_the_better_calibrated():

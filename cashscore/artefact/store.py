@@ -13,8 +13,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import onnx
 
+from cashscore.artefact.card import ModelCard, canonical, decode, encode
 from cashscore.core.errors import CashscoreError
 from cashscore.features import contract
 
@@ -22,7 +24,7 @@ MODEL_FILE = "cashscore.onnx"
 META_FILE = "cashscore.json"
 REPORT_FILE = "report.html"
 OUTPUT = "probabilities"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 2  # of the manifest
 MANIFEST_FILE = "manifest.json"
 # models/versions/<version>/ holds one complete model each; models/current names the one served.
 VERSIONS = "versions"
@@ -42,40 +44,14 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def contract_metadata() -> list[dict[str, Any]]:
-    """The feature contract as JSON-ready records (written into every model's metadata)."""
-    return [
-        {
-            "name": f.name,
-            "kind": f.kind,
-            "table": f.table,
-            "description": f.description,
-            "label_pt": f.label_pt,
-            "valid_min": f.valid_min,
-            "valid_max": f.valid_max,
-            "cap": f.cap,
-            "categories": list(f.categories),
-            "synonyms": dict(sorted(f.synonyms.items())),
-            "monotonic": f.monotonic,
-        }
-        for f in contract.FEATURES
-    ]
-
-
-def canonical_card(card: dict[str, Any]) -> bytes:
-    """The card's content as hashed for its version: sorted compact JSON without the version itself."""
-    content = {k: v for k, v in card.items() if k != "model_version"}
-    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
-
-
-def content_version(onnx_bytes: bytes, card: dict[str, Any]) -> str:
+def content_version(onnx_bytes: bytes, card: ModelCard) -> str:
     """A model's version, derived from everything that decides a score: the graph and the card.
 
     Any change to the ONNX bytes, the threshold, the reference applicant or any other field of the
     card gives another version, so a version always names one behaviour.
     """
-    digest = hashlib.sha256(b"cashscore-model\0" + hashlib.sha256(onnx_bytes).digest() + canonical_card(card))
-    created = datetime.fromisoformat(str(card["created_at"]))
+    digest = hashlib.sha256(b"cashscore-model\0" + hashlib.sha256(onnx_bytes).digest() + canonical(card))
+    created = datetime.fromisoformat(card.created_at)
     return f"{created:%Y%m%dT%H%M%SZ}-{digest.hexdigest()[:12]}"
 
 
@@ -99,8 +75,12 @@ def _write_synced(path: Path, data: bytes) -> None:
 
 
 def publish(
-    models: Path, onnx_bytes: bytes, card: dict[str, Any], report_html: str, before_switch: Callable[[str], None]
-) -> str:
+    models: Path,
+    onnx_bytes: bytes,
+    card: ModelCard,
+    report: Callable[[ModelCard], str],
+    before_switch: Callable[[str], None],
+) -> ModelCard:
     """Publish a model as a new version folder, then switch `models/current` to it in one rename.
 
     A kill at any point leaves `current` naming the old complete version or the new complete one;
@@ -110,23 +90,23 @@ def publish(
         models: the models folder.
         onnx_bytes: the ONNX graph.
         card: the model card; its `model_version` is set here, from its content.
-        report_html: the readable report.
+        report: renders the readable report of the versioned card.
         before_switch: called with the version once its folder is complete, before `current`
             moves (training writes the version's model_eval rows there).
 
     Returns:
-        The new version.
+        The card with its version.
     """
-    card["model_version"] = content_version(onnx_bytes, card)
-    version = card["model_version"]
-    card_bytes = json.dumps(card, indent=2, ensure_ascii=True).encode()
+    card = msgspec.structs.replace(card, model_version=content_version(onnx_bytes, card))
+    version = card.model_version
+    card_bytes = encode(card)
     versions = models / VERSIONS
     versions.mkdir(parents=True, exist_ok=True)
     _sweep_partial(versions)
     staging = versions / f".{version}.partial-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
-    contents = {MODEL_FILE: onnx_bytes, META_FILE: card_bytes, REPORT_FILE: report_html.encode()}
+    contents = {MODEL_FILE: onnx_bytes, META_FILE: card_bytes, REPORT_FILE: report(card).encode()}
     for name, data in contents.items():
         _write_synced(staging / name, data)
         _fault_point(f"wrote {name}")
@@ -150,7 +130,7 @@ def publish(
     switch(models, version)
     _fault_point("switched")
     prune(models)
-    return version
+    return card
 
 
 def switch(models: Path, version: str) -> None:
@@ -235,16 +215,16 @@ class LoadedModel:
 
     path: Path
     onnx_bytes: bytes
-    meta: dict[str, Any]
+    card: ModelCard
     folder: Path
 
     @property
     def version(self) -> str:
-        return str(self.meta["model_version"])
+        return self.card.model_version
 
     @property
     def threshold(self) -> float:
-        return float(self.meta["threshold"]["value"])
+        return self.card.threshold.value
 
 
 def load_verified(models: Path, version: str | None = None) -> LoadedModel:
@@ -296,20 +276,18 @@ def load_verified(models: Path, version: str | None = None) -> LoadedModel:
                 "the file was changed or corrupted"
             )
     meta_path, onnx_path = folder / META_FILE, folder / MODEL_FILE
-    meta = _read_json(meta_path)
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise CashscoreError(f"{meta_path}: metadata format {meta.get('format_version')!r} is not {FORMAT_VERSION}")
+    card = decode(contents[META_FILE], meta_path)
     data = contents[MODEL_FILE]
     try:
-        derived = content_version(data, meta)
-    except (KeyError, TypeError, ValueError):
+        derived = content_version(data, card)
+    except ValueError:  # created_at that is not a date
         derived = None
-    if meta.get("model_version") != version or derived != version:
+    if card.model_version != version or derived != version:
         raise CashscoreError(
             f"{meta_path}: its content and the model do not give version {version}: "
             "the card or the model was edited after training"
         )
-    declared = [(f.get("name"), f.get("kind")) for f in meta.get("contract", []) if isinstance(f, dict)]
+    declared = [(f.name, f.kind) for f in card.contract]
     expected = [(f.name, f.kind) for f in contract.FEATURES]
     if declared != expected:
         raise CashscoreError(f"{meta_path}: the model's feature contract differs from this cashscore's: {declared}")
@@ -320,7 +298,7 @@ def load_verified(models: Path, version: str | None = None) -> LoadedModel:
     inputs = [i.name for i in graph.graph.input]
     if inputs != list(contract.NAMES) or [o.name for o in graph.graph.output] != [OUTPUT]:
         raise CashscoreError(f"{onnx_path}: inputs {inputs} / outputs do not match the feature contract")
-    return LoadedModel(onnx_path, data, meta, folder)
+    return LoadedModel(onnx_path, data, card, folder)
 
 
 def _read_json(path: Path) -> dict[str, Any]:

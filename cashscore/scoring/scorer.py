@@ -95,7 +95,7 @@ class Scorer:
         self.model = model
         self.version = model.version
         self.threshold = model.threshold
-        self.reference = rules.clean(model.meta["reference"])
+        self.reference = rules.clean(model.card.reference)
 
     def probabilities(self, cleaned: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Probabilities of default for applicants already cleaned by `features.rules.clean`."""

@@ -11,8 +11,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import msgspec  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+
+from cashscore.artefact.card import ModelCard  # noqa: E402
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
@@ -31,17 +34,17 @@ def _png(fig: Any) -> str:
     return f'<img alt="" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
 
 
-def _plots(meta: dict[str, Any], tables: dict[str, pd.DataFrame]) -> list[tuple[str, str]]:
+def _plots(card: ModelCard, tables: dict[str, pd.DataFrame]) -> list[tuple[str, str]]:
     plots = []
     roc, pr = tables["roc_points"], tables["pr_points"]
     fig, ax = plt.subplots(figsize=(5, 4))
-    ax.plot(roc["fpr"], roc["tpr"], label=f"ROC-AUC {meta['metrics']['test']['roc_auc']:.4f}")
+    ax.plot(roc["fpr"], roc["tpr"], label=f"ROC-AUC {card.metrics.test.roc_auc:.4f}")
     ax.plot([0, 1], [0, 1], "--", color="grey")
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC curve (test split)")
     ax.legend()
     plots.append(("ROC curve", _png(fig)))
     fig, ax = plt.subplots(figsize=(5, 4))
-    ax.plot(pr["recall"], pr["precision"], label=f"PR-AUC {meta['metrics']['test']['pr_auc']:.4f}")
+    ax.plot(pr["recall"], pr["precision"], label=f"PR-AUC {card.metrics.test.pr_auc:.4f}")
     ax.set(xlabel="recall", ylabel="precision", title="Precision-recall curve (test split)")
     ax.legend()
     plots.append(("Precision-recall curve", _png(fig)))
@@ -51,20 +54,20 @@ def _plots(meta: dict[str, Any], tables: dict[str, pd.DataFrame]) -> list[tuple[
     ax.plot(cal["mean_predicted"], cal["observed_rate"], "o-")
     ax.set(xlabel="mean predicted probability", ylabel="observed default rate", title="Calibration (test split)")
     plots.append(("Calibration", _png(fig)))
-    cm = meta["metrics"]["test"]["confusion"]
-    matrix = np.array([[cm["tn"], cm["fp"]], [cm["fn"], cm["tp"]]])
+    cm = card.metrics.test.confusion
+    matrix = np.array([[cm.tn, cm.fp], [cm.fn, cm.tp]])
     fig, ax = plt.subplots(figsize=(4.5, 4))
     ax.imshow(matrix, cmap="Blues")
     for (i, j), v in np.ndenumerate(matrix):
         ax.text(j, i, f"{v:,}", ha="center", va="center", color="black", fontsize=12)
     ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["approve", "deny"], yticklabels=["repaid", "defaulted"])
-    ax.set_title(f"Confusion matrix at threshold {meta['threshold']['value']:.3f}")
+    ax.set_title(f"Confusion matrix at threshold {card.threshold.value:.3f}")
     plots.append(("Confusion matrix", _png(fig)))
     scores = tables["test_scores"]
     fig, ax = plt.subplots(figsize=(5, 4))
     for label, name in ((0, "repaid"), (1, "defaulted")):
         ax.hist(scores.loc[scores["loan_status"] == label, "default_probability"], bins=40, alpha=0.6, label=name)
-    ax.axvline(meta["threshold"]["value"], color="black", linestyle="--", label="threshold")
+    ax.axvline(card.threshold.value, color="black", linestyle="--", label="threshold")
     ax.set(xlabel="probability of default", ylabel="applicants", title="Scores by class (test split)")
     ax.legend()
     plots.append(("Score distribution", _png(fig)))
@@ -76,18 +79,18 @@ def _plots(meta: dict[str, Any], tables: dict[str, pd.DataFrame]) -> list[tuple[
     return plots
 
 
-def render(meta: dict[str, Any], tables: dict[str, pd.DataFrame]) -> str:
+def render(card: ModelCard, tables: dict[str, pd.DataFrame]) -> str:
     """The report page.
 
     Args:
-        meta: the model's metadata.
+        card: the model card.
         tables: the evaluation tables from cashscore.evaluation.tables.
 
     Returns:
         HTML text.
     """
-    test = meta["metrics"]["test"]
-    chosen = (meta["model"]["family"], meta["model"]["strategy"])
+    test = card.metrics.test
+    chosen = (card.model.family, card.model.strategy)
     rows = []
     cands = tables["candidates"].sort_values("roc_auc", ascending=False)
     for _, c in cands.iterrows():
@@ -131,30 +134,31 @@ def render(meta: dict[str, Any], tables: dict[str, pd.DataFrame]) -> str:
             "s",
         )
     )
+    numbers = msgspec.structs.asdict(test).items()
     metric_rows = "".join(
-        f"<tr><td>{html.escape(k)}</td><td>{v:.4f}</td></tr>" for k, v in test.items() if isinstance(v, float)
+        f"<tr><td>{html.escape(k)}</td><td>{v:.4f}</td></tr>" for k, v in numbers if isinstance(v, float)
     )
-    plots = "".join(f"<div><h3>{html.escape(t)}</h3>{img}</div>" for t, img in _plots(meta, tables))
-    policy = meta["threshold"]
+    plots = "".join(f"<div><h3>{html.escape(t)}</h3>{img}</div>" for t, img in _plots(card, tables))
+    policy = card.threshold
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>cashscore model {html.escape(meta["model_version"])}</title><style>{STYLE}</style></head><body>
+<title>cashscore model {html.escape(card.model_version)}</title><style>{STYLE}</style></head><body>
 <h1>cashscore model report</h1>
-<p class="sub">version {html.escape(meta["model_version"])} · created {html.escape(meta["created_at"])} ·
-{meta["data"]["rows"]:,} labelled rows ({meta["data"]["default_rate"]:.2%} defaults) · data fingerprint
-{meta["data"]["fingerprint"][:16]}…</p>
+<p class="sub">version {html.escape(card.model_version)} · created {html.escape(card.created_at)} ·
+{card.data.rows:,} labelled rows ({card.data.default_rate:.2%} defaults) · data fingerprint
+{card.data.fingerprint[:16]}…</p>
 <h2>Chosen model</h2>
 <p><b>{html.escape(chosen[0])}</b> with balancing <b>{html.escape(chosen[1])}</b>, parameters
-<code>{html.escape(str(meta["model"]["params"] or "defaults"))}</code> (cross-validated ROC-AUC
-{meta["model"]["cv_roc_auc"]:.4f}). Among families that can be held monotonic, candidates within
-{meta["config"]["tuning_tolerance"]} of the best cross-validated ROC-AUC are told apart by Brier score; the tuning
+<code>{html.escape(str(card.model.params or "defaults"))}</code> (cross-validated ROC-AUC
+{card.model.cv_roc_auc:.4f}). Among families that can be held monotonic, candidates within
+{card.config.tuning_tolerance} of the best cross-validated ROC-AUC are told apart by Brier score; the tuning
 search then keeps the setting with the fewest trees within the same tolerance.
-Probabilities calibrated by {html.escape(meta["calibration"]["method"])}
-(a={meta["calibration"]["a"]:.4f}, b={meta["calibration"]["b"]:.4f}).
-Decision: deny when the probability of default is at least <b>{policy["value"]:.4f}</b>, chosen by the
-<b>{html.escape(policy["policy"])}</b> policy (loss given default {policy["lgd"]}, interest margin {policy["margin"]},
-target approval {policy["approval_rate"]}).</p>
-<p>ONNX parity on the {meta["parity"]["rows"]:,} test rows: max |Δp| {meta["parity"]["max_abs_diff"]:.2e},
-{meta["parity"]["decision_flips"]} decision flips. Monotonicity violations: {meta["monotonic_violations"]}.</p>
+Probabilities calibrated by {html.escape(card.calibration.method)}
+(a={card.calibration.a:.4f}, b={card.calibration.b:.4f}).
+Decision: deny when the probability of default is at least <b>{policy.value:.4f}</b>, chosen by the
+<b>{html.escape(policy.policy)}</b> policy (loss given default {policy.lgd}, interest margin {policy.margin},
+target approval {policy.approval_rate}).</p>
+<p>ONNX parity on the {card.parity.rows:,} test rows: max |Δp| {card.parity.max_abs_diff:.2e},
+{card.parity.decision_flips} decision flips. Monotonicity violations: {card.monotonic_violations}.</p>
 <h2>Held-out test split (used once)</h2><table><tr><th>metric</th><th>value</th></tr>{metric_rows}</table>
 <div class="grid">{plots}</div>
 <h2>Candidates (cross-validated on the training part, samplers inside the folds only)</h2>

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import msgspec
 import numpy as np
 import pandas as pd
 from imblearn.over_sampling import SMOTENC
@@ -32,6 +33,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 
 from cashscore.artefact import store
+from cashscore.artefact.card import ModelCard, contract_features
 from cashscore.core.config import TrainingSettings
 from cashscore.core.errors import CashscoreError
 from cashscore.features import contract, inputs
@@ -372,9 +374,13 @@ def export(estimator: Any, part: TrainingPart, X_test: pd.DataFrame, a: float, b
 
 def write(
     db: Path, models: Path, onnx_model: Any, meta: dict[str, Any], tables: dict[str, Any], started: float
-) -> None:
+) -> ModelCard:
     """Publish the model, its card and report as a new version, then its model_eval rows, then
-    switch `models/current` to it: a failure at any step leaves the previous model served. Completes `meta`."""
+    switch `models/current` to it: a failure at any step leaves the previous model served.
+
+    Returns:
+        The model card, typed, with its version.
+    """
     onnx_bytes = onnx_model.SerializeToString()
     meta["onnx"] = {
         "file": store.MODEL_FILE,
@@ -386,14 +392,13 @@ def write(
         "output": {"name": store.OUTPUT, "shape": [None, 2], "column_1": "probability of default"},
     }
     meta["timings"]["total_seconds"] = time.perf_counter() - started
-    # Plain JSON types from here on, so the version hashed now is the one verified on load.
-    meta.update(json.loads(json.dumps(meta, default=_json_default)))
-    meta["model_version"] = store.content_version(onnx_bytes, meta)
-    store.publish(
+    # numpy values to plain JSON types, then the typed card: what the server will read back.
+    card = msgspec.convert(json.loads(json.dumps(meta, default=_json_default)), ModelCard)
+    return store.publish(
         models,
         onnx_bytes,
-        meta,
-        report.render(meta, tables),
+        card,
+        lambda versioned: report.render(versioned, tables),
         before_switch=lambda version: evaluation.write_tables(db, tables, version),
     )
 
@@ -405,7 +410,7 @@ def run(
     say: Callable[[str], None] | None = None,
     settings: TrainingSettings | None = None,
     **overrides: Any,
-) -> dict[str, Any]:
+) -> ModelCard:
     """Train, compare, tune, calibrate, export and report.
 
     Args:
@@ -417,7 +422,7 @@ def run(
         **overrides: Config fields (policy, lgd, margin, approval_rate, seed, families, strategies).
 
     Returns:
-        The metadata written beside the model.
+        The model card written beside the model.
 
     Raises:
         CashscoreError: on bad input; the previous model and evaluation stay untouched.
@@ -465,7 +470,6 @@ def run(
     )
     tables = evaluation.tables(candidates, y_test, final.p_test, importance, test_metrics)
     meta: dict[str, Any] = {
-        "format_version": store.FORMAT_VERSION,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "data": {
             "database": str(db),
@@ -475,7 +479,7 @@ def run(
             "test_rows": len(X_test),
             "default_rate": float(y_all.mean()),
         },
-        "contract": store.contract_metadata(),
+        "contract": msgspec.to_builtins(contract_features()),
         "rules": {
             "working_age": contract.WORKING_AGE,
             "loan_percent_income": "as stated; amount / income, rounded to 2 places, only when missing",
@@ -499,13 +503,12 @@ def run(
         "timings": {"total_seconds": 0.0, "final_fit_seconds": final.fit_seconds},
         "libraries": evaluation.library_versions(),
     }
-    write(db, models, final.onnx_model, meta, tables, started)
+    card = write(db, models, final.onnx_model, meta, tables, started)
     out(
-        f"published model {meta['model_version']} in {models / store.VERSIONS / meta['model_version']} "
-        f"(model, card, report, manifest) and made it current "
-        f"in {meta['timings']['total_seconds']:.0f} s"
+        f"published model {card.model_version} in {models / store.VERSIONS / card.model_version} "
+        f"(model, card, report, manifest) and made it current in {card.timings.total_seconds:.0f} s"
     )
-    return meta
+    return card
 
 
 def _json_default(value: Any) -> Any:

@@ -10,7 +10,7 @@ MODELS ?= models
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run restore train serve test lint bench clean
+.PHONY: install run restore train serve test test-quick lint bench clean
 
 install: $(STAMP)
 
@@ -42,6 +42,10 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	$(BIN)/pytest
+
+# The quick subset while working: everything but real-dump training, headless Chromium and the wheel run.
+test-quick: $(STAMP) lint
+	$(BIN)/pytest -m "not slow"
 
 # Benchmarks print their figures beside their baselines; serve.py needs a model (make run first).
 bench: $(STAMP)

@@ -13,6 +13,15 @@ Kind = Literal["numeric", "categorical"]
 
 
 @dataclass(frozen=True)
+class Ratio:
+    """A value derived when missing: numerator / denominator (when the denominator is above 0), rounded."""
+
+    numerator: str
+    denominator: str
+    places: int
+
+
+@dataclass(frozen=True)
 class Feature:
     """One model input.
 
@@ -27,7 +36,13 @@ class Feature:
         cap: plausible but extreme values are winsorised to this ceiling.
         categories: canonical spellings, in risk order where the order means something.
         synonyms: other spellings (any case) mapped to a canonical one.
-        monotonic: +1 when a higher value must never lower the risk, 0 when free.
+        monotonic: +1 when a higher value (or a later category) must never lower the risk, 0 when free.
+        monotonic_step: how much "worse" the training checks monotonicity with: a number added, or
+            the category moved to.
+        ordered: the categories are listed in an order that means something (encoded as ranks).
+        min_start_age: the value counts years that cannot start before this age: above
+            age - min_start_age it is impossible and becomes missing.
+        derived: how a missing value is derived from other features.
         integer: stored as an integer in the dump.
     """
 
@@ -42,6 +57,10 @@ class Feature:
     categories: tuple[str, ...] = ()
     synonyms: dict[str, str] = field(default_factory=dict)
     monotonic: int = 0
+    monotonic_step: float | str | None = None
+    ordered: bool = False
+    min_start_age: int | None = None
+    derived: Ratio | None = None
     integer: bool = False
 
 
@@ -100,9 +119,10 @@ FEATURES: tuple[Feature, ...] = (
         "dados_mutuarios",
         "Years employed",
         "Tempo trabalhado (anos)",
-        # 2 rows hold 123 years: impossible; also never more than age - 14 (see rules.py).
+        # 2 rows hold 123 years: impossible; also never more than age - 14.
         valid_min=0,
         valid_max=60,
+        min_start_age=14,
     ),
     Feature(
         "loan_intent",
@@ -135,6 +155,7 @@ FEATURES: tuple[Feature, ...] = (
         # Not constrained: the issue's credit sense names share of income, rate and prior default;
         # on the real dump constraining the grade too cost 0.0015 ROC-AUC.
         categories=("A", "B", "C", "D", "E", "F", "G"),
+        ordered=True,
     ),
     Feature(
         "loan_amnt",
@@ -155,6 +176,7 @@ FEATURES: tuple[Feature, ...] = (
         valid_min=0,
         valid_max=100,
         monotonic=1,
+        monotonic_step=1.0,
     ),
     Feature(
         "loan_percent_income",
@@ -165,6 +187,10 @@ FEATURES: tuple[Feature, ...] = (
         valid_min=0,
         valid_max=100,
         monotonic=1,
+        monotonic_step=0.05,
+        # Stated values are kept (a disagreement with amount / income is itself a signal); only a
+        # missing one is derived, rounded to 2 places as the dump does.
+        derived=Ratio("loan_amnt", "person_income", 2),
     ),
     Feature(
         "cb_person_default_on_file",
@@ -175,6 +201,8 @@ FEATURES: tuple[Feature, ...] = (
         categories=("N", "Y"),
         synonyms=_YES_NO,
         monotonic=1,
+        monotonic_step="Y",
+        ordered=True,
     ),
     Feature(
         "cb_person_cred_hist_length",
@@ -182,9 +210,10 @@ FEATURES: tuple[Feature, ...] = (
         "historicos_banco",
         "Years of credit history",
         "Tempo do primeiro crédito (anos)",
-        # Never longer than the adult life, age - 14 (see rules.py).
+        # Never longer than the adult life, age - 14.
         valid_min=0,
         valid_max=86,
+        min_start_age=14,
         integer=True,
     ),
 )
@@ -197,8 +226,8 @@ BY_NAME: dict[str, Feature] = {f.name: f for f in FEATURES}
 NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 NUMERIC: tuple[str, ...] = tuple(f.name for f in FEATURES if f.kind == "numeric")
 CATEGORICAL: tuple[str, ...] = tuple(f.name for f in FEATURES if f.kind == "categorical")
-# Employment and credit history cannot start before this age.
-WORKING_AGE = 14
+# The feature the min_start_age rules count from.
+AGE = "person_age"
 
 
 def synonym_rows() -> list[tuple[str, str, str]]:
@@ -216,6 +245,10 @@ def synonym_rows() -> list[tuple[str, str, str]]:
     return rows
 
 
-def rule_rows() -> list[tuple[str, float | None, float | None, float | None]]:
-    """The numeric bounds and caps as (feature, valid_min, valid_max, cap) rows."""
-    return [(f.name, f.valid_min, f.valid_max, f.cap) for f in FEATURES if f.kind == "numeric"]
+def rule_rows() -> list[tuple[str, float | None, float | None, float | None, int | None, int | None]]:
+    """The numeric rules as (feature, valid_min, valid_max, cap, min_start_age, derived_places) rows."""
+    return [
+        (f.name, f.valid_min, f.valid_max, f.cap, f.min_start_age, f.derived.places if f.derived else None)
+        for f in FEATURES
+        if f.kind == "numeric"
+    ]

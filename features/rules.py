@@ -1,15 +1,19 @@
-"""The mart's cleaning rules for one applicant, exactly as sql/marts/applicants.sql applies them."""
+"""The contract's cleaning rules, column-wise: the one implementation the API, batch scoring and the UDFs run.
+
+Every rule is read from what `contract.FEATURES` declares (bounds, caps, `min_start_age`, `derived`);
+sql/marts/applicants.sql applies the same declarations from the `ref` tables. One applicant is a
+one-row call.
+"""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from cashscore.features.contract import BY_NAME, FEATURES, REQUIRED, WORKING_AGE
+from cashscore.features.contract import AGE, BY_NAME, FEATURES, NAMES, REQUIRED
 
 # Lower-cased spelling -> canonical category, per categorical feature.
 _SPELLINGS: dict[str, dict[str, str]] = {
@@ -37,65 +41,25 @@ def normalise_category(feature: str, value: object) -> str | None:
     return _SPELLINGS[feature].get(text.lower(), text)
 
 
-def _number(value: Any) -> float | None:
-    if value is None:
-        return None
-    number = float(value)
-    return None if math.isnan(number) else number
-
-
-def _in_range(name: str, value: float | None) -> float | None:
-    feature = BY_NAME[name]
-    if value is None:
-        return None
-    if feature.valid_min is not None and value < feature.valid_min:
-        return None
-    if feature.valid_max is not None and value > feature.valid_max:
-        return None
-    return value
-
-
-def clean(record: Mapping[str, Any]) -> dict[str, float | str | None]:
-    """Apply the mart's rules to one applicant.
-
-    Args:
-        record: feature name -> raw value (None or NaN for missing, any category spelling).
-
-    Returns:
-        The 11 features as the mart would hold them: numbers as float or None, categories as
-        canonical strings or None.
-    """
-    out: dict[str, float | str | None] = {}
-    for f in FEATURES:
-        if f.kind == "categorical":
-            category = normalise_category(f.name, record.get(f.name))
-            out[f.name] = category if category in f.categories else None
-        else:
-            out[f.name] = _in_range(f.name, _number(record.get(f.name)))
-    age = out["person_age"]
-    income = out["person_income"]
-    for name in ("person_emp_length", "cb_person_cred_hist_length"):
-        years = out[name]
-        if years is not None and age is not None and years > age - WORKING_AGE:  # type: ignore[operator]
-            out[name] = None
-    cap = BY_NAME["person_income"].cap
-    if income is not None and cap is not None:
-        # Capped before the share is derived, so cleaning a cleaned row changes nothing.
-        income = out["person_income"] = min(income, cap)  # type: ignore[type-var]
-    amount = out["loan_amnt"]
-    if out["loan_percent_income"] is None and amount is not None and income is not None and income > 0:  # type: ignore[operator]
-        out["loan_percent_income"] = _round_half_away(amount / income, 2)  # type: ignore[operator]
-    return out
-
-
-def _round_half_away(value: float, places: int) -> float:
+def round_half_away(value: float, places: int) -> float:
     """DuckDB's round(): the exact binary value, halves away from zero (not banker's rounding)."""
     return float(Decimal(value).quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP))
+
+
+# Below this many rows plain Python beats pandas' per-call cost (one applicant over HTTP is one row).
+SMALL = 64
 
 
 def _category_column(feature: str, raw: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Canonical categories (None for blank or unknown) and a mask of unknown non-blank spellings."""
     values = np.asarray(raw if raw is not None else [None] * n, dtype=object)
+    categories = BY_NAME[feature].categories
+    if n <= SMALL:
+        mapped = [normalise_category(feature, v) for v in values]
+        known = [m if m in categories else None for m in mapped]
+        return np.array(known, dtype=object), np.array(
+            [m is not None and k is None for m, k in zip(mapped, known, strict=True)]
+        )
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     mapped = [normalise_category(feature, u) for u in uniques]
     canonical = np.array([m if m in BY_NAME[feature].categories else None for m in mapped] + [None], dtype=object)
@@ -106,14 +70,21 @@ def _category_column(feature: str, raw: Any, n: int) -> tuple[np.ndarray, np.nda
 def _numeric_column(raw: Any, n: int) -> np.ndarray:
     if raw is None:
         return np.full(n, np.nan)
+    if n <= SMALL:
+        try:  # numbers and None (NaN); anything else takes pandas' coercion below
+            return np.array(raw, dtype=np.float64)
+        except (TypeError, ValueError):
+            pass
     return pd.to_numeric(pd.Series(raw), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def clean_columns(columns: Mapping[str, Any], n: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """`clean` for whole columns at once, and the reason each row must be rejected (None when valid).
+    """Apply the contract's rules to whole columns, and say why each row must be rejected (None when valid).
 
-    A row is rejected, as the HTTP API answers 400, when a required field is missing, a number lies
-    outside its valid range or a category spelling is unknown.
+    In order, as the SQL mart applies them: categories to their canonical spelling; a number outside
+    its valid range becomes missing (and rejects the row), then is capped; a required field missing
+    rejects the row; years that would start before `min_start_age` become missing; a missing
+    `derived` value is derived from the (capped) values it depends on.
 
     Args:
         columns: feature name -> array-like of raw values (a missing column means all missing).
@@ -139,21 +110,35 @@ def clean_columns(columns: Mapping[str, Any], n: int) -> tuple[dict[str, np.ndar
                 outside = (x < (f.valid_min if f.valid_min is not None else -np.inf)) | (
                     x > (f.valid_max if f.valid_max is not None else np.inf)
                 )
-            flag(outside, f"{f.name}: outside {f.valid_min}..{f.valid_max}")
-            out[f.name] = np.where(outside, np.nan, x)
+                flag(outside, f"{f.name}: outside {f.valid_min}..{f.valid_max}")
+                x = np.where(outside, np.nan, x)
+                if f.cap is not None:
+                    x = np.where(x > f.cap, f.cap, x)
+            out[f.name] = x
         if f.name in REQUIRED:
             flag(pd.isna(out[f.name]), f"{f.name}: required")
-    age = out["person_age"]
-    with np.errstate(invalid="ignore"):
-        for name in ("person_emp_length", "cb_person_cred_hist_length"):
-            out[name] = np.where(out[name] > age - WORKING_AGE, np.nan, out[name])
-        cap = BY_NAME["person_income"].cap
-        if cap is not None:
-            out["person_income"] = np.where(out["person_income"] > cap, cap, out["person_income"])
-        income, amount, stated = out["person_income"], out["loan_amnt"], out["loan_percent_income"]
-        derived = np.where(income > 0, amount / np.where(income > 0, income, 1.0), np.nan)
-    percent = stated.copy()
-    for i in np.flatnonzero(np.isnan(stated) & ~np.isnan(derived)):
-        percent[i] = _round_half_away(float(derived[i]), 2)
-    out["loan_percent_income"] = percent
+    age = out[AGE]
+    for f in FEATURES:
+        if f.min_start_age is not None:
+            with np.errstate(invalid="ignore"):
+                out[f.name] = np.where(out[f.name] > age - f.min_start_age, np.nan, out[f.name])
+    for f in FEATURES:
+        if f.derived is not None:
+            top, bottom = out[f.derived.numerator], out[f.derived.denominator]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ratio = np.where(bottom > 0, top / np.where(bottom > 0, bottom, 1.0), np.nan)
+            value = out[f.name].copy()
+            for i in np.flatnonzero(np.isnan(value) & ~np.isnan(ratio)):
+                value[i] = round_half_away(float(ratio[i]), f.derived.places)
+            out[f.name] = value
     return out, problems
+
+
+def clean_record(record: Mapping[str, Any]) -> dict[str, float | str | None]:
+    """`clean_columns` for one applicant: numbers as float or None, categories as canonical strings or None."""
+    cleaned, _ = clean_columns({name: [record.get(name)] for name in NAMES}, 1)
+    out: dict[str, float | str | None] = {}
+    for name, column in cleaned.items():
+        value = column[0]
+        out[name] = None if value is None or (isinstance(value, float) and np.isnan(value)) else value
+    return out

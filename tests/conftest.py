@@ -2,62 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 import pytest
+from helpers.dumps import SQL_DIR, full_dump
 
 from cashscore.core import config
 from cashscore.warehouse.restore import restore
-
-SQL_DIR = config.PROJECT_ROOT / "sql"
-
-HEADER = "/*!40101 SET @OLD_CHARACTER_SET_CLIENT=@@CHARACTER_SET_CLIENT */;\n/*!50503 SET NAMES utf8mb4 */;\n"
-DDL = {
-    "dados_mutuarios": "`person_id` varchar(16) DEFAULT NULL, `person_age` int DEFAULT NULL, "
-    "`person_income` int DEFAULT NULL, `person_home_ownership` varchar(8) DEFAULT NULL, "
-    "`person_emp_length` double DEFAULT NULL",
-    "emprestimos": "`loan_id` varchar(16) DEFAULT NULL, `loan_intent` varchar(32) DEFAULT NULL, "
-    "`loan_grade` varchar(1) DEFAULT NULL, `loan_amnt` int DEFAULT NULL, `loan_int_rate` double DEFAULT NULL, "
-    "`loan_status` int DEFAULT NULL, `loan_percent_income` double DEFAULT NULL",
-    "historicos_banco": "`cb_id` varchar(16) DEFAULT NULL, `cb_person_default_on_file` varchar(1) DEFAULT NULL, "
-    "`cb_person_cred_hist_length` int DEFAULT NULL",
-    "ids": "`person_id` varchar(16) DEFAULT NULL, `loan_id` varchar(16) DEFAULT NULL, `cb_id` varchar(16) DEFAULT NULL",
-}
-ROWS = {
-    "dados_mutuarios": "('p1',22,59000,'Rent',3),('p2',35,120000,'MORTGAGE',10),('',NULL,30000,'',NULL)",
-    "emprestimos": "('l1','Education','B',35000,16.02,1,0.59),('l2','médico','a',5000,NULL,0,0.04),"
-    "('l3','','',1000,11.1,NULL,NULL)",
-    "historicos_banco": "('c1','Y',3),('c2','n',14),('c3','',NULL)",
-    "ids": "('p1','l1','c1'),('p2','l2','c2'),('','l3','c3')",
-}
-
-
-def table_sql(table: str, rows: str | None = None, ddl: str | None = None) -> str:
-    """One table as mysqldump writes it: DROP, CREATE with MySQL-only clauses, LOCK, INSERT."""
-    return (
-        f"DROP TABLE IF EXISTS `{table}`;\n"
-        f"CREATE TABLE `{table}` (\n  {ddl or DDL[table]}\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb3;\n"
-        f"LOCK TABLES `{table}` WRITE;\n/*!40000 ALTER TABLE `{table}` DISABLE KEYS */;\n"
-        f"INSERT INTO `{table}` VALUES {rows if rows is not None else ROWS[table]};\n"
-        f"/*!40000 ALTER TABLE `{table}` ENABLE KEYS */;\nUNLOCK TABLES;\n"
-    )
-
-
-def full_dump(**overrides: str) -> str:
-    """A small dump of the four tables; keyword arguments replace a table's whole text."""
-    parts = [HEADER]
-    for table in DDL:
-        parts.append(overrides.get(table, table_sql(table)))
-    return "".join(parts)
 
 
 @pytest.fixture
@@ -151,28 +104,8 @@ def trained(sample_db: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
     return sample_db, models, meta
 
 
-@contextlib.contextmanager
-def serve_process(models: Path, db: Path | None = None, env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
-    """A real `cashscore serve` process on a free loopback port; yields (base URL, pid) once ready."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    command = [sys.executable, "-m", "cashscore.cli", "serve", "--port", str(port), "--models", str(models)]
-    if db is not None:
-        command += ["--db", str(db)]
-    proc = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})}
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{base}/health/ready", timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.1)
-        yield base, proc.pid
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that train on the real dump at full size are slow: `make test-quick` leaves them out."""
+    for item in items:
+        if {"real_trained", "real_model"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

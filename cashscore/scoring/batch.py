@@ -13,12 +13,11 @@ from typing import Any
 
 import duckdb
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from cashscore.core import sqlnames
 from cashscore.core.errors import CashscoreError
-from cashscore.features import contract, inputs, rules
+from cashscore.features import contract, rules
 from cashscore.scoring.scorer import Scorer, bands
 from cashscore.warehouse.export import copy_to
 
@@ -26,15 +25,10 @@ REASONS = ("all", "deny", "none")
 CHUNK = 100_000
 
 
-def probabilities(scorer: Scorer, cleaned: dict[str, np.ndarray]) -> np.ndarray:
-    """Probabilities of default for cleaned columns, exactly as the server computes them."""
-    return scorer.run(inputs.column_feeds(cleaned))
-
-
 def score_columns(
     scorer: Scorer, columns: dict[str, Any], n: int
 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-    """The server's rules on whole columns, then the model on the rows they accept.
+    """The contract's rules on whole columns, then the model on the rows they accept.
 
     Returns:
         (cleaned columns, per-row rejection reason or None, probability of default: NaN where rejected).
@@ -43,47 +37,13 @@ def score_columns(
     ok = problems == None  # noqa: E711
     p = np.full(n, np.nan)
     if ok.any():
-        p[ok] = probabilities(scorer, {k: v[ok] for k, v in cleaned.items()})
+        p[ok] = scorer.probabilities({k: v[ok] for k, v in cleaned.items()})
     return cleaned, problems, p
 
 
 def reason_texts(scorer: Scorer, cleaned: dict[str, np.ndarray], p: np.ndarray, which: np.ndarray) -> np.ndarray:
-    """The server's reasons, joined as text, for the rows in `which` ("" elsewhere).
-
-    One model call scores every selected row with each feature in turn set to the typical
-    applicant's value, as the server does for one applicant; a row whose value already is the
-    typical one needs no model row (about a fifth of them on the real dump).
-    """
-    texts = np.full(len(p), "", dtype=object)
-    rows = np.flatnonzero(which)
-    if not len(rows):
-        return texts
-    sub = {name: col[rows] for name, col in cleaned.items()}
-    blocks, differing = [], []
-    for f in contract.FEATURES:
-        typical = scorer.reference[f.name]
-        own = sub[f.name]
-        idx = np.flatnonzero(~pd.isna(own) if typical is None else ~(own == typical))
-        column = np.full(len(idx), np.nan if typical is None else typical, dtype=own.dtype)
-        blocks.append({**{name: col[idx] for name, col in sub.items()}, f.name: column})
-        differing.append(idx)
-    variants = {name: np.concatenate([b[name] for b in blocks]) for name in contract.NAMES}
-    scored = probabilities(scorer, variants)
-    typical_p = np.repeat(p[rows][:, None], len(contract.FEATURES), axis=1)
-    start = 0
-    for k, idx in enumerate(differing):
-        typical_p[idx, k] = scored[start : start + len(idx)]
-        start += len(idx)
-    for j, i in enumerate(rows):
-        record = {name: _python(sub[name][j]) for name in contract.NAMES}
-        texts[i] = " | ".join(r["text"] for r in scorer.reasons(record, p[i], typical_p[j]))
-    return texts
-
-
-def _python(value: Any) -> Any:
-    if isinstance(value, float | np.floating):
-        return None if np.isnan(value) else float(value)
-    return value
+    """The server's reasons, joined as text, for the rows in `which` ("" elsewhere)."""
+    return np.array([" | ".join(r["text"] for r in why) for why in scorer.explain(cleaned, p, which)], dtype=object)
 
 
 @dataclass

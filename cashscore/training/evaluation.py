@@ -131,8 +131,9 @@ def _score(session: Any, X: pd.DataFrame) -> np.ndarray:
     return session.run(None, inputs.onnx_feeds(X))[0][:, 1]
 
 
-# What "more risky" means for the constrained features: a step up, or the flag set.
-MONOTONIC_STEPS: dict[str, Any] = {"loan_percent_income": 0.05, "loan_int_rate": 1.0, "cb_person_default_on_file": "Y"}
+# What "more risky" means for the constrained features (the contract's monotonic_step): a step up,
+# or the category moved to.
+MONOTONIC_STEPS: dict[str, Any] = {f.name: f.monotonic_step for f in contract.FEATURES if f.monotonic}
 
 
 def monotonic_violations(session: Any, X: pd.DataFrame, rows: int = 1000) -> dict[str, int]:
@@ -142,7 +143,7 @@ def monotonic_violations(session: Any, X: pd.DataFrame, rows: int = 1000) -> dic
     """
     found = {}
     for name, step in MONOTONIC_STEPS.items():
-        known = X[X[name] == "N"] if isinstance(step, str) else X[X[name].notna()]
+        known = X[(X[name] != step) & (X[name] != "")] if isinstance(step, str) else X[X[name].notna()]
         sample = known.head(rows)
         worse = sample.copy()
         worse[name] = step if isinstance(step, str) else (worse[name] + step).astype(np.float32)

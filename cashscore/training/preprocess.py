@@ -11,9 +11,9 @@ from cashscore.features.contract import BY_NAME, CATEGORICAL, FEATURES, NUMERIC
 if TYPE_CHECKING:
     from sklearn.compose import ColumnTransformer
 
-# Categories whose order means something (grade A..G, flag N<Y) are encoded as ranks;
-# the others are one-hot encoded for models that need it.
-ORDERED = ("loan_grade", "cb_person_default_on_file")
+# Categories the contract declares ordered (grade A..G, flag N<Y) are encoded as ranks; the others
+# are one-hot encoded for models that need it.
+ORDERED = tuple(n for n in CATEGORICAL if BY_NAME[n].ordered)
 NOMINAL = tuple(n for n in CATEGORICAL if n not in ORDERED)
 
 

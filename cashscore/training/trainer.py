@@ -481,8 +481,12 @@ def run(
         },
         "contract": msgspec.to_builtins(contract_features()),
         "rules": {
-            "working_age": contract.WORKING_AGE,
-            "loan_percent_income": "as stated; amount / income, rounded to 2 places, only when missing",
+            "min_start_age": {f.name: f.min_start_age for f in contract.FEATURES if f.min_start_age is not None},
+            "derived_when_missing": {
+                f.name: f"{f.derived.numerator} / {f.derived.denominator}, rounded to {f.derived.places} places"
+                for f in contract.FEATURES
+                if f.derived is not None
+            },
         },
         "reference": evaluation.reference_values(X_train),
         "model": {"family": best.family, "strategy": best.strategy, "params": params, "cv_roc_auc": cv_auc},

@@ -63,8 +63,30 @@ def read_views(sql_dir: Path) -> list[View]:
     return [found[name] for name in order]
 
 
+# The contract's numeric rules as SQL macros over ref.feature_rules: the mart calls them on every
+# numeric column, so a bound, cap or start age declared in the contract reaches SQL with no SQL edit.
+MACROS = (
+    # Outside [valid_min, valid_max] is impossible: NULL; above the cap: the cap.
+    """create or replace macro ref.bounded(feature_name, x) as (
+        select case when x < r.valid_min or x > r.valid_max then null when x > r.cap then r.cap else x end
+        from ref.feature_rules as r where r.feature = feature_name)""",
+    # Years that would have started before min_start_age are impossible: NULL.
+    """create or replace macro ref.after_start_age(feature_name, x, age) as (
+        select case when x > age - r.min_start_age then null else x end
+        from ref.feature_rules as r where r.feature = feature_name)""",
+    # A missing derived value is numerator / denominator (denominator above 0), rounded.
+    """create or replace macro ref.derived(feature_name, stated, numerator, denominator) as (
+        select case
+            when stated is null and denominator > 0 and r.derived_places is not null
+                then round(numerator / denominator, r.derived_places)
+            else stated
+        end
+        from ref.feature_rules as r where r.feature = feature_name)""",
+)
+
+
 def seed(con: duckdb.DuckDBPyConnection) -> None:
-    """Write the feature contract's synonyms and bounds as `ref` tables the views join.
+    """Write the feature contract's synonyms and rules as `ref` tables and macros the views use.
 
     Args:
         con: the database connection.
@@ -73,10 +95,12 @@ def seed(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("create or replace table ref.category_synonyms (feature varchar, spelling varchar, category varchar)")
     con.executemany("insert into ref.category_synonyms values (?, ?, ?)", contract.synonym_rows())
     con.execute(
-        "create or replace table ref.feature_rules (feature varchar, valid_min double, valid_max double, cap double)"
+        "create or replace table ref.feature_rules (feature varchar, valid_min double, valid_max double, cap double, "
+        "min_start_age integer, derived_places integer)"
     )
-    con.executemany("insert into ref.feature_rules values (?, ?, ?, ?)", contract.rule_rows())
-    con.execute(f"create or replace table ref.constants as select {contract.WORKING_AGE}::integer as working_age")
+    con.executemany("insert into ref.feature_rules values (?, ?, ?, ?, ?, ?)", contract.rule_rows())
+    for macro in MACROS:
+        con.execute(macro)
 
 
 def link_alias(con: duckdb.DuckDBPyConnection) -> None:

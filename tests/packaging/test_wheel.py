@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -30,10 +31,22 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     again would only test the package index), but not the checkout: `cashscore` comes from the wheel.
     """
     root = tmp_path_factory.mktemp("wheel")
+    # Built from a copy of the tracked files: a stale build/ folder in the checkout never leaks in.
+    source = root / "source"
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=PROJECT_ROOT,
+        check=True,
+        capture_output=True,
+    ).stdout
+    for name in tracked.decode().split("\0"):
+        if name and (PROJECT_ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(PROJECT_ROOT / name, source / name)
     dist = root / "dist"
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(dist), "."],
-        cwd=PROJECT_ROOT,
+        cwd=source,
         check=True,
         capture_output=True,
     )

@@ -10,7 +10,7 @@ import sys
 import time
 
 import duckdb
-from conftest import SQL_DIR
+from helpers.dumps import SQL_DIR
 
 from cashscore.warehouse.restore import restore
 from cashscore.warehouse.sample import write_sample

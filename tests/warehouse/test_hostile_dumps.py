@@ -8,7 +8,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import SQL_DIR, full_dump, table_sql
+from helpers.dumps import SQL_DIR, full_dump, table_sql
 
 from cashscore.cli import main
 from cashscore.core.errors import CashscoreError

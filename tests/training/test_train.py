@@ -11,7 +11,7 @@ import numpy as np
 import onnxruntime
 import pytest
 from cashscore.features import contract, inputs
-from conftest import SQL_DIR, full_dump, table_sql
+from helpers.dumps import SQL_DIR, full_dump, table_sql
 
 from cashscore.artefact import store
 from cashscore.core.errors import CashscoreError

@@ -7,7 +7,7 @@ import math
 import duckdb
 import pytest
 from cashscore.features import contract, rules
-from conftest import SQL_DIR, full_dump, table_sql
+from helpers.dumps import SQL_DIR, full_dump, table_sql
 
 from cashscore.warehouse import views
 from cashscore.warehouse.restore import restore
@@ -113,7 +113,7 @@ def test_mart_rules_match_python_rules(given, expected, tmp_path, write, query):
         "loan_percent_income",
         "cb_person_cred_hist_length",
     )
-    cleaned = rules.clean(dict(zip(names, given, strict=True)))
+    cleaned = rules.clean_record(dict(zip(names, given, strict=True)))
     assert tuple(cleaned[n] for n in names if n != "loan_amnt") == expected
 
 
@@ -211,7 +211,7 @@ def test_real_dump_python_rules_agree_with_the_mart(real_db):
     mismatches = 0
     for record in raw.to_dict("records"):
         expected = mart.loc[record["loan_id"]]
-        got = rules.clean(record)
+        got = rules.clean_record(record)
         for name in contract.NAMES:
             want = expected[name]
             have = got[name]

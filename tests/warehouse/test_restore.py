@@ -7,7 +7,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from conftest import DDL, HEADER, SQL_DIR, full_dump, table_sql
+from helpers.dumps import DDL, HEADER, SQL_DIR, full_dump, table_sql
 
 from cashscore.core.errors import CashscoreError
 from cashscore.warehouse.restore import restore

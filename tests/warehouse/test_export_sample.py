@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 from cashscore.features import contract
-from conftest import SQL_DIR
+from helpers.dumps import SQL_DIR
 
 from cashscore.core.errors import CashscoreError
 from cashscore.warehouse.export import export

@@ -20,9 +20,9 @@ import pytest
 from cashscore.server import edge, metrics
 from cashscore.server.app import create_app
 from cashscore.server.protocol import MAX_HEAD_BYTES, MAX_HEADERS
-from conftest import serve_process
+from helpers.applicants import GOOD
+from helpers.processes import serve_process
 from litestar.testing import TestClient
-from test_server import GOOD
 
 from cashscore.scoring import batch
 

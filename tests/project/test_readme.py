@@ -55,3 +55,18 @@ def test_tree_path_exists(path):
 
 def test_readme_shows_the_two_commands():
     assert "make run" in README and "make test" in README
+
+
+def test_readme_lists_every_setting_with_its_default_and_meaning():
+    from cashscore.core import config
+
+    table = README.split("<!-- settings:", 1)[1].split("-->\n", 1)[1].split("\n\n", 1)[0]
+    rows = {line.split("|")[1].strip(" `"): line.split("|")[2:4] for line in table.splitlines()[2:]}
+    assert list(rows) == [v for v, _, _ in config.variables()]
+    for variable, default, meaning in config.variables():
+        shown, text = (cell.strip() for cell in rows[variable])
+        assert text == meaning, variable
+        if default is None:
+            assert shown == "unset", variable
+        elif variable not in ("CASHSCORE_SQL_DIR", "CASHSCORE_DATA_DIR"):
+            assert shown == f"`{default}`", variable

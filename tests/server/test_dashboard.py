@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from cashscore.features import contract
 from cashscore.server.app import create_app
-from conftest import serve_process
+from helpers.processes import serve_process
 from litestar.testing import TestClient
 
 from cashscore.cli import main
@@ -65,6 +65,7 @@ def test_dashboard_without_stored_scores(trained, tmp_path):
 
 
 @pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="Debian's chromium is not installed")
+@pytest.mark.slow
 def test_dashboard_in_headless_chromium(trained, scored_db):
     if not os.environ.get("CI"):
         pytest.importorskip("playwright.sync_api", reason="playwright is not installed (make install adds it)")

@@ -16,25 +16,12 @@ import numpy as np
 import pytest
 from cashscore.features import contract, inputs, rules
 from cashscore.server.app import create_app
-from conftest import serve_process
+from helpers.applicants import GOOD
+from helpers.processes import serve_process
 from litestar.testing import TestClient
 
 from cashscore.artefact import store
 from cashscore.scoring.scorer import Scorer
-
-GOOD = {
-    "person_age": 22,
-    "person_income": 59000,
-    "person_home_ownership": "Rent",
-    "person_emp_length": 3,
-    "loan_intent": "Personal",
-    "loan_grade": "D",
-    "loan_amnt": 35000,
-    "loan_int_rate": 16.02,
-    "loan_percent_income": 0.59,
-    "cb_person_default_on_file": "Y",
-    "cb_person_cred_hist_length": 3,
-}
 
 
 @pytest.fixture
@@ -265,10 +252,16 @@ def test_reasons_are_deterministic_and_only_raise_risk(models):
     first = scorer.score([GOOD])[0]
     again = scorer.score([GOOD])[0]
     assert first == again
-    cleaned = rules.clean(GOOD)
-    p = scorer.probabilities([cleaned])[0]
+    cleaned = rules.clean_record(GOOD)
+
+    def probability(record):
+        return scorer.probabilities(
+            {k: np.array([v], dtype=object if isinstance(v, str) else float) for k, v in record.items()}
+        )[0]
+
+    p = probability(cleaned)
     for reason in first.reasons:
-        typical = scorer.probabilities([{**cleaned, reason["feature"]: scorer.reference[reason["feature"]]}])[0]
+        typical = probability({**cleaned, reason["feature"]: scorer.reference[reason["feature"]]})
         assert p - typical == pytest.approx(reason["impact"], abs=1e-6)
         assert reason["impact"] > 0
 

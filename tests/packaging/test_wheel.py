@@ -44,12 +44,15 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
             (source / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(PROJECT_ROOT / name, source / name)
     dist = root / "dist"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(dist), "."],
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(dist), "."],
         cwd=source,
         check=True,
         capture_output=True,
+        text=True,
     )
+    # Our own metadata must not make setuptools warn (a deprecated license table did).
+    assert "Warning" not in built.stdout + built.stderr, built.stderr
     (wheel,) = dist.glob("cashscore-*.whl")
     env = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)

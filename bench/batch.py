@@ -8,6 +8,7 @@ Run: `.venv/bin/python bench/batch.py --models models --train-db data/cashscore.
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -23,6 +24,7 @@ from cashscore.artefact import store  # noqa: E402
 from cashscore.core import config  # noqa: E402
 from cashscore.scoring import batch  # noqa: E402
 from cashscore.scoring.scorer import Scorer  # noqa: E402
+from cashscore.scoring.sinks import FileSink  # noqa: E402
 from cashscore.training import onnx_export  # noqa: E402
 from cashscore.warehouse.restore import restore  # noqa: E402
 from cashscore.warehouse.sample import write_sample  # noqa: E402
@@ -47,8 +49,8 @@ def main() -> None:
         n = con.execute("select count(*) from portfolio").fetchall()[0][0]
 
         def ours(reasons: str) -> None:
-            outcome = batch.score_relation(con, scorer, "select * from portfolio", reasons=reasons)
-            batch.write(con, outcome.scored, work / "scores.parquet")
+            with FileSink(work / "scores.parquet") as sink:
+                batch.score_relation(con, scorer, "select * from portfolio", on_scored=sink.write, reasons=reasons)
 
         t_none = median_seconds(lambda: ours("none"), args.repeat)
         t_deny = median_seconds(lambda: ours("deny"), 1)
@@ -64,12 +66,32 @@ def main() -> None:
             df.to_parquet(work / "baseline.parquet")
 
         t_base = median_seconds(baseline, 1)
+        con.close()
+        # Peak memory of the whole command, streaming: the same rows once, then ten times over.
+        rss_1 = peak_rss(db, args.models, "select * from portfolio", work / "one.parquet")
+        rss_10 = peak_rss(db, args.models, "select p.* from portfolio p, range(10)", work / "ten.parquet")
     print(f"## batch scoring, {n:,} rows of marts.applicants (synthetic sample), median")
     print(f"cashscore score -> Parquet, --reasons none   {t_none:7.2f} s   {n / t_none:>11,.0f} rows/s")
     print(f"cashscore score -> Parquet, --reasons deny   {t_deny:7.2f} s   {n / t_deny:>11,.0f} rows/s")
     print(f"raw onnxruntime, one call, 1 thread          {t_ort:7.2f} s   {n / t_ort:>11,.0f} rows/s")
     print(f"pandas + sklearn pipeline -> Parquet         {t_base:7.2f} s   {n / t_base:>11,.0f} rows/s")
     print(f"cashscore (no reasons) vs pandas + sklearn: {t_base / t_none:.1f}x")
+    print(f"--reasons deny vs none: {t_none / t_deny:.0%} of the rate; none vs raw onnxruntime: {t_ort / t_none:.0%}")
+    print(f"peak RSS of `cashscore score`: {rss_1 / 1024:,.0f} MB for {n:,} rows, {rss_10 / 1024:,.0f} MB for "
+          f"{10 * n:,} rows ({rss_10 / rss_1:.2f}x; the limit is 1.3x)")  # fmt: skip
+
+
+def peak_rss(db: Path, models: Path, query: str, out: Path) -> int:
+    """Peak resident memory (KiB) of one `cashscore score --reasons none` process."""
+    probe = (
+        "import resource, subprocess, sys; "
+        "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    command = [sys.executable, "-m", "cashscore.cli", "score", "--sql", query, "--out", str(out)]
+    command += ["--reasons", "none", "--db", str(db), "--models", str(models)]
+    done = subprocess.run([sys.executable, "-c", probe, *command], check=True, capture_output=True, text=True)
+    return int(done.stdout.strip())
 
 
 if __name__ == "__main__":

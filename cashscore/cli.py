@@ -158,13 +158,14 @@ def _scoring_connection(db: Path, models: Path, read_only: bool) -> tuple[Any, A
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    import contextlib
+
     from cashscore.scoring import batch
-    from cashscore.warehouse.export import format_clause
+    from cashscore.scoring.sinks import FileSink, TableSink
 
     if args.out is None and args.into is None:
         raise CashscoreError("say where the scores go: --out FILE, --into TABLE, or both")
-    if args.out is not None:
-        format_clause(args.out)  # refuse an unknown format before any scoring
+    out_sink = FileSink(args.out) if args.out is not None else None  # an unknown format fails here, first
     con, scorer = _scoring_connection(args.db, args.models, read_only=args.into is None)
     try:
         if args.table:
@@ -176,23 +177,41 @@ def cmd_score(args: argparse.Namespace) -> int:
             total = con.execute(f"select count(*) from ({query})").fetchall()[0][0]
         except Exception as exc:  # duckdb raises many error types; all mean the query is wrong
             raise CashscoreError(f"the query failed: {str(exc).splitlines()[0]}") from None
-        outcome = batch.score_relation(con, scorer, query, reasons=args.reasons, progress=batch.progress_printer(total))
-        if args.out is not None:
-            batch.write(con, outcome.scored, args.out)
-            print(
-                f"scored {outcome.scored.num_rows:,} rows into {args.out} with model {scorer.version} "
-                f"in {outcome.seconds:.2f} s"
+        with contextlib.ExitStack() as stack:
+            # Every sink commits only if the whole run succeeds; each chunk is written, then dropped.
+            sinks = [stack.enter_context(out_sink)] if out_sink is not None else []
+            table_sink = stack.enter_context(TableSink(con, args.into)) if args.into is not None else None
+            sinks += [table_sink] if table_sink is not None else []
+            rejects: list[FileSink] = []
+
+            def on_rejected(chunk: Any) -> None:
+                if args.out is None:
+                    return
+                if not rejects:
+                    path = args.out.with_name(f"{args.out.stem}.rejects{args.out.suffix}")
+                    rejects.append(stack.enter_context(FileSink(path)))
+                rejects[0].write(chunk)
+
+            outcome = batch.score_relation(
+                con,
+                scorer,
+                query,
+                on_scored=lambda chunk: [sink.write(chunk) for sink in sinks],
+                on_rejected=on_rejected,
+                reasons=args.reasons,
+                progress=batch.progress_printer(total),
             )
-            if outcome.rejects.num_rows:
-                rejects = args.out.with_name(f"{args.out.stem}.rejects{args.out.suffix}")
-                batch.write(con, outcome.rejects, rejects)
-                print(f"rejected {outcome.rejects.num_rows:,} rows that fail the feature contract: {rejects}")
-        if args.into is not None:
-            name = batch.store(con, outcome.scored, args.into)
-            print(f"stored {outcome.scored.num_rows:,} scores in {name}")
-            if outcome.rejects.num_rows:
+        if args.out is not None:
+            print(
+                f"scored {outcome.scored:,} rows into {args.out} with model {scorer.version} in {outcome.seconds:.2f} s"
+            )
+            if outcome.rejected:
+                print(f"rejected {outcome.rejected:,} rows that fail the feature contract: {rejects[0].target}")
+        if table_sink is not None:
+            print(f"stored {outcome.scored:,} scores in scores.{table_sink.name}")
+            if outcome.rejected and args.out is None:
                 print(
-                    f"rejected {outcome.rejects.num_rows:,} rows that fail the feature contract "
+                    f"rejected {outcome.rejected:,} rows that fail the feature contract "
                     f"(not stored; use --out to keep them)"
                 )
     finally:

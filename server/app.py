@@ -25,6 +25,7 @@ from cashscore.server.schemas import (
     BatchApplicant,
     BatchResult,
     BatchRow,
+    Probabilities,
     Reason,
     Score,
     batch_body_schema,
@@ -137,9 +138,13 @@ def _signed_in(connection: ASGIConnection[Any, Any, Any, Any], key: str) -> bool
     return bool(token) and valid_session(key, token)
 
 
-def _score_response(scorer: Scorer, result: Scored) -> Score:
+def _score_response(scorer: Scorer, result: Scored, contributions: bool = True) -> Score:
+    p = round(result.default_probability, 6)
     return Score(
-        default_probability=round(result.default_probability, 6),
+        default_probability=p,
+        probabilities=Probabilities(default=p, repay=round(1.0 - result.default_probability, 6)),
+        base_log_odds=result.base_log_odds,
+        contributions=result.contributions if contributions else None,
         decision=result.decision,
         threshold=scorer.threshold,
         risk_band=result.risk_band,
@@ -159,7 +164,7 @@ def _score_one(holder: ModelHolder, record: dict[str, Any]) -> Score:
     return _score_response(scorer, result)
 
 
-@post("/v1/score", summary="Score one applicant", tags=["scoring"], guards=[require_key])
+@post("/v1/score", summary="Score one applicant", tags=["scoring"], guards=[require_key], status_code=200)
 async def score_post(data: JSONBody[Applicant], request: Request) -> Score:  # type: ignore[valid-type]
     """Probability of default, decision, risk band and reasons for one applicant (JSON body)."""
     return _score_one(request.app.state.holder, to_record(data))
@@ -227,10 +232,12 @@ class _BatchOperation(Operation):
     operation_class=_BatchOperation,
     status_code=200,
 )
-async def score_batch(request: Request, reasons: FromQuery[bool] = True) -> BatchResult:
+async def score_batch(
+    request: Request, reasons: FromQuery[bool] = True, contributions: FromQuery[bool] = False
+) -> BatchResult:
     """A JSON array of applicants (each may carry an `id`, echoed back); invalid rows get their own error.
 
-    `?reasons=false` skips the reasons: one model row per applicant instead of twelve.
+    `?reasons=false` leaves the reasons out; `?contributions=true` adds each feature's contribution.
     """
     scorer = request.app.state.holder.current()
     max_batch = request.app.state.max_batch
@@ -271,7 +278,7 @@ async def score_batch(request: Request, reasons: FromQuery[bool] = True) -> Batc
         valid.append((len(rows) - 1, record))
     results = scorer.score_valid([r for _, r in valid], explain=reasons)
     for (pos, _), result in zip(valid, results, strict=True):
-        rows[pos].score = _score_response(scorer, result)
+        rows[pos].score = _score_response(scorer, result, contributions)
     return BatchResult(model_version=scorer.version, scored=len(valid), rejected=len(items) - len(valid), results=rows)
 
 

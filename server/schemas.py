@@ -51,21 +51,35 @@ BatchApplicant = msgspec.defstruct(
 
 
 class Reason(msgspec.Struct):
+    """A feature that raises the risk: its contribution in log-odds, and how far the probability
+    would fall without it."""
+
     feature: str
     label_pt: str
     value: float | str | None
     typical: float | str | None
+    contribution: float
     impact: float
     text: str
 
 
+class Probabilities(msgspec.Struct):
+    default: float
+    repay: float
+
+
 class Score(msgspec.Struct):
+    """sigmoid(base_log_odds + sum(contributions)) = default_probability."""
+
     default_probability: float
+    probabilities: Probabilities
     decision: str
     threshold: float
     risk_band: str
     model_version: str
     reasons: list[Reason]
+    base_log_odds: float
+    contributions: dict[str, float] | None = None
 
 
 class BatchRow(msgspec.Struct):

@@ -16,7 +16,7 @@ from cashscore.core.errors import CashscoreError
 from cashscore.features import contract
 
 # Raised whenever a field is added, removed or changes meaning: an older card is refused, not misread.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class Feature(msgspec.Struct, frozen=True, kw_only=True):
@@ -145,6 +145,16 @@ class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
     strategies: list[str]
 
 
+class Explanation(msgspec.Struct, frozen=True, kw_only=True):
+    """How reasons are computed, proven additive and compared with TreeSHAP on the test split."""
+
+    method: str
+    additivity_max_error: float
+    rows: int
+    top1_agreement_treeshap: float
+    top4_agreement_treeshap: float
+
+
 class Timings(msgspec.Struct, frozen=True, kw_only=True):
     total_seconds: float
     final_fit_seconds: float
@@ -182,6 +192,7 @@ class ModelCard(msgspec.Struct, frozen=True, kw_only=True):
     candidates: list[Candidate]
     parity: Parity
     monotonic_violations: dict[str, int]
+    explanation: Explanation
     config: RunConfig
     timings: Timings
     libraries: dict[str, str]

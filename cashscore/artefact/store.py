@@ -24,6 +24,10 @@ MODEL_FILE = "cashscore.onnx"
 META_FILE = "cashscore.json"
 REPORT_FILE = "report.html"
 OUTPUT = "probabilities"
+# Per applicant, in the calibrated log-odds space: sigmoid(base_log_odds + sum(contributions)) = P(default).
+CONTRIBUTIONS = "contributions"
+BASE = "base_log_odds"
+OUTPUTS = (OUTPUT, CONTRIBUTIONS, BASE)
 FORMAT_VERSION = 2  # of the manifest
 MANIFEST_FILE = "manifest.json"
 # models/versions/<version>/ holds one complete model each; models/current names the one served.
@@ -296,7 +300,7 @@ def load_verified(models: Path, version: str | None = None) -> LoadedModel:
     except Exception as exc:  # onnx raises DecodeError and others from protobuf
         raise CashscoreError(f"{onnx_path}: not a readable ONNX model: {exc}") from None
     inputs = [i.name for i in graph.graph.input]
-    if inputs != list(contract.NAMES) or [o.name for o in graph.graph.output] != [OUTPUT]:
+    if inputs != list(contract.NAMES) or [o.name for o in graph.graph.output] != list(OUTPUTS):
         raise CashscoreError(f"{onnx_path}: inputs {inputs} / outputs do not match the feature contract")
     return LoadedModel(onnx_path, data, card, folder)
 

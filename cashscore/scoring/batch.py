@@ -7,49 +7,47 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 
-from cashscore.core import sqlnames
 from cashscore.core.errors import CashscoreError
 from cashscore.features import contract, rules
-from cashscore.scoring.scorer import Scorer, bands
-from cashscore.warehouse.export import copy_to
+from cashscore.scoring.scorer import Scorer, Scores, bands
 
 REASONS = ("all", "deny", "none")
 CHUNK = 100_000
 
 
-def score_columns(
-    scorer: Scorer, columns: dict[str, Any], n: int
-) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+def score_columns(scorer: Scorer, columns: dict[str, Any], n: int) -> tuple[dict[str, np.ndarray], np.ndarray, Scores]:
     """The contract's rules on whole columns, then the model on the rows they accept.
 
     Returns:
-        (cleaned columns, per-row rejection reason or None, probability of default: NaN where rejected).
+        (cleaned columns, per-row rejection reason or None, the model's outputs: NaN where rejected).
     """
     cleaned, problems = rules.clean_columns(columns, n)
     ok = problems == None  # noqa: E711
-    p = np.full(n, np.nan)
+    scores = Scores(np.full(n, np.nan), np.full((n, len(contract.NAMES)), np.nan), np.full(n, np.nan))
     if ok.any():
-        p[ok] = scorer.probabilities({k: v[ok] for k, v in cleaned.items()})
-    return cleaned, problems, p
+        good = scorer.evaluate({k: v[ok] for k, v in cleaned.items()})
+        scores.p[ok], scores.contributions[ok], scores.base[ok] = good.p, good.contributions, good.base
+    return cleaned, problems, scores
 
 
-def reason_texts(scorer: Scorer, cleaned: dict[str, np.ndarray], p: np.ndarray, which: np.ndarray) -> np.ndarray:
+def reason_texts(scorer: Scorer, cleaned: dict[str, np.ndarray], scores: Scores, which: np.ndarray) -> np.ndarray:
     """The server's reasons, joined as text, for the rows in `which` ("" elsewhere)."""
-    return np.array([" | ".join(r["text"] for r in why) for why in scorer.explain(cleaned, p, which)], dtype=object)
+    explained = scorer.explain(cleaned, scores, which)
+    return np.array([" | ".join(r["text"] for r in why) for why in explained], dtype=object)
 
 
 @dataclass
 class Outcome:
-    scored: pa.Table
-    rejects: pa.Table
+    """What a streamed scoring run did."""
+
+    scored: int
+    rejected: int
     seconds: float
 
 
@@ -57,21 +55,25 @@ def score_relation(
     con: duckdb.DuckDBPyConnection,
     scorer: Scorer,
     query: str,
+    on_scored: Callable[[pa.Table], None],
+    on_rejected: Callable[[pa.Table], None] | None = None,
     reasons: str = "deny",
     progress: Callable[[int], None] | None = None,
 ) -> Outcome:
-    """Score every row a query returns.
+    """Score every row a query returns, chunk by chunk, handing each chunk on as soon as it is scored.
 
     Args:
         con: the database.
         scorer: the verified model.
         query: a SELECT whose columns include the contract's fields (extra columns are kept).
+        on_scored: receives each chunk of scored rows: the input columns, then default_probability,
+            decision, risk_band, reasons, model_version.
+        on_rejected: receives each chunk of rejected rows: the input columns, then reject_reason.
         reasons: explain all rows, only denied ones (default: what an adverse-action notice needs), or none.
         progress: called with the number of rows done after each chunk.
 
     Returns:
-        The scored rows (input columns, then default_probability, decision, risk_band, reasons,
-        model_version) and the rejected rows (input columns, then reject_reason).
+        Rows scored and rejected, and the time taken; memory holds one chunk at a time.
 
     Raises:
         CashscoreError: on SQL DuckDB rejects or a result lacking a required column.
@@ -85,17 +87,20 @@ def score_relation(
     missing = [n for n in contract.REQUIRED if n not in names]
     if missing:
         raise CashscoreError(f"the rows lack required column(s) {', '.join(missing)}; have {', '.join(names)}")
-    scored, rejected, done = [], [], 0
+    scored = rejected = done = 0
     for batch in reader:
         n = batch.num_rows
         columns = {name: batch.column(name).to_numpy(zero_copy_only=False) for name in contract.NAMES if name in names}
-        cleaned, problems, p_all = score_columns(scorer, columns, n)
+        cleaned, problems, all_scores = score_columns(scorer, columns, n)
         ok = problems == None  # noqa: E711
         if (~ok).any():
-            bad = batch.filter(pa.array(~ok))
-            rejected.append(bad.append_column("reject_reason", pa.array(problems[~ok].tolist(), pa.string())))
+            rejected += int((~ok).sum())
+            if on_rejected is not None:
+                bad = pa.Table.from_batches([batch.filter(pa.array(~ok))])
+                on_rejected(bad.append_column("reject_reason", pa.array(problems[~ok].tolist(), pa.string())))
         good = {k: v[ok] for k, v in cleaned.items()}
-        p = p_all[ok]
+        kept = Scores(all_scores.p[ok], all_scores.contributions[ok], all_scores.base[ok])
+        p = kept.p
         decisions = scorer.decisions(p)
         which = {"all": np.ones(len(p), bool), "deny": decisions == "deny", "none": np.zeros(len(p), bool)}[reasons]
         table = pa.Table.from_batches([batch.filter(pa.array(ok))])
@@ -103,46 +108,17 @@ def score_relation(
             ("default_probability", pa.array(p, pa.float64())),
             ("decision", pa.array(decisions.tolist(), pa.string())),
             ("risk_band", pa.array(bands(p).tolist(), pa.string())),
-            ("reasons", pa.array(reason_texts(scorer, good, p, which).tolist(), pa.string())),
+            ("reasons", pa.array(reason_texts(scorer, good, kept, which).tolist(), pa.string())),
             ("model_version", pa.array([scorer.version] * len(p), pa.string())),
         ):
             table = table.append_column(name, values)
-        scored.append(table)
+        if table.num_rows:
+            on_scored(table)
+        scored += table.num_rows
         done += n
         if progress:
             progress(done)
-    scored_table = pa.concat_tables(scored) if scored else pa.table({})
-    rejects = pa.Table.from_batches(rejected) if rejected else pa.table({})
-    return Outcome(scored_table, rejects, time.perf_counter() - started)
-
-
-def write(con: duckdb.DuckDBPyConnection, table: pa.Table, out: Path) -> None:
-    """Write an Arrow table as CSV, Parquet or JSON (by extension), atomically."""
-    con.register("cashscore_out", table)
-    try:
-        copy_to(con, "select * from cashscore_out", out)
-    finally:
-        con.unregister("cashscore_out")
-
-
-def store(con: duckdb.DuckDBPyConnection, table: pa.Table, name: str) -> str:
-    """Store scores in the database as schema `scores`, with the scoring time, in one transaction."""
-    sqlnames.plain_name(name, "--into")
-    target = sqlnames.qualified("scores", name)
-    con.execute("begin transaction")
-    try:
-        con.execute("create schema if not exists scores")
-        con.register("cashscore_out", table)
-        con.execute(
-            f"create or replace table {target} as select *, ?::timestamptz as scored_at from cashscore_out",
-            [datetime.now(UTC)],
-        )
-        con.unregister("cashscore_out")
-        con.execute("commit")
-    except duckdb.Error as exc:
-        con.execute("rollback")
-        raise CashscoreError(f"--into {name}: {str(exc).splitlines()[0]}") from None
-    return f"scores.{name}"
+    return Outcome(scored, rejected, time.perf_counter() - started)
 
 
 def register_udfs(con: duckdb.DuckDBPyConnection, scorer: Scorer) -> None:
@@ -155,7 +131,8 @@ def register_udfs(con: duckdb.DuckDBPyConnection, scorer: Scorer) -> None:
 
     def _probabilities(*arrays: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         columns = {f.name: a.to_numpy(zero_copy_only=False) for f, a in zip(contract.FEATURES, arrays, strict=True)}
-        _, problems, p = score_columns(scorer, columns, len(arrays[0]))
+        _, problems, scores = score_columns(scorer, columns, len(arrays[0]))
+        p = scores.p
         return p, problems == None  # noqa: E711
 
     def score_default(*arrays: pa.Array) -> pa.Array:

@@ -12,7 +12,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import onnxruntime
-import pandas as pd
 
 from cashscore.artefact.store import LoadedModel
 from cashscore.features import contract, inputs, rules
@@ -22,6 +21,8 @@ BANDS = ((0.05, "very low"), (0.10, "low"), (0.20, "medium"), (0.40, "high"), (1
 _UPPERS = np.array([upper for upper, _ in BANDS])
 _NAMES = np.array([name for _, name in BANDS], dtype=object)
 MAX_REASONS = 4
+# A contribution (log-odds) below this is no reason to name a feature.
+MIN_CONTRIBUTION = 1e-4
 # Model inputs of this many rows or more are scored in two halves at once, one per core.
 SPLIT_ROWS = 256
 _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cashscore-onnx")
@@ -43,6 +44,17 @@ class Scored(NamedTuple):
     decision: str
     risk_band: str
     reasons: list[dict[str, Any]]
+    base_log_odds: float
+    contributions: dict[str, float]
+
+
+class Scores(NamedTuple):
+    """What the model graph gives for each row: P(default), per-feature contributions and the base,
+    in the calibrated log-odds space, with sigmoid(base + sum(contributions)) = P(default)."""
+
+    p: np.ndarray
+    contributions: np.ndarray
+    base: np.ndarray
 
 
 def band(p: float) -> str:
@@ -102,16 +114,25 @@ class Scorer:
         self.threshold = model.threshold
         self.reference = rules.clean_record(model.card.reference)
 
+    def evaluate(self, cleaned: Mapping[str, np.ndarray]) -> Scores:
+        """The model on columns cleaned by `rules.clean_columns`: probabilities, contributions, base."""
+        p, contributions, base = self.run_all(inputs.column_feeds(dict(cleaned)))
+        return Scores(p, contributions, base)
+
     def probabilities(self, cleaned: Mapping[str, np.ndarray]) -> np.ndarray:
         """Probabilities of default for columns cleaned by `rules.clean_columns`."""
-        return self.run(inputs.column_feeds(dict(cleaned)))
+        return self.evaluate(cleaned).p
 
     def decisions(self, p: np.ndarray) -> np.ndarray:
         """ "deny" where the probability of default reaches the threshold, "approve" elsewhere."""
         return np.where(np.asarray(p) >= self.threshold, "deny", "approve")
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
-        """The model's probability of default for each row of its inputs.
+        """The model's probability of default for each row of its inputs."""
+        return self.run_all(feeds)[0]
+
+    def run_all(self, feeds: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """All three outputs of the graph for each row of its inputs, as float64.
 
         From SPLIT_ROWS rows on, two halves are scored at once: each runs single-threaded
         (onnxruntime releases the GIL) and a row's score never depends on the rows beside it, so
@@ -119,53 +140,24 @@ class Scorer:
         """
         n = len(next(iter(feeds.values())))
         if n < SPLIT_ROWS:
-            return self.session.run(None, dict(feeds))[0][:, 1].astype(np.float64)
-        half = n // 2
-        parts = [{k: v[:half] for k, v in feeds.items()}, {k: v[half:] for k, v in feeds.items()}]
-        return np.concatenate(list(_POOL.map(lambda part: self.session.run(None, part)[0][:, 1], parts))).astype(
-            np.float64
-        )
-
-    def typical_probabilities(self, cleaned: Mapping[str, np.ndarray], p: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """For each selected row and feature, the probability with that feature set to the typical value.
-
-        One model call scores every selected row with each feature in turn set to the typical
-        applicant's value; a row whose value already is the typical one needs no model row (its
-        effect is zero), about a fifth of them on the real dump.
-
-        Returns:
-            An array [len(rows), features].
-        """
-        sub = {name: col[rows] for name, col in cleaned.items()}
-        blocks, differing = [], []
-        for f in contract.FEATURES:
-            typical = self.reference[f.name]
-            own = sub[f.name]
-            idx = np.flatnonzero(~pd.isna(own) if typical is None else ~(own == typical))
-            column = np.full(len(idx), np.nan if typical is None else typical, dtype=own.dtype)
-            blocks.append({**{name: col[idx] for name, col in sub.items()}, f.name: column})
-            differing.append(idx)
-        variants = {name: np.concatenate([b[name] for b in blocks]) for name in contract.NAMES}
-        scored = self.probabilities(variants)
-        typical_p = np.repeat(p[rows][:, None], len(contract.FEATURES), axis=1)
-        start = 0
-        for k, idx in enumerate(differing):
-            typical_p[idx, k] = scored[start : start + len(idx)]
-            start += len(idx)
-        return typical_p
+            outputs = [self.session.run(None, dict(feeds))]
+        else:
+            half = n // 2
+            parts = [{k: v[:half] for k, v in feeds.items()}, {k: v[half:] for k, v in feeds.items()}]
+            outputs = list(_POOL.map(lambda part: self.session.run(None, part), parts))
+        p = np.concatenate([o[0][:, 1] for o in outputs]).astype(np.float64)
+        contributions = np.concatenate([o[1] for o in outputs]).astype(np.float64)
+        base = np.concatenate([o[2][:, 0] for o in outputs]).astype(np.float64)
+        return p, contributions, base
 
     def explain(
-        self, cleaned: Mapping[str, np.ndarray], p: np.ndarray, which: np.ndarray
+        self, cleaned: Mapping[str, np.ndarray], scores: Scores, which: np.ndarray
     ) -> list[list[dict[str, Any]]]:
-        """The reasons of every row in `which` (an empty list elsewhere)."""
-        out: list[list[dict[str, Any]]] = [[] for _ in range(len(p))]
-        rows = np.flatnonzero(which)
-        if not len(rows):
-            return out
-        typical_p = self.typical_probabilities(cleaned, p, rows)
-        for j, i in enumerate(rows):
+        """The reasons of every row in `which` (an empty list elsewhere), from the graph's contributions."""
+        out: list[list[dict[str, Any]]] = [[] for _ in range(len(scores.p))]
+        for i in np.flatnonzero(which):
             record = {name: _python(cleaned[name][i]) for name in contract.NAMES}
-            out[i] = self.reasons(record, float(p[i]), typical_p[j])
+            out[i] = self.reasons(record, float(scores.p[i]), scores.contributions[i])
         return out
 
     def score(self, records: Sequence[Mapping[str, Any]], explain: bool = True) -> list[Scored]:
@@ -173,7 +165,7 @@ class Scorer:
 
         Args:
             records: raw applicant fields (any category spelling; loan_percent_income may be absent).
-            explain: compute reasons (one extra model row per feature that differs from the typical value).
+            explain: name the reasons (the contributions come with every score).
 
         Returns:
             One result per record, in order.
@@ -199,30 +191,37 @@ class Scorer:
         if len(bad):
             field, _, message = str(problems[bad[0]]).partition(": ")
             raise InvalidApplicant(field, message)
-        p = self.probabilities(cleaned)
-        reasons = self.explain(cleaned, p, np.ones(n, bool)) if explain else [[] for _ in range(n)]
+        scores = self.evaluate(cleaned)
+        reasons = self.explain(cleaned, scores, np.ones(n, bool)) if explain else [[] for _ in range(n)]
+        contributions = np.round(scores.contributions, 6).tolist()
         return [
-            Scored(prob, decision, risk, why)
-            for prob, decision, risk, why in zip(
-                p.tolist(), self.decisions(p).tolist(), bands(p).tolist(), reasons, strict=True
+            Scored(prob, decision, risk, why, round(base, 6), dict(zip(contract.NAMES, c, strict=True)))
+            for prob, decision, risk, why, base, c in zip(
+                scores.p.tolist(),
+                self.decisions(scores.p).tolist(),
+                bands(scores.p).tolist(),
+                reasons,
+                scores.base.tolist(),
+                contributions,
+                strict=True,
             )
         ]
 
-    def reasons(self, row: Mapping[str, Any], p: float, typical: np.ndarray) -> list[dict[str, Any]]:
-        """Up to 4 features whose value raises this applicant's risk the most.
+    def reasons(self, row: Mapping[str, Any], p: float, contributions: np.ndarray) -> list[dict[str, Any]]:
+        """Up to 4 features whose contribution raises this applicant's risk the most, largest first.
 
-        Each feature in turn is set to the typical applicant's value (training medians and most
-        common categories); the drop in probability is what the applicant's own value adds. Only
-        features that add risk are named, largest first, ties broken by contract order.
+        Each impact is how far the probability would fall without that feature's contribution,
+        p - sigmoid(logit(p) - contribution); features that lower the risk are never named.
         """
-        deltas = p - typical
-        order = sorted(range(len(contract.FEATURES)), key=lambda k: (-deltas[k], k))
+        z = float(np.log(p) - np.log1p(-p)) if 0.0 < p < 1.0 else float(np.sum(contributions))
+        order = sorted(range(len(contract.FEATURES)), key=lambda k: (-contributions[k], k))
         found = []
         for k in order:
-            if deltas[k] <= 1e-4 or len(found) == MAX_REASONS:
+            if contributions[k] <= MIN_CONTRIBUTION or len(found) == MAX_REASONS:
                 break
             f = contract.FEATURES[k]
-            found.append(_reason(f, row[f.name], self.reference[f.name], float(deltas[k])))
+            impact = p - 1.0 / (1.0 + np.exp(-(z - contributions[k])))
+            found.append(_reason(f, row[f.name], self.reference[f.name], float(contributions[k]), float(impact)))
         return found
 
 
@@ -232,18 +231,19 @@ def _python(value: Any) -> Any:
     return value
 
 
-def _reason(feature: contract.Feature, value: Any, typical: Any, delta: float) -> dict[str, Any]:
+def _reason(feature: contract.Feature, value: Any, typical: Any, contribution: float, impact: float) -> dict[str, Any]:
     shown = "missing" if value is None else _fmt(value)
     text = (
         f"{feature.description} is {shown} (typical applicant: {_fmt(typical)}), "
-        f"which raises the probability of default by {delta * 100:.1f} points"
+        f"which raises the probability of default by {impact * 100:.1f} points"
     )
     return {
         "feature": feature.name,
         "label_pt": feature.label_pt,
         "value": value,
         "typical": typical,
-        "impact": round(delta, 6),
+        "contribution": round(contribution, 6),
+        "impact": round(impact, 6),
         "text": text,
     }
 

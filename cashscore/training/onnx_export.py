@@ -8,7 +8,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from cashscore.artefact.store import OUTPUT
+from cashscore.artefact.store import BASE, CONTRIBUTIONS, OUTPUT, OUTPUTS
+from cashscore.core.errors import CashscoreError
+from cashscore.features import contract
+from cashscore.training import contributions, preprocess
 
 # Probabilities are clipped before the log-odds so that 0 and 1 stay finite.
 EPS = 1e-7
@@ -44,7 +47,11 @@ def to_onnx(pipeline: Any, a: float, b: float) -> onnx.ModelProto:
         b: calibration intercept.
 
     Returns:
-        A model with one input per contract feature and one output, `probabilities` [N, 2].
+        A model with one input per contract feature and three outputs: `probabilities` [N, 2],
+        `contributions` [N, features] and `base_log_odds` [N, 1] (see `contributions.py`).
+
+    Raises:
+        CashscoreError: for a model whose contributions cannot be built into the graph.
     """
     from skl2onnx import convert_sklearn
 
@@ -106,9 +113,54 @@ def to_onnx(pipeline: Any, a: float, b: float) -> onnx.ModelProto:
         ]
     )
     graph.output.append(helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, [None, 2]))
-    model = onnx.utils.Extractor(model).extract_model([i.name for i in graph.input], [OUTPUT])
+    _append_contributions(graph, pipeline)
+    model = onnx.utils.Extractor(model).extract_model([i.name for i in graph.input], list(OUTPUTS))
     onnx.checker.check_model(model)
     return model
+
+
+def _append_contributions(graph: onnx.GraphProto, pipeline: Any) -> None:
+    """Add the path contributions of a LightGBM model, calibrated, as outputs `contributions` and `base_log_odds`."""
+    estimator = pipeline.steps[-1][1]
+    booster = getattr(estimator, "booster_", None)
+    classifier = next((n for n in graph.node if n.op_type == "TreeEnsembleClassifier"), None)
+    if booster is None or classifier is None:
+        raise CashscoreError(
+            f"{type(estimator).__name__}: its per-feature contributions cannot be built into the ONNX graph; "
+            "only LightGBM models are exported"
+        )
+    columns = preprocess.output_columns("tree")
+    attrs = contributions.regressor_attributes(booster.dump_model(), len(columns))
+    n = len(columns)
+    graph.initializer.extend(
+        [
+            helper.make_tensor("cs_zero", TensorProto.INT64, [1], [0]),
+            helper.make_tensor("cs_n", TensorProto.INT64, [1], [n]),
+            helper.make_tensor("cs_n1", TensorProto.INT64, [1], [n + 1]),
+            # Input columns (numbers, then categories) back to contract order.
+            helper.make_tensor("cs_order", TensorProto.INT64, [n], [columns.index(c) for c in contract.NAMES]),
+        ]
+    )
+    graph.node.extend(
+        [
+            helper.make_node(
+                "TreeEnsembleRegressor", [classifier.input[0]], ["cs_paths"], domain="ai.onnx.ml", **attrs
+            ),
+            helper.make_node("Slice", ["cs_paths", "cs_zero", "cs_n", "cal_axis"], ["cs_by_column"]),
+            helper.make_node("Slice", ["cs_paths", "cs_n", "cs_n1", "cal_axis"], ["cs_bias"]),
+            helper.make_node("Gather", ["cs_by_column", "cs_order"], ["cs_by_feature"], axis=1),
+            # Calibration is affine in the log-odds, so it scales every term and shifts the base.
+            helper.make_node("Mul", ["cs_by_feature", "cal_a"], [CONTRIBUTIONS]),
+            helper.make_node("Mul", ["cs_bias", "cal_a"], ["cs_bias_scaled"]),
+            helper.make_node("Add", ["cs_bias_scaled", "cal_b"], [BASE]),
+        ]
+    )
+    graph.output.extend(
+        [
+            helper.make_tensor_value_info(CONTRIBUTIONS, TensorProto.FLOAT, [None, len(contract.NAMES)]),
+            helper.make_tensor_value_info(BASE, TensorProto.FLOAT, [None, 1]),
+        ]
+    )
 
 
 def _margin_output(graph: onnx.GraphProto, raw: str) -> bool:

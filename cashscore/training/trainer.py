@@ -37,7 +37,7 @@ from cashscore.artefact.card import ModelCard, contract_features
 from cashscore.core.config import TrainingSettings
 from cashscore.core.errors import CashscoreError
 from cashscore.features import contract, inputs
-from cashscore.training import evaluation, onnx_export, preprocess, report
+from cashscore.training import contributions, evaluation, onnx_export, preprocess, report
 from cashscore.training.options import MONOTONIC_FAMILIES, NATIVE_NAN, Candidate, Config
 from cashscore.warehouse.export import connect
 
@@ -342,6 +342,7 @@ class Exported:
     max_diff: float
     flips: int
     monotonic: dict[str, int]
+    explanation: dict[str, Any]
 
 
 def export(estimator: Any, part: TrainingPart, X_test: pd.DataFrame, a: float, b: float, threshold: float) -> Exported:
@@ -369,7 +370,36 @@ def export(estimator: Any, part: TrainingPart, X_test: pd.DataFrame, a: float, b
     monotonic = evaluation.monotonic_violations(session, X_test)
     if any(monotonic.values()):
         raise CashscoreError(f"the model breaks monotonicity {monotonic}; model not saved")
-    return Exported(onnx_model, session, p_test, fit_seconds, max_diff, flips, monotonic)
+    explanation = explain_check(served, session, X_test, a)
+    return Exported(onnx_model, session, p_test, fit_seconds, max_diff, flips, monotonic, explanation)
+
+
+# sigmoid(base_log_odds + sum(contributions)) may differ from the served probability by this much.
+ADDITIVITY_TOLERANCE = 1e-6
+
+
+def explain_check(served: Any, session: Any, X_test: pd.DataFrame, a: float) -> dict[str, Any]:
+    """Prove the graph's contributions add up to its probabilities on the test split, and measure
+    how often their top reason is LightGBM's own TreeSHAP top reason (`pred_contrib`).
+
+    Raises:
+        CashscoreError: when additivity fails (nothing saved).
+    """
+    p, contrib, base = session.run(None, inputs.onnx_feeds(X_test))
+    z = base[:, 0].astype(np.float64) + contrib.astype(np.float64).sum(axis=1)
+    error = float(np.max(np.abs(1.0 / (1.0 + np.exp(-z)) - p[:, 1])))
+    if error > ADDITIVITY_TOLERANCE:
+        raise CashscoreError(f"contributions do not add up to the probability (max error {error:.2e}); model not saved")
+    shap = served.steps[-1][1].booster_.predict(served[:-1].transform(X_test), pred_contrib=True)
+    columns = preprocess.output_columns("tree")
+    treeshap = shap[:, [columns.index(n) for n in contract.NAMES]] * a
+    return {
+        "method": "path (Saabas) contributions of the trees, calibrated, inside the ONNX graph",
+        "additivity_max_error": error,
+        "rows": len(X_test),
+        "top1_agreement_treeshap": contributions.top_agreement(contrib, treeshap, 1),
+        "top4_agreement_treeshap": contributions.top_agreement(contrib, treeshap, 4),
+    }
 
 
 def write(
@@ -503,6 +533,7 @@ def run(
         "candidates": [asdict(c) for c in candidates],
         "parity": {"max_abs_diff": final.max_diff, "decision_flips": final.flips, "rows": len(X_test)},
         "monotonic_violations": final.monotonic,
+        "explanation": final.explanation,
         "config": asdict(cfg),
         "timings": {"total_seconds": 0.0, "final_fit_seconds": final.fit_seconds},
         "libraries": evaluation.library_versions(),

@@ -14,7 +14,7 @@ import urllib.request
 import msgspec
 import numpy as np
 import pytest
-from cashscore.features import contract, inputs, rules
+from cashscore.features import contract, inputs
 from cashscore.server.app import create_app
 from helpers.applicants import GOOD
 from helpers.processes import serve_process
@@ -247,22 +247,17 @@ def flatten(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
-def test_reasons_are_deterministic_and_only_raise_risk(models):
+def test_reasons_come_from_additive_contributions_and_only_raise_risk(models):
     scorer = Scorer(store.load_verified(models))
     first = scorer.score([GOOD])[0]
-    again = scorer.score([GOOD])[0]
-    assert first == again
-    cleaned = rules.clean_record(GOOD)
-
-    def probability(record):
-        return scorer.probabilities(
-            {k: np.array([v], dtype=object if isinstance(v, str) else float) for k, v in record.items()}
-        )[0]
-
-    p = probability(cleaned)
+    assert first == scorer.score([GOOD])[0]
+    p, z = first.default_probability, first.base_log_odds + sum(first.contributions.values())
+    assert 1 / (1 + np.exp(-z)) == pytest.approx(p, abs=1e-6)
+    ranked = sorted((c for c in first.contributions.values() if c > 1e-4), reverse=True)[:4]
+    assert [r["contribution"] for r in first.reasons] == ranked
     for reason in first.reasons:
-        typical = probability({**cleaned, reason["feature"]: scorer.reference[reason["feature"]]})
-        assert p - typical == pytest.approx(reason["impact"], abs=1e-6)
+        without = 1 / (1 + np.exp(-(z - reason["contribution"])))
+        assert p - without == pytest.approx(reason["impact"], abs=1e-5)
         assert reason["impact"] > 0
 
 

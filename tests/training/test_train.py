@@ -74,7 +74,12 @@ def test_onnx_parity_and_contract_inputs(trained):
     assert inputs == [
         (f.name, "tensor(float)" if f.kind == "numeric" else "tensor(string)", [None, 1]) for f in contract.FEATURES
     ]
-    assert [(o.name, o.shape) for o in sess.get_outputs()] == [("probabilities", [None, 2])]
+    assert [(o.name, o.shape) for o in sess.get_outputs()] == [
+        ("probabilities", [None, 2]),
+        ("contributions", [None, len(contract.NAMES)]),
+        ("base_log_odds", [None, 1]),
+    ]
+    assert meta.explanation.additivity_max_error <= 1e-6 and meta.explanation.rows == meta.parity.rows
 
 
 def test_contract_agrees_with_mart_pipeline_and_onnx(trained):
@@ -222,5 +227,5 @@ def test_choice_among_candidates_within_noise_goes_to_the_better_calibrated():
     plain = cand("lightgbm", "none", 0.9393, 0.058)
     knn = cand("knn", "none", 0.99, 0.01)  # cannot be held monotonic: never served
     assert trainer.choose(cfg, [weighted, plain, knn]) is plain
-    clearly_better = cand("hist_gb", "class_weight", 0.9420, 0.070)
+    clearly_better = cand("lightgbm", "undersample", 0.9420, 0.070)
     assert trainer.choose(cfg, [weighted, plain, clearly_better]) is clearly_better

@@ -1,0 +1,130 @@
+"""Where scored chunks go as they are made: files written atomically, or a table stored in one transaction.
+
+Each chunk is written and dropped, so scoring any number of rows holds one chunk in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from cashscore.core import sqlnames
+from cashscore.core.atomic import STAGING_MARK, sweep_stale
+from cashscore.core.errors import CashscoreError
+from cashscore.warehouse.export import format_clause
+
+
+class FileSink:
+    """CSV, Parquet or JSON (by extension), written into a private folder and renamed over the target
+    only when complete; nothing is left behind when scoring fails."""
+
+    def __init__(self, target: Path) -> None:
+        format_clause(target)  # an unknown extension is refused before any scoring
+        self.target = target
+        self.rows = 0
+        self._work: Path | None = None
+        self._writer: Any = None
+        self._handle: IO[str] | None = None
+
+    def __enter__(self) -> FileSink:
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        sweep_stale(self.target)
+        prefix = f".{self.target.name}{STAGING_MARK}write-{os.getpid()}-"
+        self._work = Path(tempfile.mkdtemp(prefix=prefix, dir=self.target.parent))
+        return self
+
+    @property
+    def _tmp(self) -> Path:
+        assert self._work is not None
+        return self._work / self.target.name
+
+    def write(self, table: pa.Table) -> None:
+        """Append one chunk."""
+        suffix = self.target.suffix.lower()
+        if suffix == ".parquet":
+            if self._writer is None:
+                self._writer = pq.ParquetWriter(self._tmp, table.schema, compression="zstd")
+            self._writer.write_table(table)
+        elif suffix == ".csv":
+            if self._writer is None:
+                self._writer = pacsv.CSVWriter(self._tmp, table.schema)
+            self._writer.write_table(table)
+        else:
+            if self._handle is None:
+                self._handle = self._tmp.open("w", encoding="utf-8")
+                self._handle.write("[")
+            for row in table.to_pylist():
+                self._handle.write(("," if self.rows else "") + "\n" + json.dumps(_json_ready(row), default=str))
+                self.rows += 1
+            return
+        self.rows += table.num_rows
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        assert self._work is not None
+        try:
+            if kind is None:
+                if self._writer is not None:
+                    self._writer.close()
+                elif self._handle is None:
+                    self._tmp.touch()
+                if self._handle is not None:
+                    self._handle.write("\n]\n")
+                    self._handle.close()
+                with self._tmp.open("rb") as handle:
+                    os.fsync(handle.fileno())
+                os.replace(self._tmp, self.target)
+        finally:
+            if self._handle is not None and not self._handle.closed:
+                self._handle.close()
+            shutil.rmtree(self._work, ignore_errors=True)
+
+
+def _json_ready(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
+
+
+class TableSink:
+    """Rows stored as `scores.NAME` with their scoring time, all in one transaction on its own cursor
+    (the reading connection keeps streaming): readers see the old table or the complete new one."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, name: str) -> None:
+        self.name = sqlnames.plain_name(name, "--into")
+        self.target = sqlnames.qualified("scores", self.name)
+        self.cursor = con.cursor()
+        self.rows = 0
+        self.scored_at = datetime.now(UTC)
+
+    def __enter__(self) -> TableSink:
+        self.cursor.execute("begin transaction")
+        self.cursor.execute("create schema if not exists scores")
+        return self
+
+    def write(self, table: pa.Table) -> None:
+        """Append one chunk (the first one replaces any older table of that name)."""
+        self.cursor.register("cashscore_chunk", table)
+        try:
+            head = f"create or replace table {self.target} as" if not self.rows else f"insert into {self.target}"
+            self.cursor.execute(f"{head} select *, ?::timestamptz as scored_at from cashscore_chunk", [self.scored_at])
+        except duckdb.Error as exc:
+            raise CashscoreError(f"--into {self.name}: {str(exc).splitlines()[0]}") from None
+        finally:
+            self.cursor.unregister("cashscore_chunk")
+        self.rows += table.num_rows
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        try:
+            self.cursor.execute("commit" if kind is None else "rollback")
+        finally:
+            self.cursor.close()

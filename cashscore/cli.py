@@ -200,6 +200,7 @@ def cmd_score(args: argparse.Namespace) -> int:
                 on_rejected=on_rejected,
                 reasons=args.reasons,
                 progress=batch.progress_printer(total),
+                counter_offer=args.counter_offer,
             )
         if args.out is not None:
             print(
@@ -336,6 +337,11 @@ def build_parser(settings: config.Settings | None = None) -> argparse.ArgumentPa
         choices=("all", "deny", "none"),
         default="deny",
         help="rows that get reasons (default deny: every refusal is explained)",
+    )
+    p.add_argument(
+        "--counter-offer",
+        action="store_true",
+        help="for refused rows, the largest loan amount the model would approve (counter_offer_amount)",
     )
     p.add_argument("--db", type=Path, default=conf.db, help=f"database (default {conf.db})")
     p.add_argument("--models", type=Path, default=conf.models, help=f"model folder (default {conf.models})")

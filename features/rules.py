@@ -95,42 +95,47 @@ def clean_columns(columns: Mapping[str, Any], n: int) -> tuple[dict[str, np.ndar
     """
     out: dict[str, np.ndarray] = {}
     problems = np.full(n, None, dtype=object)
+    unflagged = np.ones(n, dtype=bool)
 
     def flag(mask: np.ndarray, message: str) -> None:
-        problems[mask & (problems == None)] = message  # noqa: E711 - elementwise comparison
+        # The first rule a row breaks is its reason.
+        hit = mask & unflagged
+        if hit.any():
+            problems[hit] = message
+            unflagged[hit] = False
 
-    for f in FEATURES:
-        raw = columns.get(f.name)
-        if f.kind == "categorical":
-            out[f.name], unknown = _category_column(f.name, raw, n)
-            flag(unknown, f"{f.name}: unknown category; expected one of {', '.join(f.categories)}")
-        else:
-            x = _numeric_column(raw, n)
-            with np.errstate(invalid="ignore"):
-                outside = (x < (f.valid_min if f.valid_min is not None else -np.inf)) | (
-                    x > (f.valid_max if f.valid_max is not None else np.inf)
-                )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for f in FEATURES:
+            raw = columns.get(f.name)
+            if f.kind == "categorical":
+                out[f.name], unknown = _category_column(f.name, raw, n)
+                flag(unknown, f"{f.name}: unknown category; expected one of {', '.join(f.categories)}")
+                missing = np.equal(out[f.name], None)
+            else:
+                x = _numeric_column(raw, n)
+                low = f.valid_min if f.valid_min is not None else -np.inf
+                high = f.valid_max if f.valid_max is not None else np.inf
+                outside = (x < low) | (x > high)
                 flag(outside, f"{f.name}: outside {f.valid_min}..{f.valid_max}")
                 x = np.where(outside, np.nan, x)
                 if f.cap is not None:
                     x = np.where(x > f.cap, f.cap, x)
-            out[f.name] = x
-        if f.name in REQUIRED:
-            flag(pd.isna(out[f.name]), f"{f.name}: required")
-    age = out[AGE]
-    for f in FEATURES:
-        if f.min_start_age is not None:
-            with np.errstate(invalid="ignore"):
+                out[f.name] = x
+                missing = np.isnan(x)
+            if f.name in REQUIRED:
+                flag(missing, f"{f.name}: required")
+        age = out[AGE]
+        for f in FEATURES:
+            if f.min_start_age is not None:
                 out[f.name] = np.where(out[f.name] > age - f.min_start_age, np.nan, out[f.name])
-    for f in FEATURES:
-        if f.derived is not None:
-            top, bottom = out[f.derived.numerator], out[f.derived.denominator]
-            with np.errstate(invalid="ignore", divide="ignore"):
+        for f in FEATURES:
+            if f.derived is not None:
+                top, bottom = out[f.derived.numerator], out[f.derived.denominator]
                 ratio = np.where(bottom > 0, top / np.where(bottom > 0, bottom, 1.0), np.nan)
-            value = out[f.name].copy()
-            for i in np.flatnonzero(np.isnan(value) & ~np.isnan(ratio)):
-                value[i] = round_half_away(float(ratio[i]), f.derived.places)
-            out[f.name] = value
+                value = out[f.name].copy()
+                for i in np.flatnonzero(np.isnan(value) & ~np.isnan(ratio)):
+                    value[i] = round_half_away(float(ratio[i]), f.derived.places)
+                out[f.name] = value
     return out, problems
 
 

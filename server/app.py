@@ -25,6 +25,7 @@ from cashscore.server.schemas import (
     BatchApplicant,
     BatchResult,
     BatchRow,
+    CounterOffer,
     Probabilities,
     Reason,
     Score,
@@ -145,6 +146,7 @@ def _score_response(scorer: Scorer, result: Scored, contributions: bool = True) 
         probabilities=Probabilities(default=p, repay=round(1.0 - result.default_probability, 6)),
         base_log_odds=result.base_log_odds,
         contributions=result.contributions if contributions else None,
+        counter_offer=CounterOffer(**result.counter_offer) if result.counter_offer else None,
         decision=result.decision,
         threshold=scorer.threshold,
         risk_band=result.risk_band,
@@ -276,7 +278,7 @@ async def score_batch(
             continue
         rows.append(BatchRow(index=i, id=applicant.id))
         valid.append((len(rows) - 1, record))
-    results = scorer.score_valid([r for _, r in valid], explain=reasons)
+    results = scorer.score_valid([r for _, r in valid], explain=reasons, contributions=contributions)
     for (pos, _), result in zip(valid, results, strict=True):
         rows[pos].score = _score_response(scorer, result, contributions)
     return BatchResult(model_version=scorer.version, scored=len(valid), rejected=len(items) - len(valid), results=rows)

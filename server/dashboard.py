@@ -58,7 +58,10 @@ form.addEventListener('submit', async (event) => {
   out.innerHTML = '<p>Decision: <span id="decision" class="' + data.decision + '">' + data.decision +
     '</span> · probability of default <b id="probability">' + (100 * data.default_probability).toFixed(1) +
     ' %</b> · risk band ' + data.risk_band + ' · threshold ' + (100 * data.threshold).toFixed(1) + ' %</p>' +
-    (reasons ? '<ol id="reasons">' + reasons + '</ol>' : '<p>No feature raises the risk above the typical applicant.</p>');
+    (reasons ? '<ol id="reasons">' + reasons + '</ol>' : '<p>No feature raises the risk above the typical applicant.</p>') +
+    (data.counter_offer ? '<p id="counter-offer">Counter-offer: a loan of ' + data.counter_offer.loan_amnt.toLocaleString() +
+      ' would be approved (probability of default ' + (100 * data.counter_offer.default_probability).toFixed(1) + ' %).</p>' :
+      (data.decision === 'deny' ? '<p>No smaller loan would be approved.</p>' : ''));
 });
 """
 

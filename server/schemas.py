@@ -68,6 +68,13 @@ class Probabilities(msgspec.Struct):
     repay: float
 
 
+class CounterOffer(msgspec.Struct):
+    """The largest loan the model would approve for a refused applicant, with its probability."""
+
+    loan_amnt: float
+    default_probability: float
+
+
 class Score(msgspec.Struct):
     """sigmoid(base_log_odds + sum(contributions)) = default_probability."""
 
@@ -80,6 +87,7 @@ class Score(msgspec.Struct):
     reasons: list[Reason]
     base_log_odds: float
     contributions: dict[str, float] | None = None
+    counter_offer: CounterOffer | None = None
 
 
 class BatchRow(msgspec.Struct):

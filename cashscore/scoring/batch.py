@@ -59,6 +59,7 @@ def score_relation(
     on_rejected: Callable[[pa.Table], None] | None = None,
     reasons: str = "deny",
     progress: Callable[[int], None] | None = None,
+    counter_offer: bool = False,
 ) -> Outcome:
     """Score every row a query returns, chunk by chunk, handing each chunk on as soon as it is scored.
 
@@ -71,6 +72,7 @@ def score_relation(
         on_rejected: receives each chunk of rejected rows: the input columns, then reject_reason.
         reasons: explain all rows, only denied ones (default: what an adverse-action notice needs), or none.
         progress: called with the number of rows done after each chunk.
+        counter_offer: add counter_offer_amount and counter_offer_probability for refused rows.
 
     Returns:
         Rows scored and rejected, and the time taken; memory holds one chunk at a time.
@@ -112,6 +114,12 @@ def score_relation(
             ("model_version", pa.array([scorer.version] * len(p), pa.string())),
         ):
             table = table.append_column(name, values)
+        if counter_offer:
+            offers = scorer.counter_offers(good, kept, decisions == "deny")
+            amounts = [o["loan_amnt"] if o else None for o in offers]
+            probabilities = [o["default_probability"] if o else None for o in offers]
+            table = table.append_column("counter_offer_amount", pa.array(amounts, pa.float64()))
+            table = table.append_column("counter_offer_probability", pa.array(probabilities, pa.float64()))
         if table.num_rows:
             on_scored(table)
         scored += table.num_rows

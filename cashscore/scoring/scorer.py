@@ -21,6 +21,8 @@ BANDS = ((0.05, "very low"), (0.10, "low"), (0.20, "medium"), (0.40, "high"), (1
 _UPPERS = np.array([upper for upper, _ in BANDS])
 _NAMES = np.array([name for _, name in BANDS], dtype=object)
 MAX_REASONS = 4
+# A refused applicant's counter-offer is searched among this many fractions of the amount asked for.
+COUNTER_OFFER_STEPS = 64
 # A contribution (log-odds) below this is no reason to name a feature.
 MIN_CONTRIBUTION = 1e-4
 # Model inputs of this many rows or more are scored in two halves at once, one per core.
@@ -46,6 +48,7 @@ class Scored(NamedTuple):
     reasons: list[dict[str, Any]]
     base_log_odds: float
     contributions: dict[str, float]
+    counter_offer: dict[str, float] | None
 
 
 class Scores(NamedTuple):
@@ -160,6 +163,49 @@ class Scorer:
             out[i] = self.reasons(record, float(scores.p[i]), scores.contributions[i])
         return out
 
+    def counter_offers(
+        self, cleaned: Mapping[str, np.ndarray], scores: Scores, which: np.ndarray
+    ) -> list[dict[str, float] | None]:
+        """For each refused row in `which`: the largest loan the model would approve, or None.
+
+        Every amount k/64 of the one asked for (k = 63 .. 1, whole units) is scored with the
+        applicant's other values and loan_percent_income derived again from it, all rows in one
+        model call, and the largest approved amount wins. The search is exhaustive on that grid, so
+        it is exact there whatever the model's shape: a bisection would need the probability never
+        to fall as the amount grows, and only the share of income (+1) is held monotonic, not the
+        amount itself.
+        """
+        out: list[dict[str, float] | None] = [None] * len(scores.p)
+        rows = [i for i in np.flatnonzero(which) if scores.p[i] >= self.threshold]
+        amounts = cleaned["loan_amnt"]
+        grids = {
+            i: np.unique(np.floor(amounts[i] * np.arange(1, COUNTER_OFFER_STEPS) / COUNTER_OFFER_STEPS))
+            for i in rows
+            if not np.isnan(amounts[i])
+        }
+        grids = {i: g[g > 0] for i, g in grids.items() if (g > 0).any()}
+        if not grids:
+            return out
+        owners = np.concatenate([np.full(len(g), i) for i, g in grids.items()])
+        raw = {name: cleaned[name][owners] for name in contract.NAMES}
+        raw["loan_amnt"] = np.concatenate(list(grids.values()))
+        derived = [
+            f.name
+            for f in contract.FEATURES
+            if f.derived and "loan_amnt" in (f.derived.numerator, f.derived.denominator)
+        ]
+        for name in derived:
+            raw[name] = np.full(len(owners), np.nan)
+        again, problems = rules.clean_columns(raw, len(owners))
+        p = self.evaluate(again).p
+        approved = (p < self.threshold) & np.equal(problems, None)
+        for i in grids:
+            mine = np.flatnonzero((owners == i) & approved)
+            if len(mine):
+                best = mine[np.argmax(again["loan_amnt"][mine])]
+                out[i] = {"loan_amnt": float(again["loan_amnt"][best]), "default_probability": round(float(p[best]), 6)}
+        return out
+
     def score(self, records: Sequence[Mapping[str, Any]], explain: bool = True) -> list[Scored]:
         """Score applicants: the same rules as the SQL mart, then the model, decision, band and reasons.
 
@@ -175,9 +221,12 @@ class Scorer:
         """
         return self.score_valid([validate_categories(r) for r in records], explain)
 
-    def score_valid(self, records: Sequence[Mapping[str, Any]], explain: bool = True) -> list[Scored]:
+    def score_valid(
+        self, records: Sequence[Mapping[str, Any]], explain: bool = True, contributions: bool = True
+    ) -> list[Scored]:
         """`score` for records whose categories `validate_categories` has already accepted (the batch
-        endpoint checks each row itself, to report the invalid ones).
+        endpoint checks each row itself, to report the invalid ones). Without `contributions` the
+        per-feature dictionaries are left empty (a batch asks for them only when it needs them).
 
         Raises:
             InvalidApplicant: for a record the contract's rules reject all the same.
@@ -193,16 +242,22 @@ class Scorer:
             raise InvalidApplicant(field, message)
         scores = self.evaluate(cleaned)
         reasons = self.explain(cleaned, scores, np.ones(n, bool)) if explain else [[] for _ in range(n)]
-        contributions = np.round(scores.contributions, 6).tolist()
+        offers = self.counter_offers(cleaned, scores, np.ones(n, bool)) if explain else [None] * n
+        by_feature = (
+            [dict(zip(contract.NAMES, c, strict=True)) for c in np.round(scores.contributions, 6).tolist()]
+            if contributions
+            else [{}] * n
+        )
         return [
-            Scored(prob, decision, risk, why, round(base, 6), dict(zip(contract.NAMES, c, strict=True)))
-            for prob, decision, risk, why, base, c in zip(
+            Scored(prob, decision, risk, why, round(base, 6), c, offer)
+            for prob, decision, risk, why, base, c, offer in zip(
                 scores.p.tolist(),
                 self.decisions(scores.p).tolist(),
                 bands(scores.p).tolist(),
                 reasons,
                 scores.base.tolist(),
-                contributions,
+                by_feature,
+                offers,
                 strict=True,
             )
         ]

@@ -13,6 +13,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from cashscore.core import sqlnames
 from cashscore.core.errors import CashscoreError
 from cashscore.features import contract, rules
 from cashscore.scoring.scorer import Scorer, Scores, bands
@@ -130,37 +131,80 @@ def score_relation(
 
 
 def register_udfs(con: duckdb.DuckDBPyConnection, scorer: Scorer) -> None:
-    """Register score_default(...) and score_decision(...): vectorised Arrow UDFs over onnxruntime.
+    """Register the SQL functions: vectorised Arrow UDFs over onnxruntime with the server's rules.
 
-    Both take the 11 contract fields in contract order and apply the server's rules; a row the
-    server would reject (missing required field, value out of range, unknown category) gives NULL.
+    - `score_default(...)` and `score_decision(...)`: the probability of default and the decision;
+    - `score(...)`: one struct with default_probability, decision, risk_band, reasons, base_log_odds
+      and contributions (a struct with one field per feature), so one pass gives everything.
+
+    Each takes either the 11 contract fields in contract order or a whole row (`score(a)` for
+    `from marts.applicants a`). A row the server would reject (missing required field, value out
+    of range, unknown category) gives NULL.
     """
     types = [duckdb.sqltypes.DOUBLE if f.kind == "numeric" else duckdb.sqltypes.VARCHAR for f in contract.FEATURES]
+    double, varchar = duckdb.sqltypes.DOUBLE, duckdb.sqltypes.VARCHAR
+    by_feature = duckdb.struct_type({name: double for name in contract.NAMES})
+    everything = duckdb.struct_type(
+        {
+            "default_probability": double,
+            "decision": varchar,
+            "risk_band": varchar,
+            "reasons": varchar,
+            "base_log_odds": double,
+            "contributions": by_feature,
+        }
+    )
 
-    def _probabilities(*arrays: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    def _scored(*arrays: pa.Array) -> tuple[dict[str, np.ndarray], Scores, np.ndarray]:
+        arrays = tuple(a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a for a in arrays)
         columns = {f.name: a.to_numpy(zero_copy_only=False) for f, a in zip(contract.FEATURES, arrays, strict=True)}
-        _, problems, scores = score_columns(scorer, columns, len(arrays[0]))
-        p = scores.p
-        return p, problems == None  # noqa: E711
+        cleaned, problems, scores = score_columns(scorer, columns, len(arrays[0]))
+        return cleaned, scores, problems == None  # noqa: E711
 
     def score_default(*arrays: pa.Array) -> pa.Array:
-        p, ok = _probabilities(*arrays)
-        return pa.array(p, pa.float64(), mask=~ok)
+        _, scores, ok = _scored(*arrays)
+        return pa.array(scores.p, pa.float64(), mask=~ok)
 
     def score_decision(*arrays: pa.Array) -> pa.Array:
-        p, ok = _probabilities(*arrays)
-        return pa.array(scorer.decisions(p).tolist(), pa.string(), mask=~ok)
+        _, scores, ok = _scored(*arrays)
+        return pa.array(scorer.decisions(scores.p).tolist(), pa.string(), mask=~ok)
+
+    def score_all(*arrays: pa.Array) -> pa.Array:
+        cleaned, scores, ok = _scored(*arrays)
+        texts = reason_texts(scorer, cleaned, scores, ok)
+        contributions = pa.StructArray.from_arrays(
+            [pa.array(scores.contributions[:, k], pa.float64()) for k in range(len(contract.NAMES))],
+            names=list(contract.NAMES),
+        )
+        fields = [
+            pa.array(scores.p, pa.float64()),
+            pa.array(scorer.decisions(scores.p).tolist(), pa.string()),
+            pa.array(bands(np.nan_to_num(scores.p)).tolist(), pa.string()),
+            pa.array(texts.tolist(), pa.string()),
+            pa.array(scores.base, pa.float64()),
+            contributions,
+        ]
+        names = ["default_probability", "decision", "risk_band", "reasons", "base_log_odds", "contributions"]
+        return pa.StructArray.from_arrays(fields, names=names, mask=pa.array(~ok))
 
     # DuckDB counts the Python function's parameters: give each UDF one per contract field.
     signature = inspect.Signature(
         [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in contract.NAMES]
     )
+    fields = ", ".join(contract.NAMES)
+    from_row = ", ".join(f"row.{sqlnames.quote(name)}" for name in contract.NAMES)
     for name, fn, result in (
-        ("score_default", score_default, duckdb.sqltypes.DOUBLE),
-        ("score_decision", score_decision, duckdb.sqltypes.VARCHAR),
+        ("score_default", score_default, double),
+        ("score_decision", score_decision, varchar),
+        ("score", score_all, everything),
     ):
         fn.__signature__ = signature  # type: ignore[attr-defined]
-        con.create_function(name, fn, types, result, type="arrow", null_handling="special", side_effects=False)
+        internal = f"cashscore_{name}"
+        con.create_function(internal, fn, types, result, type="arrow", null_handling="special", side_effects=False)
+        # One name, two forms: the 11 fields, or a whole row (a table alias is a struct of its columns).
+        con.execute(
+            f"create or replace temp macro {name}(row) as {internal}({from_row}), ({fields}) as {internal}({fields})"
+        )
 
 
 def progress_printer(total: int | None) -> Callable[[int], None]:

@@ -23,8 +23,9 @@ _NAMES = np.array([name for _, name in BANDS], dtype=object)
 MAX_REASONS = 4
 # A refused applicant's counter-offer is searched among this many fractions of the amount asked for.
 COUNTER_OFFER_STEPS = 64
-# A contribution (log-odds) below this is no reason to name a feature.
-MIN_CONTRIBUTION = 1e-4
+# A feature is named only when removing its contribution would lower the probability by at least
+# this much (0.05 points): smaller ones would read "raises it by 0.0 points".
+MIN_IMPACT = 0.0005
 # Model inputs of this many rows or more are scored in two halves at once, one per core.
 SPLIT_ROWS = 256
 _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cashscore-onnx")
@@ -272,10 +273,12 @@ class Scorer:
         order = sorted(range(len(contract.FEATURES)), key=lambda k: (-contributions[k], k))
         found = []
         for k in order:
-            if contributions[k] <= MIN_CONTRIBUTION or len(found) == MAX_REASONS:
+            if contributions[k] <= 0 or len(found) == MAX_REASONS:
                 break
-            f = contract.FEATURES[k]
             impact = p - 1.0 / (1.0 + np.exp(-(z - contributions[k])))
+            if impact < MIN_IMPACT:
+                continue
+            f = contract.FEATURES[k]
             found.append(_reason(f, row[f.name], self.reference[f.name], float(contributions[k]), float(impact)))
         return found
 
@@ -288,10 +291,11 @@ def _python(value: Any) -> Any:
 
 def _reason(feature: contract.Feature, value: Any, typical: Any, contribution: float, impact: float) -> dict[str, Any]:
     shown = "missing" if value is None else _fmt(value)
-    text = (
-        f"{feature.description} is {shown} (typical applicant: {_fmt(typical)}), "
-        f"which raises the probability of default by {impact * 100:.1f} points"
-    )
+    # Contributions are measured from the average applicant, so a value equal to the typical one
+    # can still add risk (in combination with the others); the typical value is shown when it differs.
+    beside = f" (typical applicant: {_fmt(typical)})" if value != typical else ""
+    points = f"{impact * 100:.1f} points"
+    text = f"{feature.description} is {shown}{beside}, which raises the probability of default by {points}"
     return {
         "feature": feature.name,
         "label_pt": feature.label_pt,

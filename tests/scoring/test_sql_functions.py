@@ -1,0 +1,41 @@
+"""The SQL functions: a whole row or the 11 fields, and one struct with everything in one pass."""
+
+from __future__ import annotations
+
+import duckdb
+
+from cashscore.artefact.store import load_verified
+from cashscore.scoring import batch
+from cashscore.scoring.scorer import Scorer
+
+
+def test_whole_row_and_fields_agree_and_score_returns_everything(trained):
+    db, models, _ = trained
+    scorer = Scorer(load_verified(models))
+    with duckdb.connect(str(db), read_only=True) as con:
+        batch.register_udfs(con, scorer)
+        rows = con.execute(
+            """
+            select
+                score_default(a) as by_row,
+                score_default(person_age, person_income, person_home_ownership, person_emp_length, loan_intent,
+                    loan_grade, loan_amnt, loan_int_rate, loan_percent_income, cb_person_default_on_file,
+                    cb_person_cred_hist_length) as by_fields,
+                score_decision(a) as decision,
+                score(a) as s
+            from marts.applicants a
+            order by loan_id
+            """
+        ).fetchall()
+    scored = [r for r in rows if r[0] is not None]
+    assert len(scored) > 100 and len(rows) > len(scored)  # rejected rows give NULL everywhere
+    for by_row, by_fields, decision, s in rows:
+        assert by_row == by_fields
+        if by_row is None:
+            assert s is None and decision is None
+            continue
+        assert s["default_probability"] == by_row and s["decision"] == decision
+        z = s["base_log_odds"] + sum(s["contributions"].values())
+        assert abs(1 / (1 + 2.718281828459045**-z) - by_row) < 1e-6
+        assert s["risk_band"] in ("very low", "low", "medium", "high", "very high")
+    assert any(s["reasons"] for *_, s in scored)

@@ -139,14 +139,16 @@ def _signed_in(connection: ASGIConnection[Any, Any, Any, Any], key: str) -> bool
     return bool(token) and valid_session(key, token)
 
 
-def _score_response(scorer: Scorer, result: Scored, contributions: bool = True) -> Score:
+def _score_response(scorer: Scorer, result: Scored, contributions: bool = True, offer: bool = False) -> Score:
     p = round(result.default_probability, 6)
     return Score(
         default_probability=p,
         probabilities=Probabilities(default=p, repay=round(1.0 - result.default_probability, 6)),
         base_log_odds=result.base_log_odds,
         contributions=result.contributions if contributions else None,
-        counter_offer=CounterOffer(**result.counter_offer) if result.counter_offer else None,
+        counter_offer=(CounterOffer(**result.counter_offer) if result.counter_offer else None)
+        if offer
+        else msgspec.UNSET,
         decision=result.decision,
         threshold=scorer.threshold,
         risk_band=result.risk_band,
@@ -155,21 +157,28 @@ def _score_response(scorer: Scorer, result: Scored, contributions: bool = True) 
     )
 
 
-def _score_one(holder: ModelHolder, record: dict[str, Any]) -> Score:
+def _score_one(holder: ModelHolder, record: dict[str, Any], counter_offer: bool = False) -> Score:
     scorer = holder.current()
     try:
-        (result,) = scorer.score([record])
+        (result,) = scorer.score([record], counter_offer=counter_offer)
     except InvalidApplicant as exc:
         raise ValidationException(
             detail=f"Validation failed: {exc}", extra=[{"key": exc.field, "message": exc.message}]
         ) from None
-    return _score_response(scorer, result)
+    return _score_response(scorer, result, offer=counter_offer)
 
 
 @post("/v1/score", summary="Score one applicant", tags=["scoring"], guards=[require_key], status_code=200)
-async def score_post(data: JSONBody[Applicant], request: Request) -> Score:  # type: ignore[valid-type]
-    """Probability of default, decision, risk band and reasons for one applicant (JSON body)."""
-    return _score_one(request.app.state.holder, to_record(data))
+async def score_post(
+    data: JSONBody[Applicant],  # type: ignore[valid-type]
+    request: Request,
+    counter_offer: FromQuery[bool] = False,
+) -> Score:
+    """Probability of default, decision, risk band, reasons and contributions for one applicant (JSON body).
+
+    `?counter_offer=true` adds, for a refusal, the largest loan the model would approve (or null).
+    """
+    return _score_one(request.app.state.holder, to_record(data), counter_offer)
 
 
 @dataclass
@@ -198,11 +207,14 @@ async def score_get(request: Request) -> Score:
             raise ValidationException(detail=f"Validation failed: {key[:40]} is given more than once")
         params[key] = value
     params.pop("api_key", None)
+    offer = params.pop("counter_offer", "false").lower()
+    if offer not in ("true", "false", "1", "0"):
+        raise ValidationException(detail="Validation failed: counter_offer must be true or false")
     try:
         applicant = msgspec.convert(params, Applicant, strict=False)
     except msgspec.ValidationError as exc:
         raise ValidationException(detail=f"Validation failed: {exc}") from None
-    return _score_one(request.app.state.holder, to_record(applicant))
+    return _score_one(request.app.state.holder, to_record(applicant), offer in ("true", "1"))
 
 
 def _row_id(raw: msgspec.Raw) -> str | int | None:
@@ -235,11 +247,15 @@ class _BatchOperation(Operation):
     status_code=200,
 )
 async def score_batch(
-    request: Request, reasons: FromQuery[bool] = True, contributions: FromQuery[bool] = False
+    request: Request,
+    reasons: FromQuery[bool] = True,
+    contributions: FromQuery[bool] = False,
+    counter_offer: FromQuery[bool] = False,
 ) -> BatchResult:
     """A JSON array of applicants (each may carry an `id`, echoed back); invalid rows get their own error.
 
-    `?reasons=false` leaves the reasons out; `?contributions=true` adds each feature's contribution.
+    `?reasons=false` leaves the reasons out; `?contributions=true` adds each feature's contribution;
+    `?counter_offer=true` searches a counter-offer for each refusal.
     """
     scorer = request.app.state.holder.current()
     max_batch = request.app.state.max_batch
@@ -278,9 +294,11 @@ async def score_batch(
             continue
         rows.append(BatchRow(index=i, id=applicant.id))
         valid.append((len(rows) - 1, record))
-    results = scorer.score_valid([r for _, r in valid], explain=reasons, contributions=contributions)
+    results = scorer.score_valid(
+        [r for _, r in valid], explain=reasons, contributions=contributions, counter_offer=counter_offer
+    )
     for (pos, _), result in zip(valid, results, strict=True):
-        rows[pos].score = _score_response(scorer, result, contributions)
+        rows[pos].score = _score_response(scorer, result, contributions, counter_offer)
     return BatchResult(model_version=scorer.version, scored=len(valid), rejected=len(items) - len(valid), results=rows)
 
 

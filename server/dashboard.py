@@ -46,7 +46,7 @@ form.addEventListener('submit', async (event) => {
   }
   const out = document.getElementById('result');
   out.textContent = 'scoring...';
-  const response = await fetch('/v1/score', {method: 'POST', headers: {'Content-Type': 'application/json'},
+  const response = await fetch('/v1/score?counter_offer=true', {method: 'POST', headers: {'Content-Type': 'application/json'},
                                              body: JSON.stringify(body)});
   const data = await response.json();
   if (!response.ok) {

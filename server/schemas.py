@@ -87,7 +87,8 @@ class Score(msgspec.Struct):
     reasons: list[Reason]
     base_log_odds: float
     contributions: dict[str, float] | None = None
-    counter_offer: CounterOffer | None = None
+    # Present only when asked for (?counter_offer=true); null when no smaller loan would be approved.
+    counter_offer: CounterOffer | None | msgspec.UnsetType = msgspec.UNSET
 
 
 class BatchRow(msgspec.Struct):
@@ -123,11 +124,19 @@ def field_schema(f: contract.Feature) -> Schema:
 
 
 def query_parameters() -> list[Parameter]:
-    """GET /v1/score's query parameters, one per contract field."""
-    return [
+    """GET /v1/score's query parameters, one per contract field, and counter_offer."""
+    fields = [
         Parameter(name=f.name, param_in=ParamType.QUERY, schema=field_schema(f), required=f.name in REQUIRED)
         for f in contract.FEATURES
     ]
+    offer = Parameter(
+        name="counter_offer",
+        param_in=ParamType.QUERY,
+        schema=Schema(type=OpenAPIType.BOOLEAN),
+        required=False,
+        description="for a refusal, search the largest loan the model would approve",
+    )
+    return [*fields, offer]
 
 
 def batch_body_schema() -> Schema:

@@ -22,8 +22,11 @@ REASONS = ("all", "deny", "none")
 CHUNK = 100_000
 
 
-def score_columns(scorer: Scorer, columns: dict[str, Any], n: int) -> tuple[dict[str, np.ndarray], np.ndarray, Scores]:
-    """The contract's rules on whole columns, then the model on the rows they accept.
+def score_columns(
+    scorer: Scorer, columns: dict[str, Any], n: int, detail: bool = True
+) -> tuple[dict[str, np.ndarray], np.ndarray, Scores]:
+    """The contract's rules on whole columns, then the model on the rows they accept (with
+    contributions when `detail`).
 
     Returns:
         (cleaned columns, per-row rejection reason or None, the model's outputs: NaN where rejected).
@@ -32,7 +35,7 @@ def score_columns(scorer: Scorer, columns: dict[str, Any], n: int) -> tuple[dict
     ok = problems == None  # noqa: E711
     scores = Scores(np.full(n, np.nan), np.full((n, len(contract.NAMES)), np.nan), np.full(n, np.nan))
     if ok.any():
-        good = scorer.evaluate({k: v[ok] for k, v in cleaned.items()})
+        good = scorer.evaluate({k: v[ok] for k, v in cleaned.items()}, detail=detail)
         scores.p[ok], scores.contributions[ok], scores.base[ok] = good.p, good.contributions, good.base
     return cleaned, problems, scores
 
@@ -94,7 +97,7 @@ def score_relation(
     for batch in reader:
         n = batch.num_rows
         columns = {name: batch.column(name).to_numpy(zero_copy_only=False) for name in contract.NAMES if name in names}
-        cleaned, problems, all_scores = score_columns(scorer, columns, n)
+        cleaned, problems, all_scores = score_columns(scorer, columns, n, detail=False)
         ok = problems == None  # noqa: E711
         if (~ok).any():
             rejected += int((~ok).sum())
@@ -106,6 +109,10 @@ def score_relation(
         p = kept.p
         decisions = scorer.decisions(p)
         which = {"all": np.ones(len(p), bool), "deny": decisions == "deny", "none": np.zeros(len(p), bool)}[reasons]
+        if which.any():
+            # Contributions only for the rows that get reasons: the other rows cost a plain score.
+            detailed = scorer.evaluate({k: v[which] for k, v in good.items()})
+            kept.contributions[which], kept.base[which] = detailed.contributions, detailed.base
         table = pa.Table.from_batches([batch.filter(pa.array(ok))])
         for name, values in (
             ("default_probability", pa.array(p, pa.float64())),
@@ -155,10 +162,10 @@ def register_udfs(con: duckdb.DuckDBPyConnection, scorer: Scorer) -> None:
         }
     )
 
-    def _scored(*arrays: pa.Array) -> tuple[dict[str, np.ndarray], Scores, np.ndarray]:
+    def _scored(*arrays: pa.Array, detail: bool = False) -> tuple[dict[str, np.ndarray], Scores, np.ndarray]:
         arrays = tuple(a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a for a in arrays)
         columns = {f.name: a.to_numpy(zero_copy_only=False) for f, a in zip(contract.FEATURES, arrays, strict=True)}
-        cleaned, problems, scores = score_columns(scorer, columns, len(arrays[0]))
+        cleaned, problems, scores = score_columns(scorer, columns, len(arrays[0]), detail=detail)
         return cleaned, scores, problems == None  # noqa: E711
 
     def score_default(*arrays: pa.Array) -> pa.Array:
@@ -170,7 +177,7 @@ def register_udfs(con: duckdb.DuckDBPyConnection, scorer: Scorer) -> None:
         return pa.array(scorer.decisions(scores.p).tolist(), pa.string(), mask=~ok)
 
     def score_all(*arrays: pa.Array) -> pa.Array:
-        cleaned, scores, ok = _scored(*arrays)
+        cleaned, scores, ok = _scored(*arrays, detail=True)
         texts = reason_texts(scorer, cleaned, scores, ok)
         contributions = pa.StructArray.from_arrays(
             [pa.array(scores.contributions[:, k], pa.float64()) for k in range(len(contract.NAMES))],

@@ -11,9 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import numpy as np
+import onnx
 import onnxruntime
 
-from cashscore.artefact.store import LoadedModel
+from cashscore.artefact.store import OUTPUT, LoadedModel
 from cashscore.features import contract, inputs, rules
 
 # Risk bands by probability of default: upper bounds, exclusive.
@@ -113,46 +114,73 @@ class Scorer:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         self.session = onnxruntime.InferenceSession(model.onnx_bytes, options, providers=["CPUExecutionProvider"])
+        # The same graph cut down to the probabilities, for rows that need no explanation: the
+        # contributions' tree pass about doubles the model's cost, and the scores are the same nodes.
+        graph = onnx.load_from_string(model.onnx_bytes)
+        plain = onnx.utils.Extractor(graph).extract_model([i.name for i in graph.graph.input], [OUTPUT])
+        self.plain_session = onnxruntime.InferenceSession(
+            plain.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
         self.model = model
         self.version = model.version
         self.threshold = model.threshold
         self.reference = rules.clean_record(model.card.reference)
 
-    def evaluate(self, cleaned: Mapping[str, np.ndarray]) -> Scores:
-        """The model on columns cleaned by `rules.clean_columns`: probabilities, contributions, base."""
-        p, contributions, base = self.run_all(inputs.column_feeds(dict(cleaned)))
-        return Scores(p, contributions, base)
+    def evaluate(self, cleaned: Mapping[str, np.ndarray], detail: bool | np.ndarray = True) -> Scores:
+        """The model on columns cleaned by `rules.clean_columns`.
+
+        Args:
+            cleaned: the columns.
+            detail: the rows that need contributions and base (True: all, False: none, or a mask);
+                the others get NaN there and cost only the plain score.
+
+        Returns:
+            Probabilities, contributions and base, row by row.
+        """
+        feeds = inputs.column_feeds(dict(cleaned))
+        if detail is True:
+            p, contributions, base = self.run_all(feeds)
+            return Scores(p, contributions, base)
+        p = self.run(feeds)
+        scores = Scores(p, np.full((len(p), len(contract.NAMES)), np.nan), np.full(len(p), np.nan))
+        rows = np.flatnonzero(detail) if detail is not False else np.array([], dtype=int)
+        if len(rows):
+            _, scores.contributions[rows], scores.base[rows] = self.run_all({k: v[rows] for k, v in feeds.items()})
+        return scores
 
     def probabilities(self, cleaned: Mapping[str, np.ndarray]) -> np.ndarray:
         """Probabilities of default for columns cleaned by `rules.clean_columns`."""
-        return self.evaluate(cleaned).p
+        return self.evaluate(cleaned, detail=False).p
 
     def decisions(self, p: np.ndarray) -> np.ndarray:
         """ "deny" where the probability of default reaches the threshold, "approve" elsewhere."""
         return np.where(np.asarray(p) >= self.threshold, "deny", "approve")
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
-        """The model's probability of default for each row of its inputs."""
-        return self.run_all(feeds)[0]
-
-    def run_all(self, feeds: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """All three outputs of the graph for each row of its inputs, as float64.
+        """The model's probability of default for each row of its inputs (the plain graph).
 
         From SPLIT_ROWS rows on, two halves are scored at once: each runs single-threaded
         (onnxruntime releases the GIL) and a row's score never depends on the rows beside it, so
         the results are bit-identical to one call.
         """
-        n = len(next(iter(feeds.values())))
-        if n < SPLIT_ROWS:
-            outputs = [self.session.run(None, dict(feeds))]
-        else:
-            half = n // 2
-            parts = [{k: v[:half] for k, v in feeds.items()}, {k: v[half:] for k, v in feeds.items()}]
-            outputs = list(_POOL.map(lambda part: self.session.run(None, part), parts))
+        return np.concatenate([o[0][:, 1] for o in self._run(self.plain_session, feeds)]).astype(np.float64)
+
+    def run_all(self, feeds: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """All three outputs of the graph for each row of its inputs, as float64."""
+        outputs = self._run(self.session, feeds)
         p = np.concatenate([o[0][:, 1] for o in outputs]).astype(np.float64)
         contributions = np.concatenate([o[1] for o in outputs]).astype(np.float64)
         base = np.concatenate([o[2][:, 0] for o in outputs]).astype(np.float64)
         return p, contributions, base
+
+    @staticmethod
+    def _run(session: onnxruntime.InferenceSession, feeds: Mapping[str, np.ndarray]) -> list[Any]:
+        n = len(next(iter(feeds.values())))
+        if n < SPLIT_ROWS:
+            return [session.run(None, dict(feeds))]
+        half = n // 2
+        parts = [{k: v[:half] for k, v in feeds.items()}, {k: v[half:] for k, v in feeds.items()}]
+        return list(_POOL.map(lambda part: session.run(None, part), parts))
 
     def explain(
         self, cleaned: Mapping[str, np.ndarray], scores: Scores, which: np.ndarray
@@ -198,7 +226,7 @@ class Scorer:
         for name in derived:
             raw[name] = np.full(len(owners), np.nan)
         again, problems = rules.clean_columns(raw, len(owners))
-        p = self.evaluate(again).p
+        p = self.evaluate(again, detail=False).p
         approved = (p < self.threshold) & np.equal(problems, None)
         for i in grids:
             mine = np.flatnonzero((owners == i) & approved)
@@ -207,12 +235,15 @@ class Scorer:
                 out[i] = {"loan_amnt": float(again["loan_amnt"][best]), "default_probability": round(float(p[best]), 6)}
         return out
 
-    def score(self, records: Sequence[Mapping[str, Any]], explain: bool = True) -> list[Scored]:
+    def score(
+        self, records: Sequence[Mapping[str, Any]], explain: bool = True, counter_offer: bool = False
+    ) -> list[Scored]:
         """Score applicants: the same rules as the SQL mart, then the model, decision, band and reasons.
 
         Args:
             records: raw applicant fields (any category spelling; loan_percent_income may be absent).
             explain: name the reasons (the contributions come with every score).
+            counter_offer: search a counter-offer for each refusal (63 more model rows each).
 
         Returns:
             One result per record, in order.
@@ -220,10 +251,14 @@ class Scorer:
         Raises:
             InvalidApplicant: for an unknown category spelling or a blank required one.
         """
-        return self.score_valid([validate_categories(r) for r in records], explain)
+        return self.score_valid([validate_categories(r) for r in records], explain, counter_offer=counter_offer)
 
     def score_valid(
-        self, records: Sequence[Mapping[str, Any]], explain: bool = True, contributions: bool = True
+        self,
+        records: Sequence[Mapping[str, Any]],
+        explain: bool = True,
+        contributions: bool = True,
+        counter_offer: bool = False,
     ) -> list[Scored]:
         """`score` for records whose categories `validate_categories` has already accepted (the batch
         endpoint checks each row itself, to report the invalid ones). Without `contributions` the
@@ -241,9 +276,9 @@ class Scorer:
         if len(bad):
             field, _, message = str(problems[bad[0]]).partition(": ")
             raise InvalidApplicant(field, message)
-        scores = self.evaluate(cleaned)
+        scores = self.evaluate(cleaned, detail=explain or contributions)
         reasons = self.explain(cleaned, scores, np.ones(n, bool)) if explain else [[] for _ in range(n)]
-        offers = self.counter_offers(cleaned, scores, np.ones(n, bool)) if explain else [None] * n
+        offers = self.counter_offers(cleaned, scores, np.ones(n, bool)) if counter_offer else [None] * n
         by_feature = (
             [dict(zip(contract.NAMES, c, strict=True)) for c in np.round(scores.contributions, 6).tolist()]
             if contributions

@@ -19,7 +19,7 @@ def refused_applicants(db, scorer, limit=25):
         for row in rows
     ]
     records = [r for r in records if all(r[n] is not None for n in contract.REQUIRED)]
-    scored = scorer.score(records)
+    scored = scorer.score(records, counter_offer=True)
     return [(r, s) for r, s in zip(records, scored, strict=True) if s.decision == "deny"][:limit]
 
 
@@ -54,5 +54,21 @@ def test_approved_applicants_get_no_counter_offer(trained):
         row = con.execute(
             f"select {', '.join(contract.NAMES)} from marts.training_set where loan_grade = 'A' limit 1"
         ).fetchone()
-    (result,) = scorer.score([dict(zip(contract.NAMES, row, strict=True))])
+    (result,) = scorer.score([dict(zip(contract.NAMES, row, strict=True))], counter_offer=True)
     assert result.decision == "approve" and result.counter_offer is None
+
+
+def test_the_api_gives_the_counter_offer_when_asked(trained):
+    from cashscore.server.app import create_app
+    from litestar.testing import TestClient
+
+    scorer = Scorer(load_verified(trained[1]))
+    record, scored = refused_applicants(trained[0], scorer, limit=1)[0]
+    body = {k: v for k, v in record.items() if v is not None}
+    with TestClient(app=create_app(trained[1], api_key="")) as client:
+        plain = client.post("/v1/score", json=body).json()
+        asked = client.post("/v1/score?counter_offer=true", json=body).json()
+        query = {k: str(v) for k, v in body.items()} | {"counter_offer": "true"}
+        by_get = client.get("/v1/score", params=query).json()
+    assert "counter_offer" not in plain
+    assert asked["counter_offer"] == scored.counter_offer == by_get["counter_offer"]

@@ -93,7 +93,7 @@ def test_a_server_error_is_logged_with_its_request_id_and_no_applicant_data(trai
     with TestClient(app=app, raise_server_exceptions=False) as c:
         scorer = app.state.holder.current()
 
-        def broken(records, explain=True):
+        def broken(records, **_):
             raise RuntimeError(json.dumps(records[0]))  # an error whose message holds the applicant
 
         scorer.score = broken

@@ -17,6 +17,7 @@ import msgspec
 import onnx
 
 from cashscore.artefact.card import ModelCard, canonical, decode, encode
+from cashscore.core.atomic import alive
 from cashscore.core.errors import CashscoreError
 from cashscore.features import contract
 
@@ -155,18 +156,8 @@ def _sweep_partial(versions: Path) -> None:
     for entry in versions.iterdir():
         if entry.name.startswith(".") and ".partial-" in entry.name:
             pid = entry.name.rsplit("-", 1)[-1]
-            if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            if pid.isdigit() and int(pid) != os.getpid() and not alive(int(pid)):
                 shutil.rmtree(entry, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def current_version(models: Path) -> str | None:

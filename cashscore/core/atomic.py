@@ -16,7 +16,8 @@ def _staging_prefix(target: Path, purpose: str) -> str:
     return f".{target.name}{STAGING_MARK}{purpose}-"
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether a process with this pid runs (a build folder's owner, for instance)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -49,7 +50,7 @@ def sweep_stale(target: Path) -> list[Path]:
             pid = int(entry.name.rsplit("-", 2)[-2])
         except (ValueError, IndexError):
             continue
-        if pid != os.getpid() and not _alive(pid):
+        if pid != os.getpid() and not alive(pid):
             shutil.rmtree(entry, ignore_errors=True)
             removed.append(entry)
     return removed

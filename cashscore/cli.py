@@ -29,19 +29,6 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
 
 
-class _Defaults:
-    """The flags' defaults, read from the settings (each written once, in cashscore.core.config)."""
-
-    def __init__(self, settings: config.Settings) -> None:
-        self.db = settings.paths.db
-        self.models = settings.paths.models
-        self.restore_max_shrink = settings.restore.max_shrink
-        self.host = settings.server.host
-        self.port = settings.server.port
-        self.workers = settings.server.workers
-        self.model_version = settings.server.model_version
-
-
 def cmd_restore(args: argparse.Namespace) -> int:
     from cashscore.warehouse.restore import restore
 
@@ -260,7 +247,14 @@ def cmd_sql(args: argparse.Namespace) -> int:
 def build_parser(settings: config.Settings | None = None) -> argparse.ArgumentParser:
     """The argument parser of every subcommand, its defaults from the settings."""
     settings = settings or config.load()
-    conf = _Defaults(settings)
+    paths, server = settings.paths, settings.server
+
+    def db(p: argparse.ArgumentParser, what: str) -> None:
+        p.add_argument("--db", type=Path, default=paths.db, help=f"{what} (default {paths.db})")
+
+    def models(p: argparse.ArgumentParser, what: str) -> None:
+        p.add_argument("--models", type=Path, default=paths.models, help=f"{what} (default {paths.models})")
+
     parser = argparse.ArgumentParser(
         prog="cashscore",
         description="Credit-risk scoring for Alura Cash: restore the MySQL dump into DuckDB, "
@@ -270,18 +264,18 @@ def build_parser(settings: config.Settings | None = None) -> argparse.ArgumentPa
 
     p = sub.add_parser("restore", help="restore mysqldump files into a DuckDB database")
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="dump files (.sql, .sql.gz) or folders of them")
-    p.add_argument("--db", type=Path, default=conf.db, help=f"database to create or replace (default {conf.db})")
+    db(p, "database to create or replace")
     p.add_argument("--no-audits", action="store_true", help="skip the SQL audits (they read the whole mart)")
     p.add_argument(
         "--force",
         action="store_true",
         help="replace the database even with empty required tables, a table shrinking by more than "
-        f"{conf.restore_max_shrink * 100:.0f}%% (CASHSCORE_RESTORE_MAX_SHRINK) or a file that is not a database",
+        f"{settings.restore.max_shrink * 100:.0f}%% (CASHSCORE_RESTORE_MAX_SHRINK) or a file that is not a database",
     )
     p.set_defaults(func=cmd_restore)
 
     p = sub.add_parser("export", help="export the joined applicants mart as CSV or Parquet")
-    p.add_argument("--db", type=Path, default=conf.db, help=f"database to read (default {conf.db})")
+    db(p, "database to read")
     p.add_argument("--out", type=Path, required=True, help="output file: .csv or .parquet")
     p.set_defaults(func=cmd_export)
 
@@ -292,8 +286,8 @@ def build_parser(settings: config.Settings | None = None) -> argparse.ArgumentPa
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("train", help="train, compare and calibrate models; export ONNX, metadata and report")
-    p.add_argument("--db", type=Path, default=conf.db, help=f"database to read (default {conf.db})")
-    p.add_argument("--models", type=Path, default=conf.models, help=f"output folder (default {conf.models})")
+    db(p, "database to read")
+    models(p, "output folder")
     p.add_argument("--quick", action="store_true", help="smaller models, fewer folds: for small data and tests")
     p.add_argument("--policy", choices=("profit", "approval", "f1"), help="threshold policy (default profit)")
     p.add_argument("--lgd", type=float, help="loss given default, share of the amount (default 0.75)")
@@ -309,20 +303,22 @@ def build_parser(settings: config.Settings | None = None) -> argparse.ArgumentPa
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("serve", help="serve the model over HTTP (Litestar on uvicorn, onnxruntime)")
-    p.add_argument("--host", default=conf.host, help=f"address to bind (default {conf.host})")
-    p.add_argument("--port", type=_positive, default=conf.port, help=f"port (default {conf.port})")
-    p.add_argument("--workers", type=_positive, default=conf.workers, help=f"worker processes (default {conf.workers})")
-    p.add_argument("--models", type=Path, default=conf.models, help=f"model folder (default {conf.models})")
-    p.add_argument("--db", type=Path, default=conf.db, help=f"database the dashboard reads (default {conf.db})")
+    p.add_argument("--host", default=server.host, help=f"address to bind (default {server.host})")
+    p.add_argument("--port", type=_positive, default=server.port, help=f"port (default {server.port})")
+    p.add_argument(
+        "--workers", type=_positive, default=server.workers, help=f"worker processes (default {server.workers})"
+    )
+    models(p, "model folder")
+    db(p, "database the dashboard reads")
     p.add_argument(
         "--model-version",
-        default=conf.model_version,
+        default=server.model_version,
         help="serve this version instead of the current one (CASHSCORE_MODEL_VERSION)",
     )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("models", help="list the model versions kept, or make one current (rollback)")
-    p.add_argument("--models", type=Path, default=conf.models, help=f"model folder (default {conf.models})")
+    models(p, "model folder")
     p.add_argument("--use", metavar="VERSION", help="verify VERSION and make it the current model")
     p.set_defaults(func=cmd_models)
 
@@ -343,14 +339,14 @@ def build_parser(settings: config.Settings | None = None) -> argparse.ArgumentPa
         action="store_true",
         help="for refused rows, the largest loan amount the model would approve (counter_offer_amount)",
     )
-    p.add_argument("--db", type=Path, default=conf.db, help=f"database (default {conf.db})")
-    p.add_argument("--models", type=Path, default=conf.models, help=f"model folder (default {conf.models})")
+    db(p, "database")
+    models(p, "model folder")
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("sql", help="an SQL shell (or one query) with score_default() and the views")
     p.add_argument("-c", dest="command_text", metavar="QUERY", help="run one query, print it, and exit")
-    p.add_argument("--db", type=Path, default=conf.db, help=f"database (default {conf.db})")
-    p.add_argument("--models", type=Path, default=conf.models, help=f"model folder (default {conf.models})")
+    db(p, "database")
+    models(p, "model folder")
     p.set_defaults(func=cmd_sql)
     return parser
 

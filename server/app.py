@@ -11,7 +11,7 @@ import logging
 import signal
 import time
 import traceback
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +36,7 @@ from cashscore.server.schemas import (
 from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie, State
-from litestar.exceptions import ClientException, HTTPException, NotAuthorizedException, ValidationException
+from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody
@@ -59,16 +59,23 @@ MAX_QUERY_PARAMS = 32
 MAX_IN_FLIGHT = 256
 
 
+@contextlib.contextmanager
+def malformed_json_is_400() -> Iterator[None]:
+    """msgspec raises these Python errors for a client's malformed JSON: answer 400, never 500."""
+    try:
+        yield
+    except RecursionError:
+        raise ValidationException(detail="Malformed JSON: nested too deeply") from None
+    except UnicodeDecodeError:
+        raise ValidationException(detail="Malformed JSON: a string holds bytes that are not UTF-8") from None
+
+
 class StrictRequest(Request):  # type: ignore[type-arg]
     """A request whose JSON body, however malformed, is a 400 and never a 500."""
 
     async def json(self) -> Any:
-        try:
+        with malformed_json_is_400():
             return await super().json()
-        except RecursionError:
-            raise ClientException(detail="Malformed JSON: nested too deeply") from None
-        except UnicodeDecodeError:
-            raise ClientException(detail="Malformed JSON: a string holds bytes that are not UTF-8") from None
 
 
 def decode(body: bytes, kind: Any) -> Any:
@@ -78,12 +85,8 @@ def decode(body: bytes, kind: Any) -> Any:
         msgspec.ValidationError, msgspec.DecodeError: as msgspec does, for the caller to word.
         ValidationException: on nesting deeper than Python's recursion limit or invalid UTF-8.
     """
-    try:
+    with malformed_json_is_400():
         return msgspec.json.decode(body, type=kind)
-    except RecursionError:
-        raise ValidationException(detail="Malformed JSON: nested too deeply") from None
-    except UnicodeDecodeError:
-        raise ValidationException(detail="Malformed JSON: a string holds bytes that are not UTF-8") from None
 
 
 def session_token(key: str, expires: int) -> str:

@@ -5,11 +5,10 @@ Each chunk is written and dropped, so scoring any number of rows holds one chunk
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
-import shutil
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -21,7 +20,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from cashscore.core import sqlnames
-from cashscore.core.atomic import STAGING_MARK, sweep_stale
+from cashscore.core.atomic import build_dir, sweep_stale
 from cashscore.core.errors import CashscoreError
 from cashscore.warehouse.export import format_clause
 
@@ -35,14 +34,13 @@ class FileSink:
         self.target = target
         self.rows = 0
         self._work: Path | None = None
+        self._folder = contextlib.ExitStack()
         self._writer: Any = None
         self._handle: IO[str] | None = None
 
     def __enter__(self) -> FileSink:
-        self.target.parent.mkdir(parents=True, exist_ok=True)
         sweep_stale(self.target)
-        prefix = f".{self.target.name}{STAGING_MARK}write-{os.getpid()}-"
-        self._work = Path(tempfile.mkdtemp(prefix=prefix, dir=self.target.parent))
+        self._work = self._folder.enter_context(build_dir(self.target, "write"))
         return self
 
     @property
@@ -88,7 +86,7 @@ class FileSink:
         finally:
             if self._handle is not None and not self._handle.closed:
                 self._handle.close()
-            shutil.rmtree(self._work, ignore_errors=True)
+            self._folder.close()
 
 
 def _json_ready(row: dict[str, Any]) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from cashscore.core import sqlnames
 from cashscore.core.errors import CashscoreError
 from cashscore.features import contract, inputs
 from cashscore.training.onnx_export import EPS
+from cashscore.warehouse.export import connect
 
 if TYPE_CHECKING:
     from cashscore.training.options import Candidate, Config
@@ -238,8 +239,6 @@ def write_tables(db: Path, evaluation: dict[str, pd.DataFrame], version: str) ->
         evaluation: name -> table.
         version: the model version, stored in every row.
     """
-    from cashscore.warehouse.export import connect
-
     con = connect(db, read_only=False)
     try:
         con.execute("begin transaction")

@@ -132,7 +132,7 @@ def statements(path: Path) -> Iterator[Statement]:
 
 def _balanced(text: str) -> bool:
     """Tell whether every string literal and backquoted name in the text is closed."""
-    if "\\" not in text and text[:6].upper() in ("INSERT", "REPLACE"[:6]):
+    if "\\" not in text and text[:7].upper().startswith(("INSERT", "REPLACE")):
         head = text[: text.find("'")] if "'" in text else text
         if head.count("`") % 2 == 0 and "`" not in text[len(head) :]:
             # Names all before the first quote, no escapes: quotes (doubled ones too) pair up.

@@ -78,13 +78,36 @@ def _numeric_column(raw: Any, n: int) -> np.ndarray:
     return pd.to_numeric(pd.Series(raw), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
+_NUMERIC = [f for f in FEATURES if f.kind == "numeric"]
+_LOW = np.array([-np.inf if f.valid_min is None else f.valid_min for f in _NUMERIC])
+_HIGH = np.array([np.inf if f.valid_max is None else f.valid_max for f in _NUMERIC])
+_CAP = np.array([np.inf if f.cap is None else f.cap for f in _NUMERIC])
+# Two checks per feature, in contract order: its value (unknown category or out of range), then
+# whether a required value is missing. A row's reason is the first check it fails.
+_MESSAGES = np.array(
+    [
+        message
+        for f in FEATURES
+        for message in (
+            f"{f.name}: unknown category; expected one of {', '.join(f.categories)}"
+            if f.kind == "categorical"
+            else f"{f.name}: outside {f.valid_min}..{f.valid_max}",
+            f"{f.name}: required",
+        )
+    ],
+    dtype=object,
+)
+_REQUIRED = [f.name in REQUIRED for f in FEATURES]
+
+
 def clean_columns(columns: Mapping[str, Any], n: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Apply the contract's rules to whole columns, and say why each row must be rejected (None when valid).
 
     In order, as the SQL mart applies them: categories to their canonical spelling; a number outside
     its valid range becomes missing (and rejects the row), then is capped; a required field missing
     rejects the row; years that would start before `min_start_age` become missing; a missing
-    `derived` value is derived from the (capped) values it depends on.
+    `derived` value is derived from the (capped) values it depends on. The numbers are checked as
+    one matrix: a per-feature pass cost more in numpy calls than in work for one applicant.
 
     Args:
         columns: feature name -> array-like of raw values (a missing column means all missing).
@@ -94,36 +117,27 @@ def clean_columns(columns: Mapping[str, Any], n: int) -> tuple[dict[str, np.ndar
         (cleaned columns: float64 with NaN, or object with None; per-row rejection reason or None).
     """
     out: dict[str, np.ndarray] = {}
-    problems = np.full(n, None, dtype=object)
-    unflagged = np.ones(n, dtype=bool)
-
-    def flag(mask: np.ndarray, message: str) -> None:
-        # The first rule a row breaks is its reason.
-        hit = mask & unflagged
-        if hit.any():
-            problems[hit] = message
-            unflagged[hit] = False
-
+    # Column-major, so that each feature's column is contiguous.
+    numbers = np.empty((n, len(_NUMERIC)), order="F")
+    for j, f in enumerate(_NUMERIC):
+        numbers[:, j] = _numeric_column(columns.get(f.name), n)
+    checks = np.zeros((n, 2 * len(FEATURES)), dtype=bool)
     with np.errstate(invalid="ignore", divide="ignore"):
-        for f in FEATURES:
-            raw = columns.get(f.name)
+        outside = (numbers < _LOW) | (numbers > _HIGH)
+        numbers = np.minimum(np.where(outside, np.nan, numbers), _CAP)  # NaN stays NaN
+        numbers = np.asfortranarray(numbers)
+        j = 0
+        for i, f in enumerate(FEATURES):
             if f.kind == "categorical":
-                out[f.name], unknown = _category_column(f.name, raw, n)
-                flag(unknown, f"{f.name}: unknown category; expected one of {', '.join(f.categories)}")
+                out[f.name], checks[:, 2 * i] = _category_column(f.name, columns.get(f.name), n)
                 missing = np.equal(out[f.name], None)
             else:
-                x = _numeric_column(raw, n)
-                low = f.valid_min if f.valid_min is not None else -np.inf
-                high = f.valid_max if f.valid_max is not None else np.inf
-                outside = (x < low) | (x > high)
-                flag(outside, f"{f.name}: outside {f.valid_min}..{f.valid_max}")
-                x = np.where(outside, np.nan, x)
-                if f.cap is not None:
-                    x = np.where(x > f.cap, f.cap, x)
-                out[f.name] = x
-                missing = np.isnan(x)
-            if f.name in REQUIRED:
-                flag(missing, f"{f.name}: required")
+                out[f.name] = numbers[:, j]
+                checks[:, 2 * i] = outside[:, j]
+                missing = np.isnan(out[f.name])
+                j += 1
+            if _REQUIRED[i]:
+                checks[:, 2 * i + 1] = missing
         age = out[AGE]
         for f in FEATURES:
             if f.min_start_age is not None:
@@ -136,6 +150,10 @@ def clean_columns(columns: Mapping[str, Any], n: int) -> tuple[dict[str, np.ndar
                 for i in np.flatnonzero(np.isnan(value) & ~np.isnan(ratio)):
                     value[i] = round_half_away(float(ratio[i]), f.derived.places)
                 out[f.name] = value
+    problems = np.full(n, None, dtype=object)
+    bad = checks.any(axis=1)
+    if bad.any():
+        problems[bad] = _MESSAGES[np.argmax(checks[bad], axis=1)]
     return out, problems
 
 

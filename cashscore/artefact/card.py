@@ -16,7 +16,7 @@ from cashscore.core.errors import CashscoreError
 from cashscore.features import contract
 
 # Raised whenever a field is added, removed or changes meaning: an older card is refused, not misread.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 class Feature(msgspec.Struct, frozen=True, kw_only=True):

@@ -6,20 +6,24 @@ import inspect
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from cashscore.core import sqlnames
 from cashscore.core.errors import CashscoreError
 from cashscore.features import contract, rules
-from cashscore.scoring.scorer import Scorer, Scores, bands
+from cashscore.scoring.scorer import Scorer, Scores, band_array, bands
 
 REASONS = ("all", "deny", "none")
 CHUNK = 100_000
+# Runs the model on the next chunk while the caller's thread finishes the previous one.
+_AHEAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cashscore-ahead")
 
 
 def score_columns(
@@ -38,12 +42,6 @@ def score_columns(
         good = scorer.evaluate({k: v[ok] for k, v in cleaned.items()}, detail=detail)
         scores.p[ok], scores.contributions[ok], scores.base[ok] = good.p, good.contributions, good.base
     return cleaned, problems, scores
-
-
-def reason_texts(scorer: Scorer, cleaned: dict[str, np.ndarray], scores: Scores, which: np.ndarray) -> np.ndarray:
-    """The server's reasons, joined as text, for the rows in `which` ("" elsewhere)."""
-    explained = scorer.explain(cleaned, scores, which)
-    return np.array([" | ".join(r["text"] for r in why) for why in explained], dtype=object)
 
 
 @dataclass
@@ -93,47 +91,63 @@ def score_relation(
     missing = [n for n in contract.REQUIRED if n not in names]
     if missing:
         raise CashscoreError(f"the rows lack required column(s) {', '.join(missing)}; have {', '.join(names)}")
-    scored = rejected = done = 0
-    for batch in reader:
+    counts = {"scored": 0, "rejected": 0, "done": 0}
+    # Explaining refusals needs their contributions; one pass over every row with them costs less
+    # than a plain pass plus a second one over the refused rows once a fifth or more are refused.
+    detail = reasons != "none"
+
+    def prepare(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, dict[str, np.ndarray], np.ndarray, Future]:
         n = batch.num_rows
         columns = {name: batch.column(name).to_numpy(zero_copy_only=False) for name in contract.NAMES if name in names}
-        cleaned, problems, all_scores = score_columns(scorer, columns, n, detail=False)
+        cleaned, problems = rules.clean_columns(columns, n)
         ok = problems == None  # noqa: E711
         if (~ok).any():
-            rejected += int((~ok).sum())
+            counts["rejected"] += int((~ok).sum())
             if on_rejected is not None:
                 bad = pa.Table.from_batches([batch.filter(pa.array(~ok))])
                 on_rejected(bad.append_column("reject_reason", pa.array(problems[~ok].tolist(), pa.string())))
         good = {k: v[ok] for k, v in cleaned.items()}
-        kept = Scores(all_scores.p[ok], all_scores.contributions[ok], all_scores.base[ok])
-        p = kept.p
-        decisions = scorer.decisions(p)
-        which = {"all": np.ones(len(p), bool), "deny": decisions == "deny", "none": np.zeros(len(p), bool)}[reasons]
-        if which.any():
-            # Contributions only for the rows that get reasons: the other rows cost a plain score.
-            detailed = scorer.evaluate({k: v[which] for k, v in good.items()})
-            kept.contributions[which], kept.base[which] = detailed.contributions, detailed.base
-        table = pa.Table.from_batches([batch.filter(pa.array(ok))])
+        return batch.filter(pa.array(ok)), good, ok, _AHEAD.submit(scorer.evaluate, good, detail)
+
+    def finish(kept: pa.RecordBatch, good: dict[str, np.ndarray], ok: np.ndarray, running: Future) -> None:
+        scores = running.result()
+        p = scores.p
+        deny = p >= scorer.threshold
+        which = {"all": np.ones(len(p), bool), "deny": deny, "none": np.zeros(len(p), bool)}[reasons]
+        texts = scorer.reason_texts(good, scores, which) if which.any() else pa.repeat("", len(p))
+        table = pa.Table.from_batches([kept])
         for name, values in (
             ("default_probability", pa.array(p, pa.float64())),
-            ("decision", pa.array(decisions.tolist(), pa.string())),
-            ("risk_band", pa.array(bands(p).tolist(), pa.string())),
-            ("reasons", pa.array(reason_texts(scorer, good, kept, which).tolist(), pa.string())),
-            ("model_version", pa.array([scorer.version] * len(p), pa.string())),
+            ("decision", pc.if_else(pa.array(deny), "deny", "approve")),
+            ("risk_band", band_array(p)),
+            ("reasons", texts),
+            ("model_version", pa.repeat(scorer.version, len(p))),
         ):
             table = table.append_column(name, values)
         if counter_offer:
-            offers = scorer.counter_offers(good, kept, decisions == "deny")
+            offers = scorer.counter_offers(good, scores, deny)
             amounts = [o["loan_amnt"] if o else None for o in offers]
             probabilities = [o["default_probability"] if o else None for o in offers]
             table = table.append_column("counter_offer_amount", pa.array(amounts, pa.float64()))
             table = table.append_column("counter_offer_probability", pa.array(probabilities, pa.float64()))
         if table.num_rows:
             on_scored(table)
-        scored += table.num_rows
-        done += n
+        counts["scored"] += table.num_rows
+        counts["done"] += len(ok)
         if progress:
-            progress(done)
+            progress(counts["done"])
+
+    # The model scores one chunk (on both cores, without the GIL) while this thread reads, cleans,
+    # words and writes its neighbours: at most two chunks are held at once.
+    pending = None
+    for batch in reader:
+        ahead = prepare(batch)
+        if pending is not None:
+            finish(*pending)
+        pending = ahead
+    if pending is not None:
+        finish(*pending)
+    scored, rejected = counts["scored"], counts["rejected"]
     return Outcome(scored, rejected, time.perf_counter() - started)
 
 
@@ -178,7 +192,7 @@ def register_udfs(con: duckdb.DuckDBPyConnection, scorer: Scorer) -> None:
 
     def score_all(*arrays: pa.Array) -> pa.Array:
         cleaned, scores, ok = _scored(*arrays, detail=True)
-        texts = reason_texts(scorer, cleaned, scores, ok)
+        texts = scorer.reason_texts(cleaned, scores, ok)
         contributions = pa.StructArray.from_arrays(
             [pa.array(scores.contributions[:, k], pa.float64()) for k in range(len(contract.NAMES))],
             names=list(contract.NAMES),
@@ -187,7 +201,7 @@ def register_udfs(con: duckdb.DuckDBPyConnection, scorer: Scorer) -> None:
             pa.array(scores.p, pa.float64()),
             pa.array(scorer.decisions(scores.p).tolist(), pa.string()),
             pa.array(bands(np.nan_to_num(scores.p)).tolist(), pa.string()),
-            pa.array(texts.tolist(), pa.string()),
+            texts,
             pa.array(scores.base, pa.float64()),
             contributions,
         ]

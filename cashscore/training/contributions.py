@@ -3,8 +3,10 @@
 A second tree ensemble with the model's own trees, one target per input column plus a bias: each
 leaf's weights are what the splits on the way to it added, `value(child) - value(parent)` credited
 to the parent's split feature, and the bias is the root's value. Over a tree they sum to the leaf's
-value, over the ensemble to the model's log-odds, so the explanation is exactly additive and costs
-one more pass over the trees (about 1.3 times a plain score) instead of one model row per feature.
+value, over the ensemble to the model's log-odds, so the explanation is exactly additive. A last
+target holds the leaf values themselves (the model's log-odds, summed as LightGBM's own converter
+sums them), so the one pass gives the score too: about 1.2 times the cost of a plain score,
+instead of one model row per feature.
 """
 
 from __future__ import annotations
@@ -30,14 +32,16 @@ def _value(node: dict[str, Any]) -> float:
 
 
 def regressor_attributes(dump: dict[str, Any], n_columns: int) -> dict[str, Any]:
-    """TreeEnsembleRegressor attributes whose targets are the contributions of `n_columns` inputs and a bias.
+    """TreeEnsembleRegressor attributes whose targets are the contributions of `n_columns` inputs, a
+    bias and the model's log-odds.
 
     Args:
         dump: `booster.dump_model()` of a binary LightGBM model.
         n_columns: the number of input columns the trees split on.
 
     Returns:
-        Attributes for an ai.onnx.ml TreeEnsembleRegressor with `n_columns + 1` targets.
+        Attributes for an ai.onnx.ml TreeEnsembleRegressor with `n_columns + 2` targets: the
+        columns' contributions, the bias (target `n_columns`) and the margin (`n_columns + 1`).
     """
     attrs: dict[str, list[Any]] = {
         key: []
@@ -74,7 +78,8 @@ def regressor_attributes(dump: dict[str, Any], n_columns: int) -> dict[str, Any]
                 attrs["nodes_truenodeids"].append(0)
                 attrs["nodes_falsenodeids"].append(0)
                 attrs["nodes_missing_value_tracks_true"].append(0)
-                for column, weight in sorted({**credit, n_columns: _value(root)}.items()):
+                weights = {**credit, n_columns: _value(root), n_columns + 1: _value(node)}
+                for column, weight in sorted(weights.items()):
                     if weight != 0.0:
                         attrs["target_treeids"].append(tree_id)
                         attrs["target_nodeids"].append(node_id)
@@ -96,7 +101,7 @@ def regressor_attributes(dump: dict[str, Any], n_columns: int) -> dict[str, Any]
             for child, child_id in ((right, right_id), (left, left_id)):
                 gained = {**credit, feature: credit.get(feature, 0.0) + _value(child) - here}
                 stack.append((child, child_id, gained))
-    return {**attrs, "n_targets": n_columns + 1, "aggregate_function": "SUM", "post_transform": "NONE"}
+    return {**attrs, "n_targets": n_columns + 2, "aggregate_function": "SUM", "post_transform": "NONE"}
 
 
 def top_agreement(ours: np.ndarray, reference: np.ndarray, k: int) -> float:

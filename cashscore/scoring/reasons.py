@@ -1,0 +1,170 @@
+"""Reasons from the graph's contributions: which features, how much (column-wise), and in words.
+
+Every channel (the API, `cashscore score`, the SQL functions) explains through `pick` and one
+`Wording`, so a row gets the same reasons wherever it is scored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+import pyarrow as pa
+
+from cashscore.features import contract
+
+MAX_REASONS = 4
+# A feature is named only when removing its contribution would lower the probability by at least
+# this much (0.05 points): smaller ones would read "raises it by 0.0 points".
+MIN_IMPACT = 0.0005
+SEPARATOR = " | "
+_RAISES = ", which raises the probability of default by "
+# "12.3 points" for every tenth of a point an impact can take (impacts lie in [0, 1]).
+_POINTS = [f"{t / 10:.1f} points" for t in range(1001)]
+# Formatted values kept per feature; a feature with more distinct values starts again.
+_CACHE = 50_000
+
+
+class Picked(NamedTuple):
+    """Per row, up to MAX_REASONS features (contract indices, -1 for none), largest first, with
+    their contributions (calibrated log-odds) and impacts (probability points / 100)."""
+
+    features: np.ndarray
+    contributions: np.ndarray
+    impacts: np.ndarray
+
+
+def pick(p: np.ndarray, contributions: np.ndarray, which: np.ndarray) -> Picked:
+    """The features that raise each row's risk the most, for the rows in `which`.
+
+    A feature's impact is how far the probability would fall without its contribution,
+    p - sigmoid(logit(p) - contribution); features that lower the risk are never named, nor those
+    whose impact is under MIN_IMPACT.
+    """
+    n = len(p)
+    features = np.full((n, MAX_REASONS), -1, dtype=np.int64)
+    chosen_c = np.zeros((n, MAX_REASONS))
+    impacts = np.zeros((n, MAX_REASONS))
+    rows = np.flatnonzero(which)
+    if not len(rows):
+        return Picked(features, chosen_c, impacts)
+    c = contributions[rows]
+    q = p[rows]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where((q > 0) & (q < 1), np.log(q) - np.log1p(-q), c.sum(axis=1))
+    # Largest contribution first; ties in contract order.
+    order = np.argsort(-c, axis=1, kind="stable")
+    ranked = np.take_along_axis(c, order, axis=1)
+    impact = q[:, None] - 1.0 / (1.0 + np.exp(-(z[:, None] - ranked)))
+    named = (ranked > 0) & (impact >= MIN_IMPACT)
+    rank = np.cumsum(named, axis=1) - 1
+    named &= rank < MAX_REASONS
+    at, k = np.nonzero(named)
+    slot = rank[at, k]
+    features[rows[at], slot] = order[at, k]
+    chosen_c[rows[at], slot] = ranked[at, k]
+    impacts[rows[at], slot] = impact[at, k]
+    return Picked(features, chosen_c, impacts)
+
+
+class Wording:
+    """The words of reasons against one reference applicant: each feature's lead, its "typical"
+    part and each distinct value formatted once (kept across calls), then one concatenation of
+    ready-made parts per reason. Per-row formatting was most of the cost of explaining a refusal.
+    """
+
+    def __init__(self, reference: Mapping[str, Any]) -> None:
+        self.reference = dict(reference)
+        self._typical = [reference[f.name] for f in contract.FEATURES]
+        self._lead = [f"{f.description} is " for f in contract.FEATURES]
+        self._beside = [f" (typical applicant: {format_value(t)})" for t in self._typical]
+        self._shown: list[dict[Any, str]] = [{} for _ in contract.FEATURES]
+
+    def texts(self, picked: Picked, cleaned: Mapping[str, np.ndarray]) -> list[list[str]]:
+        """Per row, the words of each of its reasons, in order:
+        "<description> is <value> (typical applicant: <value>), which raises the probability of
+        default by <points>"; the typical value is shown only when the row's value differs."""
+        n = len(picked.features)
+        out: list[list[str]] = [[] for _ in range(n)]
+        rows = np.flatnonzero(picked.features[:, 0] >= 0)
+        if not len(rows):
+            return out
+        chosen = picked.features[rows].tolist()
+        tenths = np.rint(picked.impacts[rows] * 1000).astype(np.int64).clip(0, 1000).tolist()
+        used = np.unique(picked.features[rows])
+        values = {k: cleaned[contract.NAMES[k]][rows].tolist() for k in used.tolist() if k >= 0}
+        for j, i in enumerate(rows.tolist()):
+            words = out[i]
+            for k, t in zip(chosen[j], tenths[j], strict=True):
+                if k < 0:
+                    break
+                value = values[k][j]
+                missing = value is None or value != value
+                typical = self._typical[k]
+                same = typical is None if missing else value == typical
+                words.append(
+                    self._lead[k]
+                    + self._show(k, value, missing)
+                    + ("" if same else self._beside[k])
+                    + _RAISES
+                    + _POINTS[t]
+                )
+        return out
+
+    def _show(self, k: int, value: Any, missing: bool) -> str:
+        if missing:
+            return "missing"
+        cache = self._shown[k]
+        shown = cache.get(value)
+        if shown is None:
+            if len(cache) >= _CACHE:
+                cache.clear()
+            shown = cache[value] = format_value(value)
+        return shown
+
+    def joined(self, picked: Picked, cleaned: Mapping[str, np.ndarray]) -> pa.Array:
+        """The reasons of each row as one string, " | " between them ("" for none)."""
+        return pa.array([SEPARATOR.join(words) for words in self.texts(picked, cleaned)], pa.string())
+
+    def records(self, picked: Picked, cleaned: Mapping[str, np.ndarray]) -> list[list[dict[str, Any]]]:
+        """The API's reasons: per row, a list of {feature, label_pt, value, typical, contribution,
+        impact, text}."""
+        words = self.texts(picked, cleaned)
+        contributions = np.round(picked.contributions, 6).tolist()
+        impacts = np.round(picked.impacts, 6).tolist()
+        out: list[list[dict[str, Any]]] = []
+        for i, chosen in enumerate(picked.features.tolist()):
+            row = []
+            for r, k in enumerate(chosen):
+                if k < 0:
+                    break
+                f = contract.FEATURES[k]
+                row.append(
+                    {
+                        "feature": f.name,
+                        "label_pt": f.label_pt,
+                        "value": _python(cleaned[f.name][i]),
+                        "typical": self._typical[k],
+                        "contribution": contributions[i][r],
+                        "impact": impacts[i][r],
+                        "text": words[i][r],
+                    }
+                )
+            out.append(row)
+        return out
+
+
+def format_value(value: Any) -> str:
+    """A value as a reason shows it: numbers with thousands separators and at most two decimals."""
+    if value is None:
+        return "missing"
+    if isinstance(value, float):
+        return f"{value:,.2f}".rstrip("0").rstrip(".") if not value.is_integer() else f"{value:,.0f}"
+    return str(value)
+
+
+def _python(value: Any) -> Any:
+    if isinstance(value, float | np.floating):
+        return None if np.isnan(value) else float(value)
+    return value

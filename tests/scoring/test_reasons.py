@@ -1,0 +1,103 @@
+"""Reasons and the margin-only graph: checked against a plain row-by-row reading, not against themselves."""
+
+from __future__ import annotations
+
+import math
+
+import duckdb
+import numpy as np
+import onnx
+from cashscore.features import contract, inputs, rules
+
+from cashscore.artefact import graph, store
+from cashscore.scoring import reasons
+from cashscore.scoring.scorer import Scorer
+
+
+def mart(db):
+    with duckdb.connect(str(db), read_only=True) as con:
+        df = con.execute("select * from marts.applicants order by loan_id").df()
+    columns = {name: df[name].tolist() for name in contract.NAMES}
+    cleaned, problems = rules.clean_columns(columns, len(df))
+    ok = problems == None  # noqa: E711
+    return {k: v[ok] for k, v in cleaned.items()}
+
+
+def fmt(value):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "missing"
+    if isinstance(value, float):
+        return f"{value:,.2f}".rstrip("0").rstrip(".") if not value.is_integer() else f"{value:,.0f}"
+    return str(value)
+
+
+def by_hand(p, contributions, row, typical):
+    """One applicant's reasons as the method states them, one feature at a time."""
+    z = math.log(p) - math.log1p(-p)
+    found = []
+    for k in sorted(range(len(contract.FEATURES)), key=lambda k: (-contributions[k], k)):
+        c = float(contributions[k])
+        if c <= 0 or len(found) == 4:
+            break
+        impact = p - 1.0 / (1.0 + math.exp(-(z - c)))
+        if impact < reasons.MIN_IMPACT:
+            continue
+        f = contract.FEATURES[k]
+        value = row[f.name]
+        value = None if isinstance(value, float) and math.isnan(value) else value
+        beside = f" (typical applicant: {fmt(typical[f.name])})" if value != typical[f.name] else ""
+        points = f"{round(impact * 1000) / 10:.1f} points"
+        text = f"{f.description} is {fmt(value)}{beside}, which raises the probability of default by {points}"
+        found.append((f.name, c, impact, text))
+    return found
+
+
+def test_margin_only_graph_gives_the_same_probabilities_from_one_target(trained):
+    db, models, _ = trained
+    loaded = store.load_verified(models)
+    scorer = Scorer(loaded)
+    cleaned = mart(db)
+    feeds = inputs.column_feeds(cleaned)
+    p_plain = scorer.run(feeds)
+    p_all, contributions, base = scorer.run_all(feeds)
+    assert np.array_equal(p_plain, p_all)
+    # Row by row as the API calls it, too.
+    for i in range(0, len(p_all), 97):
+        assert scorer.run({k: v[i : i + 1] for k, v in feeds.items()})[0] == p_all[i]
+    cut = graph.margin_only(onnx.load_from_string(loaded.onnx_bytes), store.OUTPUT)
+    (paths,) = [n for n in cut.graph.node if n.op_type == "TreeEnsembleRegressor"]
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in paths.attribute}
+    assert attrs["n_targets"] == 1 and set(attrs["target_ids"]) == {0}
+    assert [o.name for o in cut.graph.output] == [store.OUTPUT]
+
+
+def test_reasons_equal_a_row_by_row_reading_for_every_applicant(trained):
+    db, models, _ = trained
+    scorer = Scorer(store.load_verified(models))
+    cleaned = mart(db)
+    scores = scorer.evaluate(cleaned)
+    which = np.ones(len(scores.p), bool)
+    which[::5] = False
+    got = scorer.explain(cleaned, scores, which)
+    joined = scorer.reason_texts(cleaned, scores, which).to_pylist()
+    named = 0
+    for i in range(len(scores.p)):
+        if not which[i]:
+            assert got[i] == [] and joined[i] == ""
+            continue
+        row = {name: cleaned[name][i] for name in contract.NAMES}
+        want = by_hand(float(scores.p[i]), scores.contributions[i], row, scorer.reference)
+        assert [r["feature"] for r in got[i]] == [w[0] for w in want], i
+        assert [r["text"] for r in got[i]] == [w[3] for w in want], i
+        assert np.allclose([r["impact"] for r in got[i]], [w[2] for w in want], atol=1e-6)
+        assert np.allclose([r["contribution"] for r in got[i]], [w[1] for w in want], atol=1e-6)
+        assert joined[i] == " | ".join(w[3] for w in want)
+        named += len(want)
+    assert named > len(scores.p)  # most rows have several reasons: the comparison is not vacuous
+
+
+def test_rows_without_reasons_join_to_empty_text():
+    none = reasons.pick(np.array([0.3, 0.9]), np.array([[-1.0] * 11, [0.0] * 11]), np.array([True, True]))
+    assert (none.features == -1).all()
+    cleaned = {name: np.array([np.nan, np.nan]) for name in contract.NAMES}
+    assert reasons.Wording({n: None for n in contract.NAMES}).joined(none, cleaned).to_pylist() == ["", ""]

@@ -38,6 +38,7 @@ def column_feeds(cleaned: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if f.kind == "numeric":
             out[f.name] = col.astype(np.float32).reshape(-1, 1)
         else:
-            # object arrays: onnxruntime converts numpy unicode string arrays three times slower
-            out[f.name] = np.where(pd.isna(col), "", col).astype(object).reshape(-1, 1)
+            # object arrays: onnxruntime converts numpy unicode string arrays three times slower.
+            # Cleaned categories are a canonical string or None.
+            out[f.name] = np.where(np.equal(col, None), "", col).astype(object).reshape(-1, 1)
     return out

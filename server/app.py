@@ -27,7 +27,6 @@ from cashscore.server.schemas import (
     BatchRow,
     CounterOffer,
     Probabilities,
-    Reason,
     Score,
     batch_body_schema,
     query_parameters,
@@ -156,7 +155,7 @@ def _score_response(scorer: Scorer, result: Scored, contributions: bool = True, 
         threshold=scorer.threshold,
         risk_band=result.risk_band,
         model_version=scorer.version,
-        reasons=[Reason(**r) for r in result.reasons],
+        reasons=result.reasons,
     )
 
 

@@ -10,6 +10,8 @@ from litestar.enums import ParamType
 from litestar.openapi.spec import Parameter, Reference, Schema
 from litestar.openapi.spec.enums import OpenAPIType
 
+from cashscore.scoring.reasons import Reason
+
 REQUIRED = contract.REQUIRED
 
 
@@ -48,19 +50,6 @@ BatchApplicant = msgspec.defstruct(
     forbid_unknown_fields=True,
     kw_only=True,
 )
-
-
-class Reason(msgspec.Struct):
-    """A feature that raises the risk: its contribution in log-odds, and how far the probability
-    would fall without it."""
-
-    feature: str
-    label_pt: str
-    value: float | str | None
-    typical: float | str | None
-    contribution: float
-    impact: float
-    text: str
 
 
 class Probabilities(msgspec.Struct):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+import msgspec
 import numpy as np
 import pyarrow as pa
 
@@ -24,6 +25,19 @@ _RAISES = ", which raises the probability of default by "
 _POINTS = [f"{t / 10:.1f} points" for t in range(1001)]
 # Formatted values kept per feature; a feature with more distinct values starts again.
 _CACHE = 50_000
+
+
+class Reason(msgspec.Struct):
+    """A feature that raises the risk: its contribution in log-odds, and how far the probability
+    would fall without it."""
+
+    feature: str
+    label_pt: str
+    value: float | str | None
+    typical: float | str | None
+    contribution: float
+    impact: float
+    text: str
 
 
 class Picked(NamedTuple):
@@ -51,16 +65,16 @@ def pick(p: np.ndarray, contributions: np.ndarray, which: np.ndarray) -> Picked:
         return Picked(features, chosen_c, impacts)
     c = contributions[rows]
     q = p[rows]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where((q > 0) & (q < 1), np.log(q) - np.log1p(-q), c.sum(axis=1))
+    inside = (q > 0) & (q < 1)
+    safe = np.where(inside, q, 0.5)
+    z = np.where(inside, np.log(safe) - np.log1p(-safe), c.sum(axis=1))
     # Largest contribution first; ties in contract order.
     order = np.argsort(-c, axis=1, kind="stable")
-    ranked = np.take_along_axis(c, order, axis=1)
-    impact = q[:, None] - 1.0 / (1.0 + np.exp(-(z[:, None] - ranked)))
+    ranked = c[np.arange(len(rows))[:, None], order]
+    impact = q[:, None] - 1.0 / (1.0 + np.exp(ranked - z[:, None]))
     named = (ranked > 0) & (impact >= MIN_IMPACT)
-    rank = np.cumsum(named, axis=1) - 1
-    named &= rank < MAX_REASONS
-    at, k = np.nonzero(named)
+    rank = named.cumsum(axis=1) - 1
+    at, k = np.nonzero(named & (rank < MAX_REASONS))
     slot = rank[at, k]
     features[rows[at], slot] = order[at, k]
     chosen_c[rows[at], slot] = ranked[at, k]
@@ -92,8 +106,8 @@ class Wording:
             return out
         chosen = picked.features[rows].tolist()
         tenths = np.rint(picked.impacts[rows] * 1000).astype(np.int64).clip(0, 1000).tolist()
-        used = np.unique(picked.features[rows])
-        values = {k: cleaned[contract.NAMES[k]][rows].tolist() for k in used.tolist() if k >= 0}
+        used = np.flatnonzero(np.bincount(picked.features[rows].ravel() + 1, minlength=len(contract.NAMES) + 1)[1:])
+        values = {k: cleaned[contract.NAMES[k]][rows].tolist() for k in used.tolist()}
         for j, i in enumerate(rows.tolist()):
             words = out[i]
             for k, t in zip(chosen[j], tenths[j], strict=True):
@@ -127,29 +141,21 @@ class Wording:
         """The reasons of each row as one string, " | " between them ("" for none)."""
         return pa.array([SEPARATOR.join(words) for words in self.texts(picked, cleaned)], pa.string())
 
-    def records(self, picked: Picked, cleaned: Mapping[str, np.ndarray]) -> list[list[dict[str, Any]]]:
-        """The API's reasons: per row, a list of {feature, label_pt, value, typical, contribution,
-        impact, text}."""
+    def records(self, picked: Picked, cleaned: Mapping[str, np.ndarray]) -> list[list[Reason]]:
+        """The API's reasons: per row, a list of `Reason`."""
         words = self.texts(picked, cleaned)
         contributions = np.round(picked.contributions, 6).tolist()
         impacts = np.round(picked.impacts, 6).tolist()
-        out: list[list[dict[str, Any]]] = []
+        out: list[list[Reason]] = []
         for i, chosen in enumerate(picked.features.tolist()):
             row = []
             for r, k in enumerate(chosen):
                 if k < 0:
                     break
                 f = contract.FEATURES[k]
+                value = _python(cleaned[f.name][i])
                 row.append(
-                    {
-                        "feature": f.name,
-                        "label_pt": f.label_pt,
-                        "value": _python(cleaned[f.name][i]),
-                        "typical": self._typical[k],
-                        "contribution": contributions[i][r],
-                        "impact": impacts[i][r],
-                        "text": words[i][r],
-                    }
+                    Reason(f.name, f.label_pt, value, self._typical[k], contributions[i][r], impacts[i][r], words[i][r])
                 )
             out.append(row)
         return out

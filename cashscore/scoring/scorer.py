@@ -47,7 +47,7 @@ class Scored(NamedTuple):
     default_probability: float
     decision: str
     risk_band: str
-    reasons: list[dict[str, Any]]
+    reasons: list[reasons.Reason]
     base_log_odds: float
     contributions: dict[str, float]
     counter_offer: dict[str, float] | None
@@ -186,7 +186,7 @@ class Scorer:
 
     def explain(
         self, cleaned: Mapping[str, np.ndarray], scores: Scores, which: np.ndarray
-    ) -> list[list[dict[str, Any]]]:
+    ) -> list[list[reasons.Reason]]:
         """The reasons of every row in `which` (an empty list elsewhere), from the graph's contributions."""
         return self.wording.records(reasons.pick(scores.p, scores.contributions, which), cleaned)
 

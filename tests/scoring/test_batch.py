@@ -98,7 +98,7 @@ def test_score_command_udf_and_api_agree(trained, scorer, tmp_path):
     api = scorer.score([r for r in records(df.set_index("loan_id").loc[scored.index].reset_index())])
     assert [a.default_probability for a in api] == scored["default_probability"].tolist()
     assert [a.decision for a in api] == scored["decision"].tolist()
-    assert [" | ".join(r["text"] for r in a.reasons) for a in api] == scored["reasons"].tolist()
+    assert [" | ".join(r.text for r in a.reasons) for a in api] == scored["reasons"].tolist()
     with duckdb.connect(str(db), read_only=True) as con:
         batch.register_udfs(con, scorer)
         udf = (

@@ -87,10 +87,10 @@ def test_reasons_equal_a_row_by_row_reading_for_every_applicant(trained):
             continue
         row = {name: cleaned[name][i] for name in contract.NAMES}
         want = by_hand(float(scores.p[i]), scores.contributions[i], row, scorer.reference)
-        assert [r["feature"] for r in got[i]] == [w[0] for w in want], i
-        assert [r["text"] for r in got[i]] == [w[3] for w in want], i
-        assert np.allclose([r["impact"] for r in got[i]], [w[2] for w in want], atol=1e-6)
-        assert np.allclose([r["contribution"] for r in got[i]], [w[1] for w in want], atol=1e-6)
+        assert [r.feature for r in got[i]] == [w[0] for w in want], i
+        assert [r.text for r in got[i]] == [w[3] for w in want], i
+        assert np.allclose([r.impact for r in got[i]], [w[2] for w in want], atol=1e-6)
+        assert np.allclose([r.contribution for r in got[i]], [w[1] for w in want], atol=1e-6)
         assert joined[i] == " | ".join(w[3] for w in want)
         named += len(want)
     assert named > len(scores.p)  # most rows have several reasons: the comparison is not vacuous

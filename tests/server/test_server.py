@@ -254,12 +254,12 @@ def test_reasons_come_from_additive_contributions_and_only_raise_risk(models):
     p, z = first.default_probability, first.base_log_odds + sum(first.contributions.values())
     assert 1 / (1 + np.exp(-z)) == pytest.approx(p, abs=1e-6)
     ranked = sorted((c for c in first.contributions.values() if c > 0), reverse=True)
-    assert [r["contribution"] for r in first.reasons] == ranked[: len(first.reasons)]
-    assert len(first.reasons) <= 4 and all(r["impact"] >= 0.0005 for r in first.reasons)
+    assert [r.contribution for r in first.reasons] == ranked[: len(first.reasons)]
+    assert len(first.reasons) <= 4 and all(r.impact >= 0.0005 for r in first.reasons)
     for reason in first.reasons:
-        without = 1 / (1 + np.exp(-(z - reason["contribution"])))
-        assert p - without == pytest.approx(reason["impact"], abs=1e-5)
-        assert reason["impact"] > 0
+        without = 1 / (1 + np.exp(-(z - reason.contribution)))
+        assert p - without == pytest.approx(reason.impact, abs=1e-5)
+        assert reason.impact > 0
 
 
 def test_real_cashscore_serve_process_over_loopback(models):

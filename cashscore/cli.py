@@ -179,6 +179,9 @@ def cmd_score(args: argparse.Namespace) -> int:
                     rejects.append(stack.enter_context(FileSink(path)))
                 rejects[0].write(chunk)
 
+            on_decided = None
+            if args.audit:
+                on_decided = _audit_batch(stack, args.settings, scorer)
             outcome = batch.score_relation(
                 con,
                 scorer,
@@ -188,6 +191,7 @@ def cmd_score(args: argparse.Namespace) -> int:
                 reasons=args.reasons,
                 progress=batch.progress_printer(total),
                 counter_offer=args.counter_offer,
+                on_decided=on_decided,
             )
         if args.out is not None:
             print(
@@ -205,6 +209,101 @@ def cmd_score(args: argparse.Namespace) -> int:
     finally:
         con.close()
     return 0
+
+
+def _iso(text: str) -> str:
+    from datetime import datetime
+
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not an ISO date or time (e.g. 2026-11-01)") from None
+    return text
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from cashscore.audit import log
+
+    key = args.settings.audit.key
+    verdict = log.verify(args.log, key)
+    signed = "hashes and HMACs" if key else "hashes (no CASHSCORE_AUDIT_KEY: edits that recompute them pass)"
+    if verdict.problem:
+        print(f"{args.log}: NOT intact after {verdict.records:,} good records: {verdict.problem}", file=sys.stderr)
+        return 1
+    print(f"{args.log}: intact, {verdict.records:,} records ({signed} checked)")
+    return 0
+
+
+def cmd_audit_replay(args: argparse.Namespace) -> int:
+    from cashscore.audit.replay import replay
+    from cashscore.scoring import batch
+
+    done = replay(args.log, args.models, progress=batch.progress_printer(None))
+    sys.stderr.write("\n")
+    for line in done.differences:
+        print(line)
+    if done.differing:
+        print(f"{done.differing:,} of {done.records:,} records differ when scored again", file=sys.stderr)
+        return 1
+    print(f"all {done.records:,} records scored again give the same probability, decision and reasons")
+    return 0
+
+
+def cmd_audit_export(args: argparse.Namespace) -> int:
+    from cashscore.audit.export import export
+
+    count = export(args.log, args.out, args.since, args.until)
+    print(f"wrote {count:,} records to {args.out}")
+    return 0
+
+
+def cmd_audit_prune(args: argparse.Namespace) -> int:
+    from cashscore.audit.log import DecisionLog
+
+    decisions = DecisionLog(args.log, args.settings.audit.key)
+    try:
+        removed = decisions.prune(args.months)
+    finally:
+        decisions.close()
+    print(
+        f"removed {len(removed)} month(s) older than {args.months} months: {', '.join(p.name for p in removed) or '-'}"
+    )
+    return 0
+
+
+def _audit_batch(stack: Any, settings: config.Settings, scorer: Any) -> Any:
+    """A batch run's decisions to the decision log: each chunk durable before it is written out."""
+    import uuid
+
+    from cashscore.audit import commit
+    from cashscore.audit.log import DecisionLog
+
+    decisions = DecisionLog(settings.audit.log, settings.audit.key)
+    stack.callback(decisions.close)
+    run = uuid.uuid4().hex
+    done = 0
+
+    def on_decided(table: Any, inputs: list[dict[str, Any]], why: list[list[str] | None]) -> None:
+        nonlocal done
+        names = table.column_names
+        ids = (
+            table.column("loan_id" if "loan_id" in names else "id").to_pylist()
+            if {"loan_id", "id"} & set(names)
+            else None
+        )
+        p = table.column("default_probability").to_pylist()
+        outcomes = table.column("decision").to_pylist()
+        records = [
+            commit.decision(
+                f"{run}:{done + i}", "batch", scorer.version, scorer.threshold, inputs[i], p[i], outcomes[i], why[i],
+                **({} if ids is None else {"id": ids[i]}),
+            )
+            for i in range(len(p))
+        ]  # fmt: skip
+        decisions.append(records)
+        done += len(p)
+
+    return on_decided
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
@@ -339,9 +438,44 @@ def build_parser(settings: config.Settings | None = None) -> argparse.ArgumentPa
         action="store_true",
         help="for refused rows, the largest loan amount the model would approve (counter_offer_amount)",
     )
+    p.add_argument(
+        "--audit",
+        action="store_true",
+        help="append every decision to the decision log (CASHSCORE_AUDIT_LOG) before the output is committed",
+    )
     db(p, "database")
     models(p, "model folder")
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("audit", help="verify, replay, export or prune the decision log")
+    audit_sub = p.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    audit_log = settings.audit.log
+
+    def log_flag(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--log", type=Path, default=audit_log, help=f"the decision log (default {audit_log})")
+
+    q = audit_sub.add_parser("verify", help="check every record's hash (and HMAC), the chain and its end")
+    log_flag(q)
+    q.set_defaults(func=cmd_audit_verify)
+    q = audit_sub.add_parser("replay", help="score every record again with its model version and compare")
+    log_flag(q)
+    models(q, "model folder holding the versions")
+    q.set_defaults(func=cmd_audit_replay)
+    q = audit_sub.add_parser("export", help="write a period's records to Parquet")
+    log_flag(q)
+    q.add_argument("--out", type=Path, required=True, help="the .parquet file")
+    q.add_argument("--since", type=_iso, help="first day or time, UTC (e.g. 2026-11-01)")
+    q.add_argument("--until", type=_iso, help="end, excluded, UTC (e.g. 2026-12-01)")
+    q.set_defaults(func=cmd_audit_export)
+    q = audit_sub.add_parser("prune", help="remove months older than the retention period")
+    log_flag(q)
+    q.add_argument(
+        "--months",
+        type=_positive,
+        default=settings.audit.retention_months,
+        help=f"months kept, the current one included (default {settings.audit.retention_months})",
+    )
+    q.set_defaults(func=cmd_audit_prune)
 
     p = sub.add_parser("sql", help="an SQL shell (or one query) with score_default() and the views")
     p.add_argument("-c", dest="command_text", metavar="QUERY", help="run one query, print it, and exit")

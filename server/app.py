@@ -8,6 +8,7 @@ import gc
 import hashlib
 import hmac
 import logging
+import os
 import signal
 import time
 import traceback
@@ -44,6 +45,8 @@ from litestar.response import Redirect
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
 
 from cashscore.artefact.store import load_verified
+from cashscore.audit import commit
+from cashscore.audit.log import DecisionLog
 from cashscore.core import config
 from cashscore.core.errors import CashscoreError
 from cashscore.scoring.scorer import BANDS, InvalidApplicant, Scored, Scorer, validate_categories
@@ -159,15 +162,46 @@ def _score_response(scorer: Scorer, result: Scored, contributions: bool = True, 
     )
 
 
-def _score_one(holder: ModelHolder, record: dict[str, Any], counter_offer: bool = False) -> Score:
-    scorer = holder.current()
+async def _score_one(request: Request, record: dict[str, Any], counter_offer: bool = False) -> Score:
+    scorer = request.app.state.holder.current()
     try:
-        (result,) = scorer.score([record], counter_offer=counter_offer)
+        (result,) = scorer.score([record], counter_offer=counter_offer, inputs=request.app.state.audit is not None)
     except InvalidApplicant as exc:
         raise ValidationException(
             detail=f"Validation failed: {exc}", extra=[{"key": exc.field, "message": exc.message}]
         ) from None
+    await _keep(request, scorer, [(None, result)])
+    metrics.decided([result.decision], scorer.version)
     return _score_response(scorer, result, offer=counter_offer)
+
+
+async def _keep(request: Request, scorer: Scorer, results: list[tuple[Any, Scored]], explained: bool = True) -> None:
+    """Log the decisions (with the caller's row ids) durably before any of them is answered.
+
+    Raises:
+        HTTPException: 503 when the decision log cannot be written: no decision leaves unrecorded.
+    """
+    committer = request.app.state.audit
+    if committer is None or not results:
+        return
+    rid = edge.request_id(request.scope)
+    records = []
+    for row_id, r in results:
+        extra: dict[str, Any] = {"worker": os.getpid()} if row_id is None else {"id": row_id, "worker": os.getpid()}
+        if r.counter_offer is not None:
+            extra["counter_offer"] = r.counter_offer
+        texts = [reason.text for reason in r.reasons] if explained else None
+        decided = (r.inputs, r.default_probability, r.decision, texts)
+        records.append(commit.decision(rid, "api", scorer.version, scorer.threshold, *decided, **extra))
+    try:
+        await asyncio.wrap_future(committer.submit(records))
+    except CashscoreError as exc:
+        log.error("decision log: %s", exc)
+        raise HTTPException(
+            status_code=HTTP_503_SERVICE_UNAVAILABLE,
+            detail="the decision log cannot be written, so no decision was given; retry later",
+            headers={"Retry-After": "5"},
+        ) from None
 
 
 @post("/v1/score", summary="Score one applicant", tags=["scoring"], guards=[require_key], status_code=200)
@@ -180,7 +214,7 @@ async def score_post(
 
     `?counter_offer=true` adds, for a refusal, the largest loan the model would approve (or null).
     """
-    return _score_one(request.app.state.holder, to_record(data), counter_offer)
+    return await _score_one(request, to_record(data), counter_offer)
 
 
 @dataclass
@@ -216,7 +250,7 @@ async def score_get(request: Request) -> Score:
         applicant = msgspec.convert(params, Applicant, strict=False)
     except msgspec.ValidationError as exc:
         raise ValidationException(detail=f"Validation failed: {exc}") from None
-    return _score_one(request.app.state.holder, to_record(applicant), offer in ("true", "1"))
+    return await _score_one(request, to_record(applicant), offer in ("true", "1"))
 
 
 def _row_id(raw: msgspec.Raw) -> str | int | None:
@@ -297,8 +331,15 @@ async def score_batch(
         rows.append(BatchRow(index=i, id=applicant.id))
         valid.append((len(rows) - 1, record))
     results = scorer.score_valid(
-        [r for _, r in valid], explain=reasons, contributions=contributions, counter_offer=counter_offer
+        [r for _, r in valid],
+        explain=reasons,
+        contributions=contributions,
+        counter_offer=counter_offer,
+        inputs=request.app.state.audit is not None,
     )
+    kept = [(rows[pos].id, result) for (pos, _), result in zip(valid, results, strict=True)]
+    await _keep(request, scorer, kept, explained=reasons)
+    metrics.decided([r.decision for r in results], scorer.version)
     for (pos, _), result in zip(valid, results, strict=True):
         rows[pos].score = _score_response(scorer, result, contributions, counter_offer)
     return BatchResult(model_version=scorer.version, scored=len(valid), rejected=len(items) - len(valid), results=rows)
@@ -379,9 +420,8 @@ def ready(request: Request) -> Response[dict[str, str]]:
 
 
 @get("/metrics", tags=["health"], media_type="text/plain; version=0.0.4", sync_to_thread=False)
-def metrics_text(request: Request) -> str:
-    holder = request.app.state.holder
-    return metrics.REGISTRY.render(holder.scorer.version if holder.scorer else "none")
+def metrics_text() -> bytes:
+    return metrics.render()
 
 
 @post("/admin/reload", tags=["admin"], status_code=200)
@@ -462,6 +502,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         holder.load()  # refuses to start on a missing, corrupted, tampered or incompatible model
+        if conf.audit.enabled:
+            # Refuses to start on a log it cannot write or whose end was cut off.
+            decisions = DecisionLog(conf.audit.log, conf.audit.key)
+            decisions.recover()
+            app.state.audit = commit.GroupCommitter(decisions)
         loop = asyncio.get_running_loop()
         # Not in the main thread (tests) or no signals on this platform: reload by HTTP only.
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -470,7 +515,11 @@ def create_app(
         # of the garbage collector's scans, which a 1,000-row batch otherwise triggers many times.
         gc.collect()
         gc.freeze()
-        yield
+        try:
+            yield
+        finally:
+            if app.state.audit is not None:
+                app.state.audit.close()
 
     return CashscoreApp(
         route_handlers=[
@@ -492,6 +541,7 @@ def create_app(
                 "admin_key": admin,
                 "api_key": key,
                 "db": db or conf.paths.db,
+                "audit": None,
             }
         ),
         lifespan=[lifespan],

@@ -72,7 +72,7 @@ def wrap(app: Any, max_in_flight: int) -> Any:
         finally:
             path = scope["path"]
             route = path if path in metrics.ROUTES else "other"
-            metrics.REGISTRY.observe(scope["method"], route, status or CLIENT_CLOSED, time.perf_counter() - started)
+            metrics.observe(scope["method"], route, status or CLIENT_CLOSED, time.perf_counter() - started)
 
     return edge
 

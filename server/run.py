@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import functools
+import os
+import tempfile
 
 import uvicorn
+from cashscore.server import metrics
 from cashscore.server.app import create_app
 from cashscore.server.protocol import BoundedHttpToolsProtocol
 from uvicorn.supervisors import Multiprocess
@@ -32,6 +35,13 @@ def serve(settings: Settings) -> None:
         access_log=False,  # applicant data travels in query strings: never log them
     )
     if server.workers > 1:
-        Multiprocess(conf, sockets=[conf.bind_socket()]).run()
+        # Each worker keeps its metrics in files here; /metrics in any of them adds them all up.
+        # Set before the workers start, as prometheus_client reads it when first imported.
+        with tempfile.TemporaryDirectory(prefix="cashscore-metrics-") as folder:
+            os.environ[metrics.MULTIPROCESS] = folder
+            try:
+                Multiprocess(conf, sockets=[conf.bind_socket()]).run()
+            finally:
+                os.environ.pop(metrics.MULTIPROCESS, None)
     else:
         uvicorn.Server(conf).run()

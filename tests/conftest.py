@@ -13,6 +13,14 @@ from cashscore.core import config
 from cashscore.warehouse.restore import restore
 
 
+@pytest.fixture(autouse=True)
+def audit_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test's decisions go to a log of its own, never to the project's data/audit."""
+    folder = tmp_path / "audit"
+    monkeypatch.setenv("CASHSCORE_AUDIT_LOG", str(folder))
+    return folder
+
+
 @pytest.fixture
 def write(tmp_path: Path):
     """Write text (or bytes) to a file under tmp_path and return its path."""

@@ -17,7 +17,7 @@ import msgspec
 import onnx
 
 from cashscore.artefact.card import ModelCard, canonical, decode, encode
-from cashscore.core.atomic import alive
+from cashscore.core.atomic import alive, fsync_dir
 from cashscore.core.errors import CashscoreError
 from cashscore.features import contract
 
@@ -62,14 +62,6 @@ def content_version(onnx_bytes: bytes, card: ModelCard) -> str:
 
 def _fault_point(step: str) -> None:
     """Called between the steps of a publish; the fault-injection test kills the process here."""
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _write_synced(path: Path, data: bytes) -> None:
@@ -121,14 +113,14 @@ def publish(
         "files": {name: hashlib.sha256(data).hexdigest() for name, data in contents.items()},
     }
     _write_synced(staging / MANIFEST_FILE, json.dumps(manifest, indent=2).encode())
-    _fsync_dir(staging)
+    fsync_dir(staging)
     _fault_point("wrote manifest")
     final = versions / version
     if final.exists():
         shutil.rmtree(staging)  # the same content was published before: the version is the same too
     else:
         os.rename(staging, final)
-    _fsync_dir(versions)
+    fsync_dir(versions)
     _fault_point("renamed folder")
     before_switch(version)
     _fault_point("before switch")
@@ -149,7 +141,7 @@ def switch(models: Path, version: str) -> None:
     tmp = models / f".{CURRENT}.{os.getpid()}.tmp"
     _write_synced(tmp, version.encode() + b"\n")
     os.replace(tmp, models / CURRENT)
-    _fsync_dir(models)
+    fsync_dir(models)
 
 
 def _sweep_partial(versions: Path) -> None:

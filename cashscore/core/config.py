@@ -87,6 +87,18 @@ class ServerSettings:
 
 
 @dataclass(frozen=True)
+class AuditSettings:
+    """The decision log: where, signed with what, kept how long."""
+
+    enabled: int = setting("CASHSCORE_AUDIT", 1, "1: the server logs every decision before answering; 0: none")
+    log: Path = setting("CASHSCORE_AUDIT_LOG", Path("data/audit"), "the decision log's folder")
+    key: str | None = setting("CASHSCORE_AUDIT_KEY", None, "an HMAC key signing each record, when set")
+    retention_months: int = setting(
+        "CASHSCORE_AUDIT_RETENTION_MONTHS", 25, "months of records `cashscore audit prune` keeps"
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every setting, by concern."""
 
@@ -94,6 +106,7 @@ class Settings:
     restore: RestoreSettings = field(default_factory=RestoreSettings)
     training: TrainingSettings = field(default_factory=TrainingSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
 
 
 def _convert(name: str, kind: str, text: str) -> Any:
@@ -137,13 +150,14 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         restore=_read(RestoreSettings, env),
         training=_read(TrainingSettings, env),
         server=_read(ServerSettings, env),
+        audit=_read(AuditSettings, env),
     )
 
 
 def variables() -> list[tuple[str, Any, str]]:
     """(variable, default, meaning) of every setting, for the README's table and its test."""
     rows = []
-    for cls in (PathSettings, RestoreSettings, TrainingSettings, ServerSettings):
+    for cls in (PathSettings, RestoreSettings, TrainingSettings, ServerSettings, AuditSettings):
         for f in dataclasses.fields(cls):
             rows.append((f.metadata["env"], f.default, f.metadata["doc"]))
     return rows

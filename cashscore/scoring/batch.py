@@ -18,7 +18,8 @@ import pyarrow.compute as pc
 from cashscore.core import sqlnames
 from cashscore.core.errors import CashscoreError
 from cashscore.features import contract, rules
-from cashscore.scoring.scorer import Scorer, Scores, band_array, bands
+from cashscore.scoring import reasons as reasons_module
+from cashscore.scoring.scorer import Scorer, Scores, band_array, bands, cleaned_records
 
 REASONS = ("all", "deny", "none")
 CHUNK = 100_000
@@ -62,6 +63,7 @@ def score_relation(
     reasons: str = "deny",
     progress: Callable[[int], None] | None = None,
     counter_offer: bool = False,
+    on_decided: Callable[[pa.Table, list[dict[str, Any]], list[list[str] | None]], None] | None = None,
 ) -> Outcome:
     """Score every row a query returns, chunk by chunk, handing each chunk on as soon as it is scored.
 
@@ -75,6 +77,8 @@ def score_relation(
         reasons: explain all rows, only denied ones (default: what an adverse-action notice needs), or none.
         progress: called with the number of rows done after each chunk.
         counter_offer: add counter_offer_amount and counter_offer_probability for refused rows.
+        on_decided: receives each scored chunk (before `on_scored`) with the cleaned values the
+            model saw and each row's reasons (None where none were asked for): the decision log.
 
     Returns:
         Rows scored and rejected, and the time taken; memory holds one chunk at a time.
@@ -114,7 +118,8 @@ def score_relation(
         p = scores.p
         deny = p >= scorer.threshold
         which = {"all": np.ones(len(p), bool), "deny": deny, "none": np.zeros(len(p), bool)}[reasons]
-        texts = scorer.reason_texts(good, scores, which) if which.any() else pa.repeat("", len(p))
+        lists = scorer.reason_lists(good, scores, which) if which.any() else None
+        texts = reasons_module.joined(lists) if lists is not None else pa.repeat("", len(p))
         table = pa.Table.from_batches([kept])
         for name, values in (
             ("default_probability", pa.array(p, pa.float64())),
@@ -130,6 +135,10 @@ def score_relation(
             probabilities = [o["default_probability"] if o else None for o in offers]
             table = table.append_column("counter_offer_amount", pa.array(amounts, pa.float64()))
             table = table.append_column("counter_offer_probability", pa.array(probabilities, pa.float64()))
+        if on_decided is not None and table.num_rows:
+            asked = which.tolist()
+            why = [lists[i] if asked[i] else None for i in range(len(p))] if lists is not None else [None] * len(p)
+            on_decided(table, cleaned_records(good), why)
         if table.num_rows:
             on_scored(table)
         counts["scored"] += table.num_rows

@@ -82,6 +82,11 @@ def pick(p: np.ndarray, contributions: np.ndarray, which: np.ndarray) -> Picked:
     return Picked(features, chosen_c, impacts)
 
 
+def joined(texts: list[list[str]]) -> pa.Array:
+    """Each row's reasons as one string, " | " between them ("" for none)."""
+    return pa.array([SEPARATOR.join(words) for words in texts], pa.string())
+
+
 class Wording:
     """The words of reasons against one reference applicant: each feature's lead, its "typical"
     part and each distinct value formatted once (kept across calls), then one concatenation of
@@ -139,7 +144,7 @@ class Wording:
 
     def joined(self, picked: Picked, cleaned: Mapping[str, np.ndarray]) -> pa.Array:
         """The reasons of each row as one string, " | " between them ("" for none)."""
-        return pa.array([SEPARATOR.join(words) for words in self.texts(picked, cleaned)], pa.string())
+        return joined(self.texts(picked, cleaned))
 
     def records(self, picked: Picked, cleaned: Mapping[str, np.ndarray]) -> list[list[Reason]]:
         """The API's reasons: per row, a list of `Reason`."""

@@ -51,6 +51,9 @@ class Scored(NamedTuple):
     base_log_odds: float
     contributions: dict[str, float]
     counter_offer: dict[str, float] | None
+    # The cleaned values the model saw (numbers as float, categories canonical, None for missing),
+    # when asked for: what the decision log keeps.
+    inputs: dict[str, Any] | None = None
 
 
 class Scores(NamedTuple):
@@ -75,6 +78,18 @@ def bands(p: np.ndarray) -> np.ndarray:
 def band_array(p: np.ndarray) -> pa.Array:
     """`bands` as an Arrow string array, without a Python string per row."""
     return _BAND_ARRAY.take(pa.array(np.searchsorted(_UPPERS, p, side="right")))
+
+
+def cleaned_records(cleaned: Mapping[str, np.ndarray]) -> list[dict[str, Any]]:
+    """Cleaned columns as one dict per row: floats, canonical strings, None for missing."""
+    columns = []
+    for name in contract.NAMES:
+        values = cleaned[name]
+        if values.dtype.kind == "f":
+            columns.append(np.where(np.isnan(values), None, values).tolist())
+        else:
+            columns.append(values.tolist())
+    return [dict(zip(contract.NAMES, row, strict=True)) for row in zip(*columns, strict=True)]
 
 
 def validate_categories(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -190,6 +205,10 @@ class Scorer:
         """The reasons of every row in `which` (an empty list elsewhere), from the graph's contributions."""
         return self.wording.records(reasons.pick(scores.p, scores.contributions, which), cleaned)
 
+    def reason_lists(self, cleaned: Mapping[str, np.ndarray], scores: Scores, which: np.ndarray) -> list[list[str]]:
+        """The words of the reasons of every row in `which` (an empty list elsewhere)."""
+        return self.wording.texts(reasons.pick(scores.p, scores.contributions, which), cleaned)
+
     def reason_texts(self, cleaned: Mapping[str, np.ndarray], scores: Scores, which: np.ndarray) -> pa.Array:
         """The reasons of every row in `which` as one string each, " | " between them ("" elsewhere)."""
         return self.wording.joined(reasons.pick(scores.p, scores.contributions, which), cleaned)
@@ -238,7 +257,11 @@ class Scorer:
         return out
 
     def score(
-        self, records: Sequence[Mapping[str, Any]], explain: bool = True, counter_offer: bool = False
+        self,
+        records: Sequence[Mapping[str, Any]],
+        explain: bool = True,
+        counter_offer: bool = False,
+        inputs: bool = False,
     ) -> list[Scored]:
         """Score applicants: the same rules as the SQL mart, then the model, decision, band and reasons.
 
@@ -246,6 +269,7 @@ class Scorer:
             records: raw applicant fields (any category spelling; loan_percent_income may be absent).
             explain: name the reasons (the contributions come with every score).
             counter_offer: search a counter-offer for each refusal (63 more model rows each).
+            inputs: keep the cleaned values in each result (for the decision log).
 
         Returns:
             One result per record, in order.
@@ -253,7 +277,8 @@ class Scorer:
         Raises:
             InvalidApplicant: for an unknown category spelling or a blank required one.
         """
-        return self.score_valid([validate_categories(r) for r in records], explain, counter_offer=counter_offer)
+        valid = [validate_categories(r) for r in records]
+        return self.score_valid(valid, explain, counter_offer=counter_offer, inputs=inputs)
 
     def score_valid(
         self,
@@ -261,10 +286,12 @@ class Scorer:
         explain: bool = True,
         contributions: bool = True,
         counter_offer: bool = False,
+        inputs: bool = False,
     ) -> list[Scored]:
         """`score` for records whose categories `validate_categories` has already accepted (the batch
         endpoint checks each row itself, to report the invalid ones). Without `contributions` the
-        per-feature dictionaries are left empty (a batch asks for them only when it needs them).
+        per-feature dictionaries are left empty (a batch asks for them only when it needs them);
+        with `inputs`, each result carries the cleaned values the model saw.
 
         Raises:
             InvalidApplicant: for a record the contract's rules reject all the same.
@@ -286,9 +313,10 @@ class Scorer:
             if contributions
             else [{}] * n
         )
+        seen = cleaned_records(cleaned) if inputs else [None] * n
         return [
-            Scored(prob, decision, risk, named, round(base, 6), c, offer)
-            for prob, decision, risk, named, base, c, offer in zip(
+            Scored(prob, decision, risk, named, round(base, 6), c, offer, kept)
+            for prob, decision, risk, named, base, c, offer, kept in zip(
                 scores.p.tolist(),
                 self.decisions(scores.p).tolist(),
                 bands(scores.p).tolist(),
@@ -296,6 +324,7 @@ class Scorer:
                 scores.base.tolist(),
                 by_feature,
                 offers,
+                seen,
                 strict=True,
             )
         ]

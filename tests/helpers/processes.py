@@ -14,7 +14,9 @@ from pathlib import Path
 
 
 @contextlib.contextmanager
-def serve_process(models: Path, db: Path | None = None, env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
+def serve_process(
+    models: Path, db: Path | None = None, env: dict[str, str] | None = None, args: list[str] | None = None
+) -> Iterator[tuple[str, int]]:
     """A real `cashscore serve` process on a free loopback port; yields (base URL, pid) once ready."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -22,6 +24,7 @@ def serve_process(models: Path, db: Path | None = None, env: dict[str, str] | No
     command = [sys.executable, "-m", "cashscore.cli", "serve", "--port", str(port), "--models", str(models)]
     if db is not None:
         command += ["--db", str(db)]
+    command += args or []
     proc = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})}
     )

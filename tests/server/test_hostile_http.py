@@ -17,12 +17,13 @@ import urllib.request
 import duckdb
 import numpy as np
 import pytest
-from cashscore.server import edge, metrics
+from cashscore.server import edge
 from cashscore.server.app import create_app
 from cashscore.server.protocol import MAX_HEAD_BYTES, MAX_HEADERS
 from helpers.applicants import GOOD
 from helpers.processes import serve_process
 from litestar.testing import TestClient
+from prometheus_client import REGISTRY
 
 from cashscore.scoring import batch
 
@@ -134,10 +135,11 @@ def test_an_aborted_request_is_counted_as_499_not_500():
 
     app = edge.wrap(abandoned, max_in_flight=4)
     scope = {"type": "http", "method": "POST", "path": "/v1/score/batch", "headers": []}
-    before = metrics.REGISTRY.requests[("POST", "/v1/score/batch", 499)]
+    labels = {"method": "POST", "route": "/v1/score/batch", "status": "499"}
+    before = REGISTRY.get_sample_value("cashscore_requests_total", labels) or 0
     with pytest.raises(asyncio.CancelledError):
         asyncio.run(app(scope, None, None))
-    assert metrics.REGISTRY.requests[("POST", "/v1/score/batch", 499)] == before + 1
+    assert REGISTRY.get_sample_value("cashscore_requests_total", labels) == before + 1
 
 
 def test_overload_answers_503_with_retry_after_instead_of_queueing():

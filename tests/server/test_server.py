@@ -192,9 +192,10 @@ def test_metrics_in_prometheus_format(client, trained):
     client.post("/v1/score", json={**GOOD, "person_age": 1000})
     text = client.get("/metrics").text
     version = trained[2].model_version
-    assert f'cashscore_requests_total{{method="POST",route="/v1/score",status="400",model_version="{version}"}}' in text
-    assert f'cashscore_request_errors_total{{route="/v1/score",kind="client",model_version="{version}"}}' in text
-    assert 'cashscore_request_seconds_bucket{route="/v1/score"' in text
+    assert 'cashscore_requests_total{method="POST",route="/v1/score",status="400"}' in text
+    assert 'cashscore_request_errors_total{kind="client",route="/v1/score"}' in text
+    assert 'cashscore_request_seconds_bucket{le="0.0005",route="/v1/score"}' in text
+    assert f'cashscore_decisions_total{{decision="deny",model_version="{version}"}}' in text
 
 
 def test_api_key(models):

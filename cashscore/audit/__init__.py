@@ -1,0 +1,1 @@
+"""The tamper-evident decision log: writing, verifying, replaying and exporting it."""

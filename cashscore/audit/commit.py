@@ -1,0 +1,104 @@
+"""Group commit: requests hand their records to one writer thread, which makes everything waiting
+durable with one write and one fsync, then lets them all answer."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+from typing import Any
+
+from cashscore.audit.log import DecisionLog, now
+
+# Records committed at most at once; more wait for the next commit.
+MAX_GROUP = 50_000
+
+
+class GroupCommitter:
+    """One writer thread per process over a `DecisionLog`; `submit` returns a future that completes
+    once the records are durable (or fails with the log's error)."""
+
+    def __init__(self, log: DecisionLog) -> None:
+        self.log = log
+        self._queue: queue.SimpleQueue[tuple[Sequence[dict[str, Any]], Future] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="cashscore-audit", daemon=True)
+        self._thread.start()
+
+    def submit(self, records: Sequence[dict[str, Any]]) -> Future:
+        done: Future = Future()
+        self._queue.put((records, done))
+        return done
+
+    def close(self) -> None:
+        """Commit what is waiting, then stop the thread."""
+        self._queue.put(None)
+        self._thread.join()
+        self.log.close()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            group = [item]
+            count = len(item[0])
+            stop = False
+            while count < MAX_GROUP:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                group.append(more)
+                count += len(more[0])
+            try:
+                self.log.append([r for records, _ in group for r in records])
+            except Exception as exc:  # every waiting request learns that its decision was not kept
+                for _, done in group:
+                    done.set_exception(exc)
+            else:
+                for _, done in group:
+                    done.set_result(None)
+            if stop:
+                return
+
+
+def decision(
+    request_id: str,
+    channel: str,
+    model_version: str,
+    threshold: float,
+    inputs: dict[str, Any],
+    probability: float,
+    outcome: str,
+    reasons: list[str] | None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """One decision as the log keeps it (the log adds seq, prev, hash and mac).
+
+    Args:
+        request_id: the request (API) or run and row (batch) it answered.
+        channel: "api" or "batch".
+        model_version: the version that decided; `audit replay` scores the record with it again.
+        threshold: the probability from which the model denies.
+        inputs: the cleaned values the model saw.
+        probability: the probability of default, as answered.
+        outcome: "approve" or "deny".
+        reasons: the reasons' words as answered, or None when none were asked for.
+        extra: more fields (a batch row's id, a counter-offer).
+    """
+    return {
+        "time": now(),
+        "request_id": request_id,
+        "channel": channel,
+        "model_version": model_version,
+        "threshold": threshold,
+        "input": inputs,
+        "default_probability": probability,
+        "decision": outcome,
+        "reasons": reasons,
+        **extra,
+    }

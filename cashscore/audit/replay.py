@@ -1,0 +1,91 @@
+"""Replay: score every logged decision again with the model version that made it, and compare."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cashscore.artefact import store
+from cashscore.audit import log
+from cashscore.core.errors import CashscoreError
+from cashscore.scoring.scorer import Scorer
+
+CHUNK = 10_000
+# Differences listed in full; beyond, only counted.
+SHOWN = 20
+
+
+@dataclass
+class Replayed:
+    """How many records were scored again, how many differ, and the first differences in words."""
+
+    records: int = 0
+    differing: int = 0
+    differences: list[str] = field(default_factory=list)
+
+    def differ(self, where: str, message: str) -> None:
+        self.differing += 1
+        if len(self.differences) < SHOWN:
+            self.differences.append(f"{where}: {message}")
+
+
+def replay(folder: Path, models: Path, progress: Callable[[int], None] | None = None) -> Replayed:
+    """Score each record's cleaned input with its model version; compare probability (exactly),
+    decision and reasons (where the record has them).
+
+    Raises:
+        CashscoreError: for a log that cannot be read.
+    """
+    out = Replayed()
+    scorers: dict[str, Scorer | None] = {}
+    batch: list[tuple[str, dict[str, Any]]] = []
+
+    def flush() -> None:
+        by_version: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        for where, record in batch:
+            by_version.setdefault(str(record.get("model_version")), []).append((where, record))
+        for version, items in by_version.items():
+            if version not in scorers:
+                try:
+                    scorers[version] = Scorer(store.load_verified(models, version))
+                except CashscoreError as exc:
+                    scorers[version] = None
+                    out.differ(items[0][0], f"model version {version} cannot be loaded: {exc}")
+            scorer = scorers[version]
+            if scorer is None:
+                out.differing += len(items) - 1
+                continue
+            try:
+                again = scorer.score([r["input"] for _, r in items])
+            except Exception:  # one bad input: replay the chunk's records one at a time
+                again = []
+                for where, record in items:
+                    try:
+                        (one,) = scorer.score([record["input"]])
+                    except Exception as inner:
+                        out.differ(where, f"its input cannot be scored again: {inner}")
+                        one = None
+                    again.append(one)
+            for (where, record), result in zip(items, again, strict=True):
+                if result is None:
+                    continue
+                then = record.get("default_probability")
+                if result.default_probability != then:
+                    out.differ(where, f"probability {then!r} then, {result.default_probability!r} now")
+                elif result.decision != record.get("decision"):
+                    out.differ(where, f"decision {record.get('decision')!r} then, {result.decision!r} now")
+                elif record.get("reasons") is not None and [r.text for r in result.reasons] != record["reasons"]:
+                    out.differ(where, "the reasons differ")
+        out.records += len(batch)
+        batch.clear()
+        if progress:
+            progress(out.records)
+
+    for path, number, record in log.records(folder):
+        batch.append((f"{path.name}:{number} (record {record.get('seq')})", record))
+        if len(batch) >= CHUNK:
+            flush()
+    flush()
+    return out

@@ -1,0 +1,149 @@
+"""Decisions reach the log before their answer, in every channel, and replay to the same answer."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from cashscore.server.app import create_app
+from helpers.applicants import GOOD
+from helpers.processes import serve_process
+from litestar.testing import TestClient
+
+from cashscore.audit import log
+from cashscore.audit.replay import replay
+from cashscore.cli import main
+
+
+def kept(folder):
+    return [r for _, _, r in log.records(folder)]
+
+
+def test_the_api_logs_each_decision_it_answers_and_nothing_it_refuses(trained, audit_log):
+    _, models, _ = trained
+    with TestClient(app=create_app(models, api_key="")) as client:
+        one = client.post("/v1/score", json=GOOD, headers={"X-Request-ID": "case-1"})
+        assert one.status_code == 200
+        assert client.post("/v1/score", json={**GOOD, "loan_grade": "Z"}).status_code == 400
+        rows = [{**GOOD, "id": "a"}, {**GOOD, "id": "b", "person_age": 300}, {**GOOD, "id": "c", "loan_amnt": 1000}]
+        many = client.post("/v1/score/batch", json=rows, headers={"X-Request-ID": "case-2"})
+        assert many.status_code == 200 and many.json()["scored"] == 2
+        got = client.get("/v1/score", params={k: str(v) for k, v in GOOD.items()}, headers={"X-Request-ID": "case-3"})
+        assert got.status_code == 200
+    records = kept(audit_log)
+    assert [(r["request_id"], r.get("id")) for r in records] == [
+        ("case-1", None),
+        ("case-2", "a"),
+        ("case-2", "c"),
+        ("case-3", None),
+    ]
+    answer = one.json()
+    first = records[0]
+    assert round(first["default_probability"], 6) == answer["default_probability"]
+    assert first["decision"] == answer["decision"] and first["model_version"] == answer["model_version"]
+    assert first["reasons"] == [r["text"] for r in answer["reasons"]]
+    assert first["input"]["loan_grade"] == "D" and first["input"]["person_age"] == 22.0
+    by_id = {row["id"]: row for row in many.json()["results"]}
+    assert records[2]["default_probability"] == pytest.approx(by_id["c"]["score"]["default_probability"], abs=1e-6)
+    assert log.verify(audit_log).problem is None
+
+
+def test_no_answer_leaves_when_its_decision_cannot_be_kept(trained, audit_log):
+    _, models, _ = trained
+    with TestClient(app=create_app(models, api_key="")) as client:
+        assert client.post("/v1/score", json=GOOD).status_code == 200
+        assert client.post("/v1/score", json=GOOD).status_code == 200
+        (segment,) = log.segments(audit_log)
+        segment.write_bytes(segment.read_bytes().splitlines(keepends=True)[0])  # someone cut the log
+        refused = client.post("/v1/score", json=GOOD)
+        assert refused.status_code == 503 and "decision log" in refused.json()["detail"]
+        assert "default_probability" not in refused.json()
+    assert len(kept(audit_log)) == 1
+
+
+def test_audit_off_keeps_nothing(trained, audit_log, monkeypatch):
+    monkeypatch.setenv("CASHSCORE_AUDIT", "0")
+    _, models, _ = trained
+    with TestClient(app=create_app(models, api_key="")) as client:
+        assert client.post("/v1/score", json=GOOD).status_code == 200
+    assert not log.segments(audit_log)
+
+
+def test_batch_and_api_decisions_replay_exactly(trained, audit_log, tmp_path, capsys):
+    db, models, _ = trained
+    out = tmp_path / "s.parquet"
+    assert main(["score", "--table", "marts.applicants", "--out", str(out), "--db", str(db)]
+                + ["--models", str(models), "--audit"]) == 0  # fmt: skip
+    with TestClient(app=create_app(models, api_key="")) as client:
+        for age in (22, 40, 70):
+            assert client.post("/v1/score", json={**GOOD, "person_age": age}).status_code == 200
+    records = kept(audit_log)
+    assert {r["channel"] for r in records} == {"batch", "api"}
+    assert any(r["reasons"] for r in records if r["channel"] == "batch")  # refusals explained
+    done = replay(audit_log, models)
+    assert done.records == len(records) and done.differing == 0, done.differences
+    # A record edited to another probability is caught by replay too.
+    (segment,) = log.segments(audit_log)
+    rows = segment.read_bytes().splitlines(keepends=True)
+    record = json.loads(rows[0])
+    record["default_probability"] = 0.123
+    segment.write_bytes(log.canonical(record) + b"\n" + b"".join(rows[1:]))
+    assert main(["audit", "replay", "--log", str(audit_log), "--models", str(models)]) == 1
+    assert "0.123 then" in capsys.readouterr().out
+
+
+def test_real_dump_decisions_replay_exactly(real_db, real_model, audit_log, tmp_path):
+    out = tmp_path / "real.parquet"
+    assert main(["score", "--table", "marts.applicants", "--out", str(out), "--db", str(real_db)]
+                + ["--models", str(real_model), "--audit", "--reasons", "all"]) == 0  # fmt: skip
+    done = replay(audit_log, real_model)
+    assert done.records == 33_190 and done.differing == 0, done.differences
+    assert log.verify(audit_log).records == 33_190
+
+
+def test_sigkill_under_load_loses_no_answered_decision(trained, audit_log):
+    _, models, _ = trained
+    answered: list[str] = []
+    stop = threading.Event()
+    body = json.dumps(GOOD).encode()
+
+    def client(worker: int) -> None:
+        n = 0
+        while not stop.is_set():
+            rid = f"w{worker}-{n}"
+            n += 1
+            request = urllib.request.Request(
+                f"{base}/v1/score", data=body, headers={"Content-Type": "application/json", "X-Request-ID": rid}
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    if response.status == 200:
+                        answered.append(rid)
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+                if stop.is_set():
+                    return
+                time.sleep(0.01)
+
+    with serve_process(models) as (base, pid):
+        threads = [threading.Thread(target=client, args=(w,)) for w in range(8)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 30
+        while len(answered) < 400 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(pid, signal.SIGKILL)  # mid-load: requests are in flight, commits under way
+        time.sleep(0.5)
+        stop.set()
+        for t in threads:
+            t.join(10)
+    assert len(answered) >= 400
+    logged = {r["request_id"] for r in kept(audit_log)}
+    missing = [rid for rid in answered if rid not in logged]
+    assert not missing, f"{len(missing)} answered decisions are not in the log, e.g. {missing[:3]}"
+    assert log.verify(audit_log).problem is None

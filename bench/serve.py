@@ -29,6 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _shared import refit  # noqa: E402
 
+from cashscore.audit import log as audit_log  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 APPLICANT = {
     "person_age": 22, "person_income": 59000, "person_home_ownership": "Rent", "person_emp_length": 3,
@@ -106,7 +108,7 @@ def main() -> None:
         work = Path(tmp)
         sk, card, X = refit(args.db, args.models)
         joblib.dump(sk, work / "baseline.joblib")
-        ours, base, bare = free_port(), free_port(), free_port()
+        ours, off, base, bare = free_port(), free_port(), free_port(), free_port()
         env = {
             **os.environ,
             "BASELINE_MODEL": str(work / "baseline.joblib"),
@@ -114,9 +116,17 @@ def main() -> None:
             "PYTHONPATH": str(ROOT / "bench"),
             "BARE_MODELS": str(args.models),
         }
+        serve = [sys.executable, "-m", "cashscore.cli", "serve", "--models", str(args.models), "--port"]
         procs = [
             subprocess.Popen(
-                [sys.executable, "-m", "cashscore.cli", "serve", "--port", str(ours), "--models", str(args.models)],
+                [*serve, str(ours)],
+                env={**os.environ, "CASHSCORE_AUDIT": "1", "CASHSCORE_AUDIT_LOG": str(work / "audit")},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            ),
+            subprocess.Popen(
+                [*serve, str(off)],
+                env={**os.environ, "CASHSCORE_AUDIT": "0"},
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             ),
@@ -146,12 +156,14 @@ def main() -> None:
         ]
         try:
             wait_ready(f"http://127.0.0.1:{ours}/health/ready")
+            wait_ready(f"http://127.0.0.1:{off}/health/ready")
             wait_ready(f"http://127.0.0.1:{base}/docs")
             wait_posts(f"http://127.0.0.1:{bare}/v1/score")
             one = json.dumps(APPLICANT)
             # Interleaved rounds, medians reported: the machine's noise hits both sides alike.
             rounds: dict[str, list[dict[str, float]]] = {
                 "cashscore POST /v1/score": [],
+                "cashscore, decision log off": [],
                 "baseline FastAPI /predict": [],
                 "bare Litestar, constant": [],
                 "bare Litestar + Scorer.score": [],
@@ -159,6 +171,9 @@ def main() -> None:
             for _ in range(args.rounds):
                 rounds["cashscore POST /v1/score"].append(
                     wrk(f"http://127.0.0.1:{ours}/v1/score", one, 16, args.seconds, work)
+                )
+                rounds["cashscore, decision log off"].append(
+                    wrk(f"http://127.0.0.1:{off}/v1/score", one, 16, args.seconds, work)
                 )
                 rounds["baseline FastAPI /predict"].append(
                     wrk(f"http://127.0.0.1:{base}/predict", one, 16, args.seconds, work)
@@ -176,6 +191,7 @@ def main() -> None:
             batch = json.dumps([{k: v for k, v in r.items() if v not in ("", None)} for r in records])
             batch_run = wrk(f"http://127.0.0.1:{ours}/v1/score/batch", batch, 2, args.seconds, work)
             lean_run = wrk(f"http://127.0.0.1:{ours}/v1/score/batch?reasons=false", batch, 2, args.seconds, work)
+            audit_records = sum(1 for _, _, _ in audit_log.records(work / "audit"))
         finally:
             for proc in procs:
                 proc.terminate()
@@ -187,6 +203,8 @@ def main() -> None:
             f"errors {r['errors']:.0f}"
         )
     ratio = results["cashscore POST /v1/score"]["rps"] / results["baseline FastAPI /predict"]["rps"]
+    logged = results["cashscore POST /v1/score"]["rps"] / results["cashscore, decision log off"]["rps"]
+    print(f"decision log on: {logged:.0%} of the throughput with it off (the limit is 85%)")
     base_rps = results["baseline FastAPI /predict"]["rps"]
     ceiling = results["bare Litestar, constant"]["rps"] / base_rps
     scoring = results["bare Litestar + Scorer.score"]["rps"] / base_rps
@@ -194,6 +212,7 @@ def main() -> None:
         f"throughput ratio: {ratio:.1f}x the baseline (goal 25x); ceilings: a bare Litestar handler {ceiling:.1f}x, "
         f"the same calling Scorer.score {scoring:.1f}x"
     )
+    print(f"decisions in the log after the run: {audit_records:,} (every answered one)")
     for name, run in (("with reasons", batch_run), ("?reasons=false", lean_run)):
         print(
             f"batch of 1,000 {name:<15} (2 connections): {run['rps'] * 1000:>9,.0f} rows/s, "

@@ -194,7 +194,7 @@ async def _keep(request: Request, scorer: Scorer, results: list[tuple[Any, Score
         decided = (r.inputs, r.default_probability, r.decision, texts)
         records.append(commit.decision(rid, "api", scorer.version, scorer.threshold, *decided, **extra))
     try:
-        await asyncio.wrap_future(committer.submit(records))
+        await committer.wait(records)
     except CashscoreError as exc:
         log.error("decision log: %s", exc)
         raise HTTPException(

@@ -3,8 +3,11 @@ durable with one write and one fsync, then lets them all answer."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import queue
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any
@@ -13,15 +16,16 @@ from cashscore.audit.log import DecisionLog, now
 
 # Records committed at most at once; more wait for the next commit.
 MAX_GROUP = 50_000
+GATHER = 0.001
 
 
 class GroupCommitter:
-    """One writer thread per process over a `DecisionLog`; `submit` returns a future that completes
-    once the records are durable (or fails with the log's error)."""
+    """One writer thread per process over a `DecisionLog`. `submit` returns a future that completes
+    once the records are durable (or fails with the log's error); `wait` is its asyncio form."""
 
     def __init__(self, log: DecisionLog) -> None:
         self.log = log
-        self._queue: queue.SimpleQueue[tuple[Sequence[dict[str, Any]], Future] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[Sequence[dict[str, Any]], Any] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="cashscore-audit", daemon=True)
         self._thread.start()
 
@@ -29,6 +33,12 @@ class GroupCommitter:
         done: Future = Future()
         self._queue.put((records, done))
         return done
+
+    async def wait(self, records: Sequence[dict[str, Any]]) -> None:
+        """Append from a coroutine: returns once the records are durable."""
+        done = asyncio.get_running_loop().create_future()
+        self._queue.put((records, done))
+        await done
 
     def close(self) -> None:
         """Commit what is waiting, then stop the thread."""
@@ -41,6 +51,9 @@ class GroupCommitter:
             item = self._queue.get()
             if item is None:
                 return
+            # Let the requests being scored right now join this commit (PostgreSQL's commit_delay):
+            # fewer, larger commits cost the event loop less than one per request.
+            time.sleep(GATHER)
             group = [item]
             count = len(item[0])
             stop = False
@@ -54,16 +67,33 @@ class GroupCommitter:
                     break
                 group.append(more)
                 count += len(more[0])
+            error: Exception | None = None
             try:
                 self.log.append([r for records, _ in group for r in records])
             except Exception as exc:  # every waiting request learns that its decision was not kept
-                for _, done in group:
-                    done.set_exception(exc)
-            else:
-                for _, done in group:
-                    done.set_result(None)
+                error = exc
+            _settle([done for _, done in group], error)
             if stop:
                 return
+
+
+def _settle(waiting: list[Any], error: Exception | None) -> None:
+    """Complete every waiting future: one wake-up per event loop, not one per request."""
+    loops: dict[asyncio.AbstractEventLoop, list[asyncio.Future]] = {}
+    for done in waiting:
+        if isinstance(done, Future):
+            done.set_exception(error) if error else done.set_result(None)
+        else:
+            loops.setdefault(done.get_loop(), []).append(done)
+    for loop, futures in loops.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+            loop.call_soon_threadsafe(_settle_here, futures, error)
+
+
+def _settle_here(futures: list[asyncio.Future], error: Exception | None) -> None:
+    for done in futures:
+        if not done.done():
+            done.set_exception(error) if error else done.set_result(None)
 
 
 def decision(

@@ -19,7 +19,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import hmac
-import json
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -28,6 +27,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from cashscore.core.atomic import fsync_dir
 from cashscore.core.errors import CashscoreError
@@ -39,9 +40,10 @@ LOCK = ".lock"
 SEGMENT = re.compile(r"decisions-(\d{4})-(\d{2})\.jsonl")
 
 
-def canonical(value: Any) -> bytes:
-    """The bytes a record is hashed over: sorted keys, no spaces, UTF-8."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+# msgspec's encoder: sorted keys, no spaces, UTF-8, shortest round-trip floats, at about a tenth
+# of the json module's cost (which was most of what logging a decision cost the server).
+canonical = msgspec.json.Encoder(order="sorted").encode
+_decode = msgspec.json.decode
 
 
 def now() -> str:
@@ -81,10 +83,10 @@ def _check_signed(path: Path, value: dict[str, Any], key: bytes | None) -> dict[
 
 def _read_json(path: Path, key: bytes | None) -> dict[str, Any] | None:
     try:
-        value = json.loads(path.read_bytes())
+        value = _decode(path.read_bytes())
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
+    except (OSError, msgspec.DecodeError) as exc:
         raise CashscoreError(f"{path}: unreadable: {exc}") from None
     if not isinstance(value, dict):
         raise CashscoreError(f"{path}: expected a JSON object")
@@ -102,14 +104,13 @@ def _write_json(path: Path, value: dict[str, Any], key: bytes | None) -> None:
     os.replace(tmp, path)
 
 
-def seal(record: dict[str, Any], seq: int, prev: str, key: bytes | None) -> tuple[dict[str, Any], str]:
-    """The record as stored, with `seq`, `prev`, `hash` (and `mac`), and its hash."""
-    body = {**record, "seq": seq, "prev": prev}
-    digest = hashlib.sha256(canonical(body)).hexdigest()
-    sealed = {**body, "hash": digest}
-    if key:
-        sealed["mac"] = _mac(key, digest)
-    return sealed, digest
+def seal(record: dict[str, Any], seq: int, prev: str, key: bytes | None) -> tuple[bytes, str]:
+    """The record's line as stored (its canonical JSON with `seq` and `prev`, then `hash` and
+    `mac` appended), and its hash."""
+    body = canonical({**record, "seq": seq, "prev": prev})
+    digest = hashlib.sha256(body).hexdigest()
+    tail = f',"hash":"{digest}"' + (f',"mac":"{_mac(key, digest)}"' if key else "") + "}\n"
+    return body[:-1] + tail.encode(), digest
 
 
 @dataclass
@@ -134,6 +135,7 @@ class DecisionLog:
     def __init__(self, folder: Path, key: str | bytes | None = None) -> None:
         self.folder = Path(folder)
         self.key = _key(key)
+        self._known: tuple[Head, int] | None = None
         try:
             self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             self._lock = os.open(self.folder / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
@@ -166,15 +168,15 @@ class DecisionLog:
         if not records:
             return []
         with self._locked():
-            head = self._recover()
+            head = self._head()
             lines: dict[str, list[bytes]] = {}
             hashes = []
             seq, prev = head.seq, head.hash
             for record in records:
                 seq += 1
-                sealed, prev = seal(record, seq, prev, self.key)
+                line, prev = seal(record, seq, prev, self.key)
                 hashes.append(prev)
-                lines.setdefault(segment_name(record["time"]), []).append(canonical(sealed) + b"\n")
+                lines.setdefault(segment_name(record["time"]), []).append(line)
             try:
                 for name, chunk in lines.items():
                     path = self.folder / name
@@ -190,7 +192,9 @@ class DecisionLog:
                         fsync_dir(self.folder)
                     head = Head(seq, prev, name, size)
                 _write_json(self.folder / HEAD, head.__dict__, self.key)
+                self._known = (head, os.stat(self.folder / HEAD).st_ino)
             except OSError as exc:
+                self._known = None
                 raise CashscoreError(f"{self.folder}: cannot write the decision log: {exc.strerror}") from None
         return hashes
 
@@ -217,6 +221,21 @@ class DecisionLog:
                 path.unlink()
             fsync_dir(self.folder)
         return old
+
+    def _head(self) -> Head:
+        """The head: the one this process wrote last when no other process has committed since
+        (head.json is replaced by each commit, so its inode says) and its segment still ends
+        where it did; else read and checked again."""
+        if self._known is not None:
+            head, inode = self._known
+            try:
+                same = os.stat(self.folder / HEAD).st_ino == inode
+                if same and head.segment and os.stat(self.folder / head.segment).st_size == head.size:
+                    return head
+            except OSError:
+                pass
+        self._known = None
+        return self._recover()
 
     def recover(self) -> Head:
         """Check the log's end against its head (repairing what a crash left), under the lock.
@@ -255,7 +274,7 @@ class DecisionLog:
             tail = handle.read()
             complete = tail[: tail.rfind(b"\n") + 1]
             for line in complete.splitlines():
-                record = json.loads(line)
+                record = _decode(line)
                 if record.get("prev") != head.hash or record.get("seq") != head.seq + 1:
                     raise CashscoreError(f"{last}: records after the head do not continue the chain")
                 head = Head(record["seq"], record["hash"], last.name, 0)
@@ -294,8 +313,8 @@ def records_in(paths: list[Path]) -> Iterator[tuple[Path, int, dict[str, Any]]]:
                 if not line.endswith(b"\n"):
                     break  # a torn last line: an interrupted write, never acknowledged
                 try:
-                    record = json.loads(line)
-                except ValueError:
+                    record = _decode(line)
+                except msgspec.DecodeError:
                     raise CashscoreError(f"{path}:{number}: not a JSON record") from None
                 if not isinstance(record, dict):
                     raise CashscoreError(f"{path}:{number}: not a JSON record")

@@ -230,6 +230,12 @@ CATEGORICAL: tuple[str, ...] = tuple(f.name for f in FEATURES if f.kind == "cate
 AGE = "person_age"
 
 
+# What is trimmed from text values before they are read, in SQL (`ref.text`) and in Python
+# (`rules.normalise_category`) alike: DuckDB's trim() alone removes spaces only, Python's strip()
+# every Unicode space, and a tab-padded spelling was a category in one and NULL in the other.
+BLANKS = " \t\n\r\v\f"
+
+
 def synonym_rows() -> list[tuple[str, str, str]]:
     """Every accepted spelling, lower-cased, with its canonical category.
 

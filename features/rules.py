@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from cashscore.features.contract import AGE, BY_NAME, FEATURES, NAMES, REQUIRED
+from cashscore.features.contract import AGE, BLANKS, BY_NAME, FEATURES, NAMES, REQUIRED
 
 # Lower-cased spelling -> canonical category, per categorical feature.
 _SPELLINGS: dict[str, dict[str, str]] = {
@@ -35,7 +35,7 @@ def normalise_category(feature: str, value: object) -> str | None:
     """
     if not isinstance(value, str):
         return None  # None, or NaN from a pandas column
-    text = value.strip()
+    text = value.strip(BLANKS)
     if not text:
         return None
     return _SPELLINGS[feature].get(text.lower(), text)

@@ -107,7 +107,7 @@ def validate_categories(record: Mapping[str, Any]) -> dict[str, Any]:
     """
     for name in contract.CATEGORICAL:
         value = record.get(name)
-        if value is None or (isinstance(value, str) and not value.strip()):
+        if value is None or (isinstance(value, str) and not value.strip(contract.BLANKS)):
             if name in contract.REQUIRED:
                 # Refused as `cashscore score` and score_default() refuse it: blank is missing.
                 raise InvalidApplicant(name, "required")

@@ -65,7 +65,10 @@ def read_views(sql_dir: Path) -> list[View]:
 
 # The contract's numeric rules as SQL macros over ref.feature_rules: the mart calls them on every
 # numeric column, so a bound, cap or start age declared in the contract reaches SQL with no SQL edit.
+_BLANKS = " || ".join(f"chr({ord(c)})" for c in contract.BLANKS)
 MACROS = (
+    # Text as the contract reads it: trimmed of contract.BLANKS (tabs and line breaks too), blank is NULL.
+    f"""create or replace macro ref.text(x) as nullif(trim(cast(x as varchar), {_BLANKS}), '')""",
     # Outside [valid_min, valid_max] is impossible: NULL; above the cap: the cap.
     """create or replace macro ref.bounded(feature_name, x) as (
         select case when x < r.valid_min or x > r.valid_max then null when x > r.cap then r.cap else x end

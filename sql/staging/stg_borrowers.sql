@@ -18,13 +18,13 @@ synonyms as (
 renamed as (
     select
         -- ids
-        nullif(trim(source.person_id), '') as person_id,
+        ref.text(source.person_id) as person_id,
         -- numerics
         cast(source.person_age as double) as person_age,
         cast(source.person_income as double) as person_income,
         cast(source.person_emp_length as double) as person_emp_length,
         -- categories
-        nullif(trim(source.person_home_ownership), '') as person_home_ownership_given
+        ref.text(source.person_home_ownership) as person_home_ownership_given
     from source
 ),
 

@@ -16,11 +16,11 @@ flags as (
 renamed as (
     select
         -- ids
-        nullif(trim(source.cb_id), '') as cb_id,
+        ref.text(source.cb_id) as cb_id,
         -- numerics
         cast(source.cb_person_cred_hist_length as double) as cb_person_cred_hist_length,
         -- categories
-        nullif(trim(cast(source.cb_person_default_on_file as varchar)), '') as default_on_file_given
+        ref.text(source.cb_person_default_on_file) as default_on_file_given
     from source
 ),
 

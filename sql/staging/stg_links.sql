@@ -10,9 +10,9 @@ source as (
 final as (
     select
         -- ids
-        nullif(trim(source.loan_id), '') as loan_id,
-        nullif(trim(source.person_id), '') as person_id,
-        nullif(trim(source.cb_id), '') as cb_id
+        ref.text(source.loan_id) as loan_id,
+        ref.text(source.person_id) as person_id,
+        ref.text(source.cb_id) as cb_id
     from source
 )
 

@@ -23,14 +23,14 @@ grades as (
 renamed as (
     select
         -- ids
-        nullif(trim(source.loan_id), '') as loan_id,
+        ref.text(source.loan_id) as loan_id,
         -- numerics
         cast(source.loan_amnt as double) as loan_amnt,
         cast(source.loan_int_rate as double) as loan_int_rate,
         cast(source.loan_percent_income as double) as loan_percent_income,
         -- categories
-        nullif(trim(source.loan_intent), '') as loan_intent_given,
-        nullif(trim(source.loan_grade), '') as loan_grade_given,
+        ref.text(source.loan_intent) as loan_intent_given,
+        ref.text(source.loan_grade) as loan_grade_given,
         -- label
         cast(source.loan_status as integer) as loan_status
     from source

@@ -220,3 +220,34 @@ def test_real_dump_python_rules_agree_with_the_mart(real_db):
             if want != have and not (want is not None and have is not None and abs(want - have) < 1e-9):
                 mismatches += 1
     assert mismatches == 0
+
+
+def test_padded_spellings_read_the_same_in_the_mart_and_the_api(tmp_path, write, query):
+    # Tabs, line breaks and mixed case, as a hand-edited spreadsheet leaves them, through a real restore.
+    borrowers = table_sql(
+        "dados_mutuarios", r"('p1',22,59000,'\tAlugada',3),('p2',35,120000,' MORTGAGE\r\n',10),('p3',40,5e4,'own',2)"
+    )
+    loans = table_sql(
+        "emprestimos",
+        r"('l1','\tEducativo','b\t',1000,10.0,1,0.1),('l2',' médico\n','\nA',1000,10.0,0,0.1),"
+        r"('l3','VENTURE ','c',1000,10.0,0,0.1)",
+    )
+    history = table_sql("historicos_banco", r"('c1','\tsim\n',3),('c2',' N ',14),('c3','Y',2)")
+    links = table_sql("ids", "('p1','l1','c1'),('p2','l2','c2'),('p3','l3','c3')")
+    db = tmp_path / "x.duckdb"
+    dump = full_dump(dados_mutuarios=borrowers, emprestimos=loans, historicos_banco=history, ids=links)
+    restore([write("a.sql", dump)], db, SQL_DIR, say=lambda _: None)
+    mart = query(
+        db,
+        "select person_home_ownership, loan_intent, loan_grade, cb_person_default_on_file "
+        "from marts.applicants order by loan_id",
+    )
+    assert mart == [("Rent", "Education", "B", "Y"), ("Mortgage", "Medical", "A", "N"), ("Own", "Venture", "C", "Y")]
+    given = {
+        "person_home_ownership": ["\tAlugada", " MORTGAGE\r\n", "own"],
+        "loan_intent": ["\tEducativo", " médico\n", "VENTURE "],
+        "loan_grade": ["b\t", "\nA", "c"],
+        "cb_person_default_on_file": ["\tsim\n", " N ", "Y"],
+    }
+    api = [tuple(rules.normalise_category(f, given[f][i]) for f in given) for i in range(3)]
+    assert api == mart

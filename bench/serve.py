@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _shared import refit  # noqa: E402
 
+from cashscore.artefact import store  # noqa: E402
 from cashscore.audit import log as audit_log  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,6 +114,9 @@ def main() -> None:
             **os.environ,
             "BASELINE_MODEL": str(work / "baseline.joblib"),
             "BASELINE_THRESHOLD": str(card.threshold.value),
+            "BASELINE_A": str(card.calibration.a),
+            "BASELINE_B": str(card.calibration.b),
+            "BASELINE_ONNX": str(store.current_folder(args.models) / store.MODEL_FILE),
             "PYTHONPATH": str(ROOT / "bench"),
             "BARE_MODELS": str(args.models),
         }
@@ -165,6 +169,7 @@ def main() -> None:
                 "cashscore POST /v1/score": [],
                 "cashscore, decision log off": [],
                 "baseline FastAPI /predict": [],
+                "FastAPI + onnxruntime": [],
                 "bare Litestar, constant": [],
                 "bare Litestar + Scorer.score": [],
             }
@@ -177,6 +182,9 @@ def main() -> None:
                 )
                 rounds["baseline FastAPI /predict"].append(
                     wrk(f"http://127.0.0.1:{base}/predict", one, 16, args.seconds, work)
+                )
+                rounds["FastAPI + onnxruntime"].append(
+                    wrk(f"http://127.0.0.1:{base}/predict-onnx", one, 16, args.seconds, work)
                 )
                 rounds["bare Litestar, constant"].append(
                     wrk(f"http://127.0.0.1:{bare}/v1/score", one, 16, args.seconds, work)
@@ -208,9 +216,11 @@ def main() -> None:
     base_rps = results["baseline FastAPI /predict"]["rps"]
     ceiling = results["bare Litestar, constant"]["rps"] / base_rps
     scoring = results["bare Litestar + Scorer.score"]["rps"] / base_rps
+    onnx_ratio = results["cashscore POST /v1/score"]["rps"] / results["FastAPI + onnxruntime"]["rps"]
     print(
         f"throughput ratio: {ratio:.1f}x the baseline (goal 25x); ceilings: a bare Litestar handler {ceiling:.1f}x, "
-        f"the same calling Scorer.score {scoring:.1f}x"
+        f"the same calling Scorer.score {scoring:.1f}x; cashscore vs FastAPI + onnxruntime (no reasons, no rules): "
+        f"{onnx_ratio:.2f}x"
     )
     print(f"decisions in the log after the run: {audit_records:,} (every answered one)")
     for name, run in (("with reasons", batch_run), ("?reasons=false", lean_run)):

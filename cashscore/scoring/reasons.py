@@ -6,7 +6,7 @@ Every channel (the API, `cashscore score`, the SQL functions) explains through `
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import msgspec
@@ -20,9 +20,8 @@ MAX_REASONS = 4
 # this much (0.05 points): smaller ones would read "raises it by 0.0 points".
 MIN_IMPACT = 0.0005
 SEPARATOR = " | "
-_RAISES = ", which raises the probability of default by "
-# "12.3 points" for every tenth of a point an impact can take (impacts lie in [0, 1]).
-_POINTS = [f"{t / 10:.1f} points" for t in range(1001)]
+# ", which raises ... by 12.3 points" for every tenth of a point an impact can take (in [0, 1]).
+_TAILS = [f", which raises the probability of default by {t / 10:.1f} points" for t in range(1001)]
 # Formatted values kept per feature; a feature with more distinct values starts again.
 _CACHE = 50_000
 
@@ -82,9 +81,14 @@ def pick(p: np.ndarray, contributions: np.ndarray, which: np.ndarray) -> Picked:
     return Picked(features, chosen_c, impacts)
 
 
-def joined(texts: list[list[str]]) -> pa.Array:
+def joined(texts: Sequence[Sequence[str]]) -> pa.Array:
     """Each row's reasons as one string, " | " between them ("" for none)."""
-    return pa.array([SEPARATOR.join(words) for words in texts], pa.string())
+    # Strings are built only for the rows with reasons; the others take the empty one.
+    where = [i for i, words in enumerate(texts) if words]
+    values = pa.array(["", *(SEPARATOR.join(texts[i]) for i in where)], pa.string())
+    index = np.zeros(len(texts), dtype=np.int64)
+    index[where] = np.arange(1, len(where) + 1)
+    return values.take(pa.array(index))
 
 
 class Wording:
@@ -98,49 +102,51 @@ class Wording:
         self._typical = [reference[f.name] for f in contract.FEATURES]
         self._lead = [f"{f.description} is " for f in contract.FEATURES]
         self._beside = [f" (typical applicant: {format_value(t)})" for t in self._typical]
-        self._shown: list[dict[Any, str]] = [{} for _ in contract.FEATURES]
+        self._heads: list[dict[Any, str]] = [{} for _ in contract.FEATURES]
 
-    def texts(self, picked: Picked, cleaned: Mapping[str, np.ndarray]) -> list[list[str]]:
+    def texts(self, picked: Picked, cleaned: Mapping[str, np.ndarray]) -> list[Sequence[str]]:
         """Per row, the words of each of its reasons, in order:
         "<description> is <value> (typical applicant: <value>), which raises the probability of
-        default by <points>"; the typical value is shown only when the row's value differs."""
+        default by <points>"; the typical value is shown only when the row's value differs.
+        Rows without reasons share one empty tuple (a list each cost more than the words)."""
         n = len(picked.features)
-        out: list[list[str]] = [[] for _ in range(n)]
+        out: list[Sequence[str]] = [()] * n
         rows = np.flatnonzero(picked.features[:, 0] >= 0)
         if not len(rows):
             return out
         chosen = picked.features[rows].tolist()
         tenths = np.rint(picked.impacts[rows] * 1000).astype(np.int64).clip(0, 1000).tolist()
         used = np.flatnonzero(np.bincount(picked.features[rows].ravel() + 1, minlength=len(contract.NAMES) + 1)[1:])
-        values = {k: cleaned[contract.NAMES[k]][rows].tolist() for k in used.tolist()}
+        values = {}
+        for k in used.tolist():
+            column = cleaned[contract.NAMES[k]][rows]
+            values[k] = (
+                np.where(np.isnan(column), None, column).tolist() if column.dtype.kind == "f" else column.tolist()
+            )
+        heads = self._heads
         for j, i in enumerate(rows.tolist()):
-            words = out[i]
+            words: list[str] = []
+            out[i] = words
             for k, t in zip(chosen[j], tenths[j], strict=True):
                 if k < 0:
                     break
                 value = values[k][j]
-                missing = value is None or value != value
-                typical = self._typical[k]
-                same = typical is None if missing else value == typical
-                words.append(
-                    self._lead[k]
-                    + self._show(k, value, missing)
-                    + ("" if same else self._beside[k])
-                    + _RAISES
-                    + _POINTS[t]
-                )
+                head = heads[k].get(value)
+                if head is None:
+                    head = self._head(k, value)
+                words.append(head + _TAILS[t])
         return out
 
-    def _show(self, k: int, value: Any, missing: bool) -> str:
-        if missing:
-            return "missing"
-        cache = self._shown[k]
-        shown = cache.get(value)
-        if shown is None:
-            if len(cache) >= _CACHE:
-                cache.clear()
-            shown = cache[value] = format_value(value)
-        return shown
+    def _head(self, k: int, value: Any) -> str:
+        """ "<description> is <value>" and the typical value when it differs, kept per feature."""
+        typical = self._typical[k]
+        same = typical is None if value is None else value == typical
+        head = self._lead[k] + format_value(value) + ("" if same else self._beside[k])
+        cache = self._heads[k]
+        if len(cache) >= _CACHE:
+            cache.clear()
+        cache[value] = head
+        return head
 
     def joined(self, picked: Picked, cleaned: Mapping[str, np.ndarray]) -> pa.Array:
         """The reasons of each row as one string, " | " between them ("" for none)."""

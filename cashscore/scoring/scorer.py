@@ -205,7 +205,7 @@ class Scorer:
         """The reasons of every row in `which` (an empty list elsewhere), from the graph's contributions."""
         return self.wording.records(reasons.pick(scores.p, scores.contributions, which), cleaned)
 
-    def reason_lists(self, cleaned: Mapping[str, np.ndarray], scores: Scores, which: np.ndarray) -> list[list[str]]:
+    def reason_lists(self, cleaned: Mapping[str, np.ndarray], scores: Scores, which: np.ndarray) -> list[Sequence[str]]:
         """The words of the reasons of every row in `which` (an empty list elsewhere)."""
         return self.wording.texts(reasons.pick(scores.p, scores.contributions, which), cleaned)
 

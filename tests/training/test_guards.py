@@ -109,3 +109,34 @@ def test_real_model_is_calibrated_bin_by_bin_on_held_out_rows(real_db, real_mode
         predicted, realised, n = p[mine].mean(), y_test[mine].mean(), mine.sum()
         se = np.sqrt(max(predicted * (1 - predicted), 1e-4) / n)
         assert abs(predicted - realised) <= 3 * se + 0.01, (b, predicted, realised, n)
+
+
+def test_a_spy_sampler_inside_cross_validation_sees_only_each_training_fold(trained):
+    from imblearn.under_sampling import RandomUnderSampler
+    from sklearn.base import clone
+    from sklearn.model_selection import StratifiedKFold
+
+    seen: list[np.ndarray] = []
+
+    class Spy(RandomUnderSampler):
+        def fit_resample(self, X, y, **params):
+            seen.append(np.asarray(X, dtype=float).copy())
+            return super().fit_resample(X, y, **params)
+
+    db, _, _ = trained
+    df = trainer.load_training(db)
+    X, y = inputs.frame(df), df["loan_status"].to_numpy(dtype=int)
+    config = options.Config.from_env(quick=True)
+    estimator = trainer.build(config, "lightgbm", "undersample", {})
+    estimator.steps[1] = ("sampler", Spy(random_state=config.seed))
+    folds = StratifiedKFold(3, shuffle=True, random_state=config.seed)
+    part = trainer.TrainingPart(X, y, df["loan_amnt"].to_numpy(dtype=float), folds)
+    p = part.oof(estimator)
+    assert len(p) == len(X)
+    splits = list(folds.split(X, y))
+    assert len(seen) == len(splits)
+    for (train, _), got in zip(splits, seen, strict=True):
+        # Exactly the fold's training rows, preprocessed by a prep fitted on them alone.
+        prep = clone(estimator.named_steps["prep"]).fit(X.iloc[train], y[train])
+        expected = np.asarray(prep.transform(X.iloc[train]), dtype=float)
+        assert got.shape == expected.shape and np.array_equal(got, expected, equal_nan=True)

@@ -8,7 +8,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
 import urllib.request
 
 import msgspec
@@ -324,3 +326,46 @@ def test_a_score_never_depends_on_its_batch(models, trained):
     together = scorer.run(feeds)  # 600 rows: two halves scored at once
     alone = [scorer.run({k: v[i : i + 1] for k, v in feeds.items()})[0] for i in range(len(together))]
     assert together.tolist() == alone
+
+
+def test_reload_to_a_new_version_under_load_fails_no_request(models, trained):
+    old = trained[2].model_version
+    answers: list[tuple[float, int, str]] = []  # (start time, status, model version)
+    stop = threading.Event()
+    body = json.dumps(GOOD).encode()
+
+    def client() -> None:
+        while not stop.is_set():
+            started = time.monotonic()
+            request = urllib.request.Request(
+                f"{base}/v1/score", data=body, headers={"content-type": "application/json"}
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=10) as r:
+                    answers.append((started, r.status, json.loads(r.read())["model_version"]))
+            except urllib.error.HTTPError as exc:
+                answers.append((started, exc.code, ""))
+            except OSError:  # refused, reset, timed out: a failed request all the same
+                answers.append((started, 0, ""))
+
+    with serve_process(models, env={"CASHSCORE_ADMIN_KEY": "admin-k"}) as (base, _):
+        threads = [threading.Thread(target=client) for _ in range(6)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 60
+        while len(answers) < 100 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        new = republish(models, created_at="2031-01-01T00:00:00+00:00")
+        reload = urllib.request.Request(f"{base}/admin/reload", data=b"", headers={"X-Admin-Key": "admin-k"})
+        with urllib.request.urlopen(reload, timeout=30) as r:
+            assert json.loads(r.read())["model_version"] == new
+        switched = time.monotonic()
+        count = len(answers)
+        while len(answers) < count + 100 and time.monotonic() < deadline + 60:
+            time.sleep(0.01)
+        stop.set()
+        for t in threads:
+            t.join(10)
+    assert {status for _, status, _ in answers} == {200}  # not one request failed across the swap
+    assert {version for _, _, version in answers} == {old, new}
+    assert all(version == new for started, _, version in answers if started > switched)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -98,3 +99,14 @@ def fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+# Tests only: a process started with this variable naming a step kills itself there with SIGKILL,
+# so crash tests hit each moment of a swap exactly instead of hoping a random sleep does.
+KILL_AT = "CASHSCORE_TEST_KILL_AT"
+
+
+def fault_point(step: str) -> None:
+    """A named moment of a multi-step write where a crash test may stop the process dead."""
+    if os.environ.get(KILL_AT) == step:
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -14,7 +14,7 @@ from typing import IO
 import duckdb
 
 from cashscore.core import sqlnames
-from cashscore.core.atomic import build_dir, sweep_stale
+from cashscore.core.atomic import build_dir, fault_point, sweep_stale
 from cashscore.core.errors import CashscoreError
 from cashscore.warehouse import views
 from cashscore.warehouse.ddl import create_table
@@ -258,6 +258,7 @@ def restore(
                 if count == 0:
                     raise CashscoreError(f"{path}: the file holds no SQL statement (empty or only comments)")
             loader.finish()
+            fault_point("restore: loaded")
             _check_tables(loader, files)
             for table, expected in loader.rows.items():
                 (got,) = con.execute(f"select count(*) from {sqlnames.qualified('raw', table)}").fetchall()[0]  # type: ignore[misc]
@@ -266,10 +267,13 @@ def restore(
             if not force:
                 _guard(db, loader.rows, max_shrink)
             views.build(con, sql_dir)
+            fault_point("restore: views built")
             audits = views.run_audits(con, sql_dir) if audit else {}
             con.execute("checkpoint")
+        fault_point("restore: closed")
         _drop_wal(db)
         os.replace(target, db)
+        fault_point("restore: swapped")
     return Result(db, dict(loader.rows), time.perf_counter() - started, size, audits)
 
 

@@ -165,33 +165,18 @@ def main() -> None:
             wait_posts(f"http://127.0.0.1:{bare}/v1/score")
             one = json.dumps(APPLICANT)
             # Interleaved rounds, medians reported: the machine's noise hits both sides alike.
-            rounds: dict[str, list[dict[str, float]]] = {
-                "cashscore POST /v1/score": [],
-                "cashscore, decision log off": [],
-                "baseline FastAPI /predict": [],
-                "FastAPI + onnxruntime": [],
-                "bare Litestar, constant": [],
-                "bare Litestar + Scorer.score": [],
+            sides = {
+                "cashscore POST /v1/score": f"http://127.0.0.1:{ours}/v1/score",
+                "cashscore, decision log off": f"http://127.0.0.1:{off}/v1/score",
+                "baseline FastAPI /predict": f"http://127.0.0.1:{base}/predict",
+                "FastAPI + onnxruntime": f"http://127.0.0.1:{base}/predict-onnx",
+                "bare Litestar, constant": f"http://127.0.0.1:{bare}/v1/score",
+                "bare Litestar + Scorer.score": f"http://127.0.0.1:{bare}/v1/score-model",
             }
+            rounds: dict[str, list[dict[str, float]]] = {name: [] for name in sides}
             for _ in range(args.rounds):
-                rounds["cashscore POST /v1/score"].append(
-                    wrk(f"http://127.0.0.1:{ours}/v1/score", one, 16, args.seconds, work)
-                )
-                rounds["cashscore, decision log off"].append(
-                    wrk(f"http://127.0.0.1:{off}/v1/score", one, 16, args.seconds, work)
-                )
-                rounds["baseline FastAPI /predict"].append(
-                    wrk(f"http://127.0.0.1:{base}/predict", one, 16, args.seconds, work)
-                )
-                rounds["FastAPI + onnxruntime"].append(
-                    wrk(f"http://127.0.0.1:{base}/predict-onnx", one, 16, args.seconds, work)
-                )
-                rounds["bare Litestar, constant"].append(
-                    wrk(f"http://127.0.0.1:{bare}/v1/score", one, 16, args.seconds, work)
-                )
-                rounds["bare Litestar + Scorer.score"].append(
-                    wrk(f"http://127.0.0.1:{bare}/v1/score-model", one, 16, args.seconds, work)
-                )
+                for name, url in sides.items():
+                    rounds[name].append(wrk(url, one, 16, args.seconds, work))
             results = {
                 name: {key: statistics.median(r[key] for r in runs) for key in runs[0]} for name, runs in rounds.items()
             }

@@ -157,6 +157,11 @@ def clean_columns(columns: Mapping[str, Any], n: int) -> tuple[dict[str, np.ndar
     return out, problems
 
 
+def as_python(column: np.ndarray) -> list[Any]:
+    """A cleaned column as Python values: floats, canonical strings, None for missing."""
+    return np.where(np.isnan(column), None, column).tolist() if column.dtype.kind == "f" else column.tolist()
+
+
 def clean_record(record: Mapping[str, Any]) -> dict[str, float | str | None]:
     """`clean_columns` for one applicant: numbers as float or None, categories as canonical strings or None."""
     cleaned, _ = clean_columns({name: [record.get(name)] for name in NAMES}, 1)

@@ -63,20 +63,21 @@ def segments(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if SEGMENT.fullmatch(p.name))
 
 
-def _mac(key: bytes | None, digest: str) -> str | None:
-    return hmac.new(key, digest.encode(), hashlib.sha256).hexdigest() if key else None
+def _digest(value: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical(value)).hexdigest()
+
+
+def _mac(key: bytes, digest: str) -> str:
+    return hmac.new(key, digest.encode(), hashlib.sha256).hexdigest()
 
 
 def _signed(value: dict[str, Any], key: bytes | None) -> dict[str, Any]:
-    if key:
-        value = {**value, "mac": _mac(key, hashlib.sha256(canonical(value)).hexdigest())}
-    return value
+    return {**value, "mac": _mac(key, _digest(value))} if key else value
 
 
 def _check_signed(path: Path, value: dict[str, Any], key: bytes | None) -> dict[str, Any]:
     body = {k: v for k, v in value.items() if k != "mac"}
-    expected = _mac(key, hashlib.sha256(canonical(body)).hexdigest())
-    if key and not hmac.compare_digest(str(value.get("mac")), str(expected)):
+    if key and not hmac.compare_digest(str(value.get("mac")), _mac(key, _digest(body))):
         raise CashscoreError(f"{path}: its signature does not match (edited, or another key)")
     return body
 
@@ -93,15 +94,18 @@ def _read_json(path: Path, key: bytes | None) -> dict[str, Any] | None:
     return _check_signed(path, value, key)
 
 
-def _write_json(path: Path, value: dict[str, Any], key: bytes | None) -> None:
+def _write_json(path: Path, value: dict[str, Any], key: bytes | None) -> int:
+    """Replace `path` with `value` (signed), durably; returns the new file's inode."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.write(fd, canonical(_signed(value, key)))
         os.fsync(fd)
+        inode = os.fstat(fd).st_ino
     finally:
         os.close(fd)
     os.replace(tmp, path)
+    return inode
 
 
 def seal(record: dict[str, Any], seq: int, prev: str, key: bytes | None) -> tuple[bytes, str]:
@@ -191,8 +195,7 @@ class DecisionLog:
                     if fresh:
                         fsync_dir(self.folder)
                     head = Head(seq, prev, name, size)
-                _write_json(self.folder / HEAD, head.__dict__, self.key)
-                self._known = (head, os.stat(self.folder / HEAD).st_ino)
+                self._known = (head, _write_json(self.folder / HEAD, head.__dict__, self.key))
             except OSError as exc:
                 self._known = None
                 raise CashscoreError(f"{self.folder}: cannot write the decision log: {exc.strerror}") from None
@@ -210,10 +213,11 @@ class DecisionLog:
         keep_from = today.year * 12 + today.month - 1 - (months - 1)
         with self._locked():
             head = self._recover()
-            old = [p for p in segments(self.folder) if _month(p) < keep_from]
+            found = segments(self.folder)
+            old = [p for p in found if _month(p) < keep_from]
             if not old:
                 return []
-            kept = [p for p in segments(self.folder) if _month(p) >= keep_from]
+            kept = [p for p in found if _month(p) >= keep_from]
             first = next((r for p, _, r in records_in(kept)), None)
             anchor = {"seq": first["seq"], "prev": first["prev"]} if first else {"seq": head.seq + 1, "prev": head.hash}
             _write_json(self.folder / ANCHOR, anchor, self.key)
@@ -255,7 +259,8 @@ class DecisionLog:
         stored = _read_json(self.folder / HEAD, self.key)
         anchor = read_anchor(self.folder, self.key)
         head = Head(**stored) if stored else Head(anchor["seq"] - 1, anchor["prev"], None, 0)
-        last = segments(self.folder)[-1] if segments(self.folder) else None
+        found = segments(self.folder)
+        last = found[-1] if found else None
         if last is None:
             if head.segment is not None:
                 raise CashscoreError(f"{self.folder}: the log's segments are gone (head says {head.segment})")
@@ -344,8 +349,7 @@ def verify(folder: Path, key: str | bytes | None = None) -> Verdict:
             if head is not None and seq == head.get("seq") and prev != head.get("hash"):
                 return Verdict(count, f"record {seq} is not the one the head names: the log was rewritten")
             where = f"{path.name}:{number}"
-            body = {k: v for k, v in record.items() if k not in ("hash", "mac")}
-            digest = hashlib.sha256(canonical(body)).hexdigest()
+            digest = _digest({k: v for k, v in record.items() if k not in ("hash", "mac")})
             if record.get("hash") != digest:
                 return Verdict(count, f"{where}: record {record.get('seq')} was edited (its hash does not match)")
             if key and not hmac.compare_digest(str(record.get("mac")), str(_mac(key, digest))):

@@ -13,7 +13,7 @@ import msgspec
 import numpy as np
 import pyarrow as pa
 
-from cashscore.features import contract
+from cashscore.features import contract, rules
 
 MAX_REASONS = 4
 # A feature is named only when removing its contribution would lower the probability by at least
@@ -98,7 +98,6 @@ class Wording:
     """
 
     def __init__(self, reference: Mapping[str, Any]) -> None:
-        self.reference = dict(reference)
         self._typical = [reference[f.name] for f in contract.FEATURES]
         self._lead = [f"{f.description} is " for f in contract.FEATURES]
         self._beside = [f" (typical applicant: {format_value(t)})" for t in self._typical]
@@ -117,12 +116,7 @@ class Wording:
         chosen = picked.features[rows].tolist()
         tenths = np.rint(picked.impacts[rows] * 1000).astype(np.int64).clip(0, 1000).tolist()
         used = np.flatnonzero(np.bincount(picked.features[rows].ravel() + 1, minlength=len(contract.NAMES) + 1)[1:])
-        values = {}
-        for k in used.tolist():
-            column = cleaned[contract.NAMES[k]][rows]
-            values[k] = (
-                np.where(np.isnan(column), None, column).tolist() if column.dtype.kind == "f" else column.tolist()
-            )
+        values = {k: rules.as_python(cleaned[contract.NAMES[k]][rows]) for k in used.tolist()}
         heads = self._heads
         for j, i in enumerate(rows.tolist()):
             words: list[str] = []
@@ -147,10 +141,6 @@ class Wording:
             cache.clear()
         cache[value] = head
         return head
-
-    def joined(self, picked: Picked, cleaned: Mapping[str, np.ndarray]) -> pa.Array:
-        """The reasons of each row as one string, " | " between them ("" for none)."""
-        return joined(self.texts(picked, cleaned))
 
     def records(self, picked: Picked, cleaned: Mapping[str, np.ndarray]) -> list[list[Reason]]:
         """The API's reasons: per row, a list of `Reason`."""

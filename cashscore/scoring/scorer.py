@@ -82,13 +82,7 @@ def band_array(p: np.ndarray) -> pa.Array:
 
 def cleaned_records(cleaned: Mapping[str, np.ndarray]) -> list[dict[str, Any]]:
     """Cleaned columns as one dict per row: floats, canonical strings, None for missing."""
-    columns = []
-    for name in contract.NAMES:
-        values = cleaned[name]
-        if values.dtype.kind == "f":
-            columns.append(np.where(np.isnan(values), None, values).tolist())
-        else:
-            columns.append(values.tolist())
+    columns = [rules.as_python(cleaned[name]) for name in contract.NAMES]
     return [dict(zip(contract.NAMES, row, strict=True)) for row in zip(*columns, strict=True)]
 
 
@@ -211,7 +205,7 @@ class Scorer:
 
     def reason_texts(self, cleaned: Mapping[str, np.ndarray], scores: Scores, which: np.ndarray) -> pa.Array:
         """The reasons of every row in `which` as one string each, " | " between them ("" elsewhere)."""
-        return self.wording.joined(reasons.pick(scores.p, scores.contributions, which), cleaned)
+        return reasons.joined(self.reason_lists(cleaned, scores, which))
 
     def counter_offers(
         self, cleaned: Mapping[str, np.ndarray], scores: Scores, which: np.ndarray

@@ -100,4 +100,5 @@ def test_rows_without_reasons_join_to_empty_text():
     none = reasons.pick(np.array([0.3, 0.9]), np.array([[-1.0] * 11, [0.0] * 11]), np.array([True, True]))
     assert (none.features == -1).all()
     cleaned = {name: np.array([np.nan, np.nan]) for name in contract.NAMES}
-    assert reasons.Wording({n: None for n in contract.NAMES}).joined(none, cleaned).to_pylist() == ["", ""]
+    wording = reasons.Wording({n: None for n in contract.NAMES})
+    assert reasons.joined(wording.texts(none, cleaned)).to_pylist() == ["", ""]

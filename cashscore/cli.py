@@ -72,12 +72,14 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from cashscore.monitoring.fairness import parse_bands
     from cashscore.training import trainer
 
     trainer.run(
         args.db,
         args.models,
         settings=args.settings.training,
+        age_bands=parse_bands(args.settings.monitoring.age_bands),
         quick=args.quick,
         policy=args.policy,
         lgd=args.lgd,
@@ -144,6 +146,99 @@ def _scoring_connection(db: Path, models: Path, read_only: bool) -> tuple[Any, A
     return con, scorer
 
 
+def _source_query(args: argparse.Namespace) -> str:
+    """The rows --table or --sql names (a table name is checked and quoted, never pasted)."""
+    if args.table:
+        parts = sqlnames.relation_name(args.table, "--table")
+        return f"select * from {'.'.join(sqlnames.quote(p) for p in parts)}"
+    return str(args.sql)
+
+
+def _measure(args: argparse.Namespace) -> Any:
+    """One streamed pass over --table/--sql: drift and fairness of the population, stored unless --no-store."""
+    from cashscore.monitoring import drift, fairness, tables
+
+    bands = fairness.parse_bands(args.age_bands, "--age-bands")
+    con, scorer = _scoring_connection(args.db, args.models, read_only=args.no_store)
+    try:
+        label = f"table {args.table}" if args.table else f"sql {args.sql}"
+        found = drift.measure(con, scorer, _source_query(args), label[:500], bands)
+        if not args.no_store:
+            tables.store(con, found, drift=args.command == "monitor", fairness=args.command == "fairness")
+    finally:
+        con.close()
+    return found
+
+
+def _figure(value: float | None, spec: str) -> str:
+    return "-" if value is None or value != value else format(value, spec)
+
+
+def _as_json(found: Any, leave_out: str) -> str:
+    import msgspec
+
+    content = msgspec.to_builtins(found)  # dataclasses and card structs alike; NaN becomes null below
+    content.pop(leave_out, None)
+    return msgspec.json.encode(content).decode()
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    found = _measure(args)
+    if args.json:
+        print(_as_json(found, leave_out="fairness"))
+    else:
+        print(
+            f"{found.population}: {found.rows:,} rows scored by model {found.model_version}"
+            f" ({found.rejected:,} rejected by the feature contract)"
+        )
+        print(f"{'feature':<28} {'rows':>9} {'PSI':>7} {'chi-square':>12} {'p-value':>9}  status")
+        for d in found.drift:
+            print(
+                f"{d.feature:<28} {d.rows:>9,} {_figure(d.psi, '.4f'):>7} {_figure(d.statistic, ',.1f'):>12} "
+                f"{_figure(d.p_value, '.3g'):>9}  {d.status}"
+            )
+        realised = (
+            f", realised default {found.realised_rate:.2%} over {found.labelled:,} labelled rows"
+            if found.realised_rate is not None
+            else ""
+        )
+        print(f"mean predicted default {_figure(found.mean_predicted, '.2%')}{realised}")
+        print("PSI: ok below 0.1, watch below 0.25, alert from 0.25; the chi-square p-value reads with the row count")
+        if not args.no_store:
+            print("stored in monitoring.drift")
+    order = {"ok": 0, "unknown": 0, "watch": 1, "alert": 2}
+    worst = max((order[d.status] for d in found.drift), default=0)
+    return 3 if args.fail_on and worst >= order[args.fail_on] else 0
+
+
+def cmd_fairness(args: argparse.Namespace) -> int:
+    found = _measure(args)
+    if args.json:
+        print(_as_json(found, leave_out="drift"))
+        return 0
+    print(f"{found.population}: {found.rows:,} rows scored by model {found.model_version}")
+    print(
+        f"{'age band':<12} {'rows':>8} {'approved':>9} {'AIR':>6} {'predicted':>10} {'realised':>9}"
+        f" {'TPR':>6} {'FPR':>6} {'TPR gap':>8} {'FPR gap':>8}"
+    )
+    for b in found.fairness:
+        print(
+            f"{b.band:<12} {b.rows:>8,} {_figure(b.approval_rate, '.1%'):>9}"
+            f" {_figure(b.adverse_impact_ratio, '.2f'):>6}{'*' if b.flagged else ' '}"
+            f"{_figure(b.mean_predicted, '.1%'):>9} {_figure(b.realised_rate, '.1%'):>9}"
+            f" {_figure(b.true_positive_rate, '.2f'):>6} {_figure(b.false_positive_rate, '.2f'):>6}"
+            f" {_figure(b.tpr_gap, '+.2f'):>8} {_figure(b.fpr_gap, '+.2f'):>8}"
+        )
+    print(
+        "AIR: approval rate over the most-approved band's; * below 0.8, the four-fifths rule of US employment"
+        " law, a heuristic for where to look rather than a legal test of credit decisions. TPR: defaulters"
+        " refused; FPR: good payers refused; gaps against the most-approved band."
+    )
+    if not args.no_store:
+        print("stored in monitoring.fairness")
+    return 0
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     import contextlib
 
@@ -155,11 +250,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     out_sink = FileSink(args.out) if args.out is not None else None  # an unknown format fails here, first
     con, scorer = _scoring_connection(args.db, args.models, read_only=args.into is None)
     try:
-        if args.table:
-            parts = sqlnames.relation_name(args.table, "--table")
-            query = f"select * from {'.'.join(sqlnames.quote(p) for p in parts)}"
-        else:
-            query = args.sql
+        query = _source_query(args)
         try:
             total = con.execute(f"select count(*) from ({query})").fetchall()[0][0]
         except Exception as exc:  # duckdb raises many error types; all mean the query is wrong
@@ -446,6 +537,31 @@ def build_parser(settings: config.Settings | None = None) -> argparse.ArgumentPa
     db(p, "database")
     models(p, "model folder")
     p.set_defaults(func=cmd_score)
+
+    for name, what, extra in (
+        ("monitor", "drift of a population against the model's training population (PSI, chi-square)", True),
+        ("fairness", "approval, adverse impact and error rates of a population by age band", False),
+    ):
+        p = sub.add_parser(name, help=what)
+        source = p.add_mutually_exclusive_group(required=True)
+        source.add_argument("--table", help="a table or view, e.g. marts.applicants")
+        source.add_argument("--sql", help="a SELECT returning the contract's columns (and loan_status, when known)")
+        p.add_argument(
+            "--age-bands",
+            default=settings.monitoring.age_bands,
+            help=f"ages where bands start (default {settings.monitoring.age_bands})",
+        )
+        p.add_argument("--no-store", action="store_true", help=f"print only; do not append to monitoring.{name}")
+        p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+        if extra:
+            p.add_argument(
+                "--fail-on",
+                choices=("watch", "alert"),
+                help="exit 3 when a feature or the score reaches this status (for nightly jobs)",
+            )
+        db(p, "database")
+        models(p, "model folder")
+        p.set_defaults(func=cmd_monitor if extra else cmd_fairness, fail_on=None)
 
     p = sub.add_parser("audit", help="verify, replay, export or prune the decision log")
     audit_sub = p.add_subparsers(dest="audit_command", required=True, metavar="ACTION")

@@ -36,8 +36,10 @@ class Feature:
         cap: plausible but extreme values are winsorised to this ceiling.
         categories: canonical spellings, in risk order where the order means something.
         synonyms: other spellings (any case) mapped to a canonical one.
-        monotonic: +1 when a higher value (or a later category) must never lower the risk, 0 when free.
-        monotonic_step: how much "worse" the training checks monotonicity with: a number added, or
+        monotonic: +1 when a higher value (or a later category) must never lower the risk, -1 when it
+            must never raise it, 0 when free.
+        monotonic_step: how much "worse" the training checks monotonicity with: a number added (negative
+            for a -1 feature), or
             the category moved to.
         ordered: the categories are listed in an order that means something (encoded as ranks).
         min_start_age: the value counts years that cannot start before this age: above
@@ -81,6 +83,11 @@ FEATURES: tuple[Feature, ...] = (
         valid_min=18,
         valid_max=100,
         integer=True,
+        # Never a reason to raise the risk of an older applicant (Estatuto da Pessoa Idosa, US
+        # Regulation B): the model is non-increasing in age, and sees it capped at the protected
+        # age (CASHSCORE_PROTECTED_AGE). "Worse" is a year younger.
+        monotonic=-1,
+        monotonic_step=-1.0,
     ),
     Feature(
         "person_income",

@@ -49,6 +49,7 @@ from cashscore.audit import commit
 from cashscore.audit.log import DecisionLog
 from cashscore.core import config
 from cashscore.core.errors import CashscoreError
+from cashscore.monitoring.live import Tracker
 from cashscore.scoring.scorer import BANDS, InvalidApplicant, Scored, Scorer, validate_categories
 
 log = logging.getLogger("cashscore.server")
@@ -165,14 +166,28 @@ def _score_response(scorer: Scorer, result: Scored, contributions: bool = True, 
 async def _score_one(request: Request, record: dict[str, Any], counter_offer: bool = False) -> Score:
     scorer = request.app.state.holder.current()
     try:
-        (result,) = scorer.score([record], counter_offer=counter_offer, inputs=request.app.state.audit is not None)
+        (result,) = scorer.score([record], counter_offer=counter_offer, inputs=_wants_inputs(request))
     except InvalidApplicant as exc:
         raise ValidationException(
             detail=f"Validation failed: {exc}", extra=[{"key": exc.field, "message": exc.message}]
         ) from None
     await _keep(request, scorer, [(None, result)])
+    _watch(request, scorer, [result])
     metrics.decided([result.decision], scorer.version)
     return _score_response(scorer, result, offer=counter_offer)
+
+
+def _wants_inputs(request: Request) -> bool:
+    """The cleaned inputs are kept with each result for the decision log and the live drift window."""
+    return request.app.state.audit is not None or request.app.state.tracker is not None
+
+
+def _watch(request: Request, scorer: Scorer, results: list[Scored]) -> None:
+    """Add answered applicants to the live drift window."""
+    tracker = request.app.state.tracker
+    if tracker is not None and results:
+        records = [r.inputs or {} for r in results]
+        tracker.observe(scorer.version, scorer.model.card.population, records, [r.default_probability for r in results])
 
 
 async def _keep(request: Request, scorer: Scorer, results: list[tuple[Any, Scored]], explained: bool = True) -> None:
@@ -335,10 +350,11 @@ async def score_batch(
         explain=reasons,
         contributions=contributions,
         counter_offer=counter_offer,
-        inputs=request.app.state.audit is not None,
+        inputs=_wants_inputs(request),
     )
     kept = [(rows[pos].id, result) for (pos, _), result in zip(valid, results, strict=True)]
     await _keep(request, scorer, kept, explained=reasons)
+    _watch(request, scorer, results)
     metrics.decided([r.decision for r in results], scorer.version)
     for (pos, _), result in zip(valid, results, strict=True):
         rows[pos].score = _score_response(scorer, result, contributions, counter_offer)
@@ -380,7 +396,9 @@ def dashboard_page(request: Request) -> Response[str]:
     key = request.app.state.api_key
     if key and not _signed_in(request, key):
         return _html(dashboard.login_page(), status=401)
-    return _html(dashboard.render(request.app.state.holder.current().model.card, request.app.state.db))
+    tracker = request.app.state.tracker
+    snapshot = tracker.snapshot() if tracker is not None else (None, {}, 0)
+    return _html(dashboard.render(request.app.state.holder.current().model.card, request.app.state.db, snapshot))
 
 
 @post("/login", include_in_schema=False, status_code=303)
@@ -420,7 +438,10 @@ def ready(request: Request) -> Response[dict[str, str]]:
 
 
 @get("/metrics", tags=["health"], media_type="text/plain; version=0.0.4", sync_to_thread=False)
-def metrics_text() -> bytes:
+def metrics_text(request: Request) -> bytes:
+    tracker = request.app.state.tracker
+    if tracker is not None:
+        tracker.flush()  # this worker's window as of now; the others publish as they score
     return metrics.render()
 
 
@@ -542,6 +563,9 @@ def create_app(
                 "api_key": key,
                 "db": db or conf.paths.db,
                 "audit": None,
+                "tracker": Tracker(conf.monitoring.drift_window, metrics.drift)
+                if conf.monitoring.drift_window > 0
+                else None,
             }
         ),
         lifespan=[lifespan],

@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import msgspec
 from cashscore.features import contract
 
 from cashscore.artefact.card import ModelCard
 from cashscore.core import sqlnames
+from cashscore.monitoring import live as live_module
 from cashscore.warehouse.export import is_lock_conflict, open_waiting
 
 CSS = """
@@ -217,22 +219,164 @@ def _form(reference: dict[str, Any]) -> str:
     return f'<form id="whatif">{"".join(fields)}<button type="submit">Score this applicant</button></form>'
 
 
-def render(card: ModelCard, db: Path | None) -> str:
+# PSI bars are drawn up to this value (anything above is "alert" anyway).
+PSI_SCALE = 0.5
+
+
+def _psi_bar(value: float | None) -> str:
+    """A PSI as a bar on a 0-0.5 scale with the 0.1 (watch) and 0.25 (alert) marks."""
+    width = 180
+    if value is None or value != value:
+        return '<span class="muted">no data</span>'
+    shown = min(value, PSI_SCALE) / PSI_SCALE * width
+    colour = "#1b7a3a" if value < 0.1 else "#b7791f" if value < 0.25 else "#b3261e"
+    marks = "".join(
+        f'<line x1="{mark / PSI_SCALE * width:.1f}" y1="0" x2="{mark / PSI_SCALE * width:.1f}" y2="14" stroke="#555" stroke-dasharray="2"/>'
+        for mark in (0.1, 0.25)
+    )
+    return (
+        f'<svg width="{width}" height="14" role="img" aria-label="PSI {value:.3f}">'
+        f'<rect width="{shown:.1f}" height="14" fill="{colour}"/>{marks}</svg>'
+    )
+
+
+def _status(value: float | None) -> str:
+    if value is None or value != value:
+        return "-"
+    return "ok" if value < 0.1 else "watch" if value < 0.25 else "alert"
+
+
+def _read_monitoring(con: duckdb.DuckDBPyConnection, version: str) -> dict[str, Any]:
+    """The latest drift and fairness measurements stored for this model version (empty when none)."""
+    found: dict[str, Any] = {}
+    for table in ("drift", "fairness"):
+        try:
+            head = con.execute(
+                f"select measured_at, population from monitoring.{table} where model_version = ? "
+                "order by measured_at desc limit 1",
+                [version],
+            ).fetchall()
+        except duckdb.CatalogException:
+            continue
+        if not head:
+            continue
+        cursor = con.execute(
+            f"select * from monitoring.{table} where model_version = ? and measured_at = ? and population = ?",
+            [version, head[0][0], head[0][1]],
+        )
+        names = [d[0] for d in cursor.description]
+        found[table] = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    return found
+
+
+def _monitoring(db: Path | None, version: str) -> dict[str, Any]:
+    if db is None or not db.is_file():
+        return {}
+    try:
+        with open_waiting(db, read_only=True, wait=READ_WAIT_SECONDS) as con:
+            return _read_monitoring(con, version)
+    except duckdb.Error:
+        return {}
+
+
+def _drift_panel(live: tuple[str | None, dict[str, float], int], stored: list[dict[str, Any]] | None) -> str:
+    version, psi, rows = live
+    head = "<tr><th>feature</th><th>PSI (bar to 0.5; marks at 0.1 watch, 0.25 alert)</th><th>status</th></tr>"
+    if rows:
+        few = (
+            f"<p class='muted'>PSI is shown from {live_module.MIN_ROWS} applicants on; fewer say more about the "
+            "sample than the population</p>"
+            if rows < live_module.MIN_ROWS
+            else ""
+        )
+        body = "".join(
+            f"<tr><td>{html.escape(name)}</td><td>{_psi_bar(value)} {'' if value != value else f'{value:.3f}'}</td>"
+            f"<td>{_status(value)}</td></tr>"
+            for name, value in psi.items()
+        )
+        live_html = (
+            f"<h3>Live traffic</h3>{few}<p class='muted'>the latest {rows:,} applicant(s) this worker scored, against "
+            f'the training population of model {html.escape(version or "")}</p><table id="drift-live">{head}{body}</table>'
+        )
+    else:
+        live_html = "<h3>Live traffic</h3><p class='muted'>no applicant scored since the server started</p>"
+    if stored:
+        first = stored[0]
+        body = "".join(
+            f"<tr><td>{html.escape(r['feature'])}</td><td>{_psi_bar(r['psi'])} "
+            f"{'-' if r['psi'] is None else format(r['psi'], '.3f')}</td><td>{html.escape(r['status'])}</td></tr>"
+            for r in stored
+        )
+        batch_html = (
+            f"<h3>Latest batch measurement</h3><p class='muted'>{html.escape(str(first['population']))}: "
+            f"{first['rows']:,} rows, measured {html.escape(str(first['measured_at']))[:19]}"
+            f' (cashscore monitor)</p><table id="drift-batch">{head}{body}</table>'
+        )
+    else:
+        batch_html = (
+            "<h3>Latest batch measurement</h3><p class='muted'>none stored for this model: "
+            "run <code>cashscore monitor --table marts.applicants</code></p>"
+        )
+    return live_html + batch_html
+
+
+def _fairness_panel(card: ModelCard, stored: list[dict[str, Any]] | None) -> str:
+    if stored:
+        rows = stored
+        where = (
+            f"{html.escape(str(rows[0]['population']))}, measured {html.escape(str(rows[0]['measured_at']))[:19]}"
+            " (cashscore fairness)"
+        )
+    else:
+        rows = [msgspec.structs.asdict(b) for b in card.fairness]
+        where = "the held-out test split at training"
+
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1%}"
+
+    def num(value: float | None, spec: str) -> str:
+        return "-" if value is None else format(value, spec)
+
+    body = "".join(
+        f"<tr><td>{html.escape(r['band'])}</td><td>{r['rows']:,}</td>"
+        f'<td><svg width="100" height="12" role="img" aria-label="approval {pct(r["approval_rate"])}">'
+        f'<rect width="{100 * (r["approval_rate"] or 0):.1f}" height="12" fill="#14325c"/></svg> {pct(r["approval_rate"])}</td>'
+        f"<td>{num(r['adverse_impact_ratio'], '.2f')}{' ⚑' if r['flagged'] else ''}</td>"
+        f"<td>{pct(r['mean_predicted'])}</td><td>{pct(r['realised_rate'])}</td>"
+        f"<td>{num(r['tpr_gap'], '+.2f')}</td><td>{num(r['fpr_gap'], '+.2f')}</td></tr>"
+        for r in rows
+    )
+    return (
+        f"<p class='muted'>{where}; protected age {card.protected_age.age:g}: from it on, age never raises the risk</p>"
+        '<table id="fairness"><tr><th>age band</th><th>rows</th><th>approval rate (0-100 %)</th>'
+        "<th>adverse impact ratio</th><th>mean predicted default</th><th>realised default</th>"
+        "<th>TPR gap</th><th>FPR gap</th></tr>"
+        f"{body}</table><p class='muted'>Adverse impact ratio: approval rate over the most-approved band's; ⚑ under "
+        "0.8 (the four-fifths rule of US employment law: a heuristic, not a legal test of credit decisions). "
+        "TPR: defaulters refused; FPR: good payers refused; gaps against the most-approved band.</p>"
+    )
+
+
+def render(card: ModelCard, db: Path | None, live: tuple[str | None, dict[str, float], int] = (None, {}, 0)) -> str:
     """The dashboard page for the serving model.
 
     Args:
         card: the serving model's card.
-        db: the database holding model_eval and scores tables, if any.
+        db: the database holding model_eval, scores and monitoring tables, if any.
+        live: the live drift window: (model version, PSI per feature and score, applicants in it).
 
     Returns:
         HTML text.
     """
     portfolio_text, portfolio = _portfolio(db)
+    stored = _monitoring(db, card.model_version)
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>cashscore dashboard</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head><body>
 <header><h1>cashscore · Alura Cash credit risk</h1></header><main>
 <section><h2>Model</h2>{_model_card(card, db)}</section>
 <section><h2>Portfolio</h2><p>{html.escape(portfolio_text)}</p>{portfolio}</section>
+<section id="drift-panel"><h2>Drift against the training population</h2>{_drift_panel(live, stored.get("drift"))}</section>
+<section id="fairness-panel"><h2>Fairness by age band</h2>{_fairness_panel(card, stored.get("fairness"))}</section>
 <section class="wide"><h2>What if: a new applicant</h2>{_form(card.reference)}<div id="result"></div></section>
 </main><script>{SCRIPT}</script>
 <script type="application/json" id="contract">{html.escape(json.dumps([f.name for f in contract.FEATURES]))}</script>

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 # Paths are labelled by route, never by raw URL, so label cardinality stays bounded.
@@ -35,6 +35,28 @@ LATENCY = Histogram("cashscore_request_seconds", "Request latency.", ["route"], 
 DECISIONS = Counter(
     "cashscore_decisions", "Decisions answered, by outcome and model version.", ["decision", "model_version"]
 )
+
+# Live drift, per worker (each keeps its own window of recent applicants): with several workers
+# every worker's series is kept, labelled with its pid.
+DRIFT = Gauge(
+    "cashscore_drift_psi",
+    "PSI of the latest applicants against the training population, by feature (default_probability: the score).",
+    ["feature", "model_version"],
+    multiprocess_mode="liveall",
+)
+DRIFT_ROWS = Gauge(
+    "cashscore_drift_window_applicants",
+    "Applicants in the live drift window.",
+    ["model_version"],
+    multiprocess_mode="liveall",
+)
+
+
+def drift(version: str, psi: dict[str, float], rows: int) -> None:
+    """Publish a window's PSI per feature."""
+    for feature, value in psi.items():
+        DRIFT.labels(feature, version).set(value)
+    DRIFT_ROWS.labels(version).set(rows)
 
 
 def observe(method: str, route: str, status: int, seconds: float) -> None:

@@ -16,7 +16,7 @@ from cashscore.core.errors import CashscoreError
 from cashscore.features import contract
 
 # Raised whenever a field is added, removed or changes meaning: an older card is refused, not misread.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 class Feature(msgspec.Struct, frozen=True, kw_only=True):
@@ -136,6 +136,7 @@ class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
     approval_rate: float
     seed: int
     tuning_tolerance: float
+    protected_age: float
     test_size: float
     folds: int
     calibration_folds: int
@@ -153,6 +154,53 @@ class Explanation(msgspec.Struct, frozen=True, kw_only=True):
     rows: int
     top1_agreement_treeshap: float
     top4_agreement_treeshap: float
+
+
+class ProtectedAge(msgspec.Struct, frozen=True, kw_only=True):
+    """From `age` on, age never raises the risk: the graph caps age there, and training checked
+    `rows_checked` test applicants (as they are and as if older) for a risk-raising age contribution."""
+
+    age: float
+    rows_checked: int
+    positive_age_contributions: int
+
+
+class Bins(msgspec.Struct, frozen=True, kw_only=True):
+    """How one column of the training population spreads over bins: the reference drift is measured against.
+
+    Numbers: bin i holds edges[i-1] < x <= edges[i] (the first from -inf, the last to +inf), then a
+    bin for missing values. Categories: one bin per label, then missing.
+    """
+
+    name: str
+    kind: str
+    edges: list[float]
+    labels: list[str]
+    shares: list[float]
+
+
+class Population(msgspec.Struct, frozen=True, kw_only=True):
+    """The training part's inputs and out-of-fold probabilities of default, binned."""
+
+    rows: int
+    features: list[Bins]
+    score: Bins
+
+
+class AgeBand(msgspec.Struct, frozen=True, kw_only=True):
+    """Decisions and outcomes of one age band (monitoring/fairness.py)."""
+
+    band: str
+    rows: int
+    approval_rate: float | None
+    adverse_impact_ratio: float | None
+    flagged: bool
+    mean_predicted: float | None
+    realised_rate: float | None
+    true_positive_rate: float | None
+    false_positive_rate: float | None
+    tpr_gap: float | None
+    fpr_gap: float | None
 
 
 class Timings(msgspec.Struct, frozen=True, kw_only=True):
@@ -193,6 +241,9 @@ class ModelCard(msgspec.Struct, frozen=True, kw_only=True):
     parity: Parity
     monotonic_violations: dict[str, int]
     explanation: Explanation
+    protected_age: ProtectedAge
+    population: Population
+    fairness: list[AgeBand]
     config: RunConfig
     timings: Timings
     libraries: dict[str, str]

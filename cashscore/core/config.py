@@ -67,6 +67,11 @@ class TrainingSettings:
     tuning_tolerance: float = setting(
         "CASHSCORE_TUNING_TOLERANCE", 0.001, "CV ROC-AUC within which fewer trees and a better Brier win"
     )
+    protected_age: float = setting(
+        "CASHSCORE_PROTECTED_AGE",
+        60.0,
+        "from this age on, age never raises an applicant's risk (60: Estatuto da Pessoa Idosa; 62: US Regulation B)",
+    )
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,18 @@ class AuditSettings:
 
 
 @dataclass(frozen=True)
+class MonitoringSettings:
+    """How drift and fairness are measured."""
+
+    age_bands: str = setting(
+        "CASHSCORE_AGE_BANDS", "25,35,45,60", "ages where fairness bands start (<25, 25-34, 35-44, 45-59, 60+)"
+    )
+    drift_window: int = setting(
+        "CASHSCORE_DRIFT_WINDOW", 5000, "the server's rolling drift covers this many latest applicants per worker"
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every setting, by concern."""
 
@@ -107,6 +124,7 @@ class Settings:
     training: TrainingSettings = field(default_factory=TrainingSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
+    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
 
 
 def _convert(name: str, kind: str, text: str) -> Any:
@@ -151,13 +169,14 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         training=_read(TrainingSettings, env),
         server=_read(ServerSettings, env),
         audit=_read(AuditSettings, env),
+        monitoring=_read(MonitoringSettings, env),
     )
 
 
 def variables() -> list[tuple[str, Any, str]]:
     """(variable, default, meaning) of every setting, for the README's table and its test."""
     rows = []
-    for cls in (PathSettings, RestoreSettings, TrainingSettings, ServerSettings, AuditSettings):
+    for cls in (PathSettings, RestoreSettings, TrainingSettings, ServerSettings, AuditSettings, MonitoringSettings):
         for f in dataclasses.fields(cls):
             rows.append((f.metadata["env"], f.default, f.metadata["doc"]))
     return rows

@@ -54,6 +54,23 @@ class Outcome:
     seconds: float
 
 
+def open_reader(con: duckdb.DuckDBPyConnection, query: str) -> pa.RecordBatchReader:
+    """The query's rows as a stream of Arrow chunks of CHUNK rows, checked to hold the required fields.
+
+    Raises:
+        CashscoreError: on SQL DuckDB rejects or a result lacking a required column.
+    """
+    try:
+        reader = con.sql(query).to_arrow_reader(CHUNK)
+    except duckdb.Error as exc:
+        raise CashscoreError(f"the query failed: {str(exc).splitlines()[0]}") from None
+    names = reader.schema.names
+    missing = [n for n in contract.REQUIRED if n not in names]
+    if missing:
+        raise CashscoreError(f"the rows lack required column(s) {', '.join(missing)}; have {', '.join(names)}")
+    return reader
+
+
 def score_relation(
     con: duckdb.DuckDBPyConnection,
     scorer: Scorer,
@@ -87,14 +104,8 @@ def score_relation(
         CashscoreError: on SQL DuckDB rejects or a result lacking a required column.
     """
     started = time.perf_counter()
-    try:
-        reader = con.sql(query).to_arrow_reader(CHUNK)
-    except duckdb.Error as exc:
-        raise CashscoreError(f"the query failed: {str(exc).splitlines()[0]}") from None
+    reader = open_reader(con, query)
     names = reader.schema.names
-    missing = [n for n in contract.REQUIRED if n not in names]
-    if missing:
-        raise CashscoreError(f"the rows lack required column(s) {', '.join(missing)}; have {', '.join(names)}")
     counts = {"scored": 0, "rejected": 0, "done": 0}
     # Explaining refusals needs their contributions; one pass over every row with them costs less
     # than a plain pass plus a second one over the refused rows once a fifth or more are refused.

@@ -2,7 +2,12 @@
 
 A second tree ensemble with the model's own trees, one target per input column plus a bias: each
 leaf's weights are what the splits on the way to it added, `value(child) - value(parent)` credited
-to the parent's split feature, and the bias is the root's value. Over a tree they sum to the leaf's
+to the parent's split feature, and the bias is the root's value. A node's value is the mean of its
+leaves weighted by the training rows that reached them (Saabas' own definition, as treeinterpreter
+and SHAP's approximation use): every node is then a weighted mean of its two children, so where
+the trees are monotone in a feature with bounds on whole subtrees (LightGBM's "basic" method), a
+step towards the lower-risk side is never credited as raising the risk. That is what makes the
+protected-age rule hold by construction (training/trainer.py). Over a tree they sum to the leaf's
 value, over the ensemble to the model's log-odds, so the explanation is exactly additive. A last
 target holds the leaf values themselves (the model's log-odds, summed as LightGBM's own converter
 sums them), so the one pass gives the score too: about 1.2 times the cost of a plain score,
@@ -27,8 +32,34 @@ MODES = {
 }
 
 
+def _expected_values(node: dict[str, Any]) -> tuple[float, float]:
+    """Annotate every split node with its row-weighted mean leaf value ("cs_value"); return (value, rows)."""
+    # Iterative post-order: trees of a few hundred leaves would still be fine recursively, but a
+    # hostile dump is not bounded.
+    order: list[dict[str, Any]] = []
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        order.append(current)
+        if "split_feature" in current:
+            stack += [current["left_child"], current["right_child"]]
+    for current in reversed(order):
+        if "split_feature" not in current:
+            current["cs_value"], current["cs_rows"] = float(current["leaf_value"]), float(current.get("leaf_count", 1))
+            continue
+        left, right = current["left_child"], current["right_child"]
+        rows = left["cs_rows"] + right["cs_rows"]
+        current["cs_rows"] = rows
+        current["cs_value"] = (
+            (left["cs_value"] * left["cs_rows"] + right["cs_value"] * right["cs_rows"]) / rows
+            if rows > 0
+            else (left["cs_value"] + right["cs_value"]) / 2
+        )
+    return node["cs_value"], node["cs_rows"]
+
+
 def _value(node: dict[str, Any]) -> float:
-    return float(node["internal_value"] if "split_feature" in node else node["leaf_value"])
+    return float(node["cs_value"])
 
 
 def regressor_attributes(dump: dict[str, Any], n_columns: int) -> dict[str, Any]:
@@ -63,6 +94,7 @@ def regressor_attributes(dump: dict[str, Any], n_columns: int) -> dict[str, Any]
     }
     for tree_id, info in enumerate(dump["tree_info"]):
         root = info["tree_structure"]
+        _expected_values(root)
         ids = itertools.count(1)
         # Depth-first with an explicit stack: (node, its id, contributions so far).
         stack: list[tuple[dict[str, Any], int, dict[int, float]]] = [(root, 0, {})]

@@ -152,6 +152,24 @@ def monotonic_violations(session: Any, X: pd.DataFrame, rows: int = 1000) -> dic
     return found
 
 
+def protected_age_check(session: Any, X: pd.DataFrame, protected_age: float) -> dict[str, Any]:
+    """Every applicant of `X` as they are, and again as if aged the protected age, five years
+    older and the oldest the contract accepts: count those whose age contribution raises the risk
+    (must be 0: the rule holds by construction, this proves the artefact keeps it).
+    """
+    column = contract.NAMES.index(contract.AGE)
+    oldest = contract.BY_NAME[contract.AGE].valid_max or protected_age
+    found, checked = 0, 0
+    for age in (None, protected_age, min(protected_age + 5, oldest), oldest):
+        rows = X[X[contract.AGE] >= protected_age] if age is None else X.assign(**{contract.AGE: np.float32(age)})
+        if rows.empty:
+            continue
+        contributions = session.run(None, inputs.onnx_feeds(rows))[1]
+        found += int(np.sum(contributions[:, column] > 0))
+        checked += len(rows)
+    return {"age": protected_age, "rows_checked": checked, "positive_age_contributions": found}
+
+
 def permutation_importance(session: Any, X: pd.DataFrame, y: np.ndarray, seed: int, repeats: int = 3) -> pd.DataFrame:
     """Mean drop in ROC-AUC when one feature's values are shuffled, through the ONNX model itself."""
     rng = np.random.default_rng(seed)

@@ -39,14 +39,31 @@ def platt(p: np.ndarray, a: float, b: float) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-(a * (np.log(p) - np.log1p(-p)) + b)))
 
 
-def to_onnx(pipeline: Any, a: float, b: float) -> onnx.ModelProto:
-    """Convert a fitted sklearn pipeline to one graph: its preprocessing, then a single tree pass
-    giving the log-odds, the path contributions and the bias, then Platt calibration.
+def _cap_age(graph: onnx.GraphProto, protected_age: float) -> None:
+    """Cap the age input at the protected age before anything reads it (NaN stays NaN: NaN > age is false)."""
+    capped = "cs_age_capped"
+    for node in graph.node:
+        node.input[:] = [capped if name == contract.AGE else name for name in node.input]
+    graph.initializer.append(helper.make_tensor("cs_protected_age", TensorProto.FLOAT, [], [protected_age]))
+    cap = [
+        helper.make_node("Greater", [contract.AGE, "cs_protected_age"], ["cs_age_above"]),
+        helper.make_node("Where", ["cs_age_above", "cs_protected_age", contract.AGE], [capped]),
+    ]
+    rest = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(cap + rest)
+
+
+def to_onnx(pipeline: Any, a: float, b: float, protected_age: float) -> onnx.ModelProto:
+    """Convert a fitted sklearn pipeline to one graph: the age cap, its preprocessing, then a single
+    tree pass giving the log-odds, the path contributions and the bias, then Platt calibration.
 
     Args:
-        pipeline: preprocessing and classifier, without any sampler.
+        pipeline: preprocessing and classifier, without any sampler, fitted on ages capped at
+            `protected_age` (preprocess.protect_age).
         a: calibration slope on the log-odds.
         b: calibration intercept.
+        protected_age: the graph caps its age input here, as the pipeline's training data was.
 
     Returns:
         A model with one input per contract feature and three outputs: `probabilities` [N, 2],
@@ -67,6 +84,7 @@ def to_onnx(pipeline: Any, a: float, b: float) -> onnx.ModelProto:
         target_opset={"": 17, "ai.onnx.ml": 3},
     )
     graph = model.graph
+    _cap_age(graph, protected_age)
     estimator = pipeline.steps[-1][1]
     booster = getattr(estimator, "booster_", None)
     classifier = next((n for n in graph.node if n.op_type == "TreeEnsembleClassifier"), None)

@@ -30,6 +30,7 @@ class Config:
     approval_rate: float
     seed: int
     tuning_tolerance: float
+    protected_age: float
     test_size: float = 0.2
     folds: int = 5
     calibration_folds: int = 5
@@ -55,6 +56,11 @@ class Config:
             raise CashscoreError(f"--margin: {cfg.margin} must lie in (0, 1]")
         if not 0 < cfg.approval_rate < 1:
             raise CashscoreError(f"--approval-rate: {cfg.approval_rate} must lie in (0, 1)")
+        if not 18 <= cfg.protected_age <= 100:
+            raise CashscoreError(
+                f"CASHSCORE_PROTECTED_AGE: {cfg.protected_age:g} must lie within the ages the contract "
+                "accepts, 18 to 100"
+            )
         return cfg
 
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cashscore.features.contract import BY_NAME, CATEGORICAL, FEATURES, NUMERIC
+from cashscore.features.contract import AGE, BY_NAME, CATEGORICAL, FEATURES, NUMERIC
 
 if TYPE_CHECKING:
     from sklearn.compose import ColumnTransformer
@@ -87,6 +87,15 @@ def linear_preprocessor() -> ColumnTransformer:
             ),
         ]
     )
+
+
+def protect_age(X: Any, protected_age: float) -> Any:
+    """The frame the model learns from: age capped at the protected age (missing stays missing).
+
+    The exported graph applies the same cap to its input (onnx_export.to_onnx), so every applicant
+    at or above it is one and the same age to the model.
+    """
+    return X.assign(**{AGE: X[AGE].clip(upper=protected_age)})
 
 
 def output_columns(kind: str) -> list[str]:

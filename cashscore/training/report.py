@@ -79,6 +79,20 @@ def _plots(card: ModelCard, tables: dict[str, pd.DataFrame]) -> list[tuple[str, 
     return plots
 
 
+def _fairness_rows(card: ModelCard) -> str:
+    def cell(value: float | None, spec: str) -> str:
+        return "-" if value is None else format(value, spec)
+
+    return "".join(
+        f"<tr><td>{html.escape(b.band)}</td><td>{b.rows:,}</td><td>{cell(b.approval_rate, '.1%')}</td>"
+        f"<td>{cell(b.adverse_impact_ratio, '.2f')}{' *' if b.flagged else ''}</td>"
+        f"<td>{cell(b.mean_predicted, '.1%')}</td><td>{cell(b.realised_rate, '.1%')}</td>"
+        f"<td>{cell(b.true_positive_rate, '.2f')}</td><td>{cell(b.false_positive_rate, '.2f')}</td>"
+        f"<td>{cell(b.tpr_gap, '+.2f')}</td><td>{cell(b.fpr_gap, '+.2f')}</td></tr>"
+        for b in card.fairness
+    )
+
+
 def render(card: ModelCard, tables: dict[str, pd.DataFrame]) -> str:
     """The report page.
 
@@ -139,6 +153,8 @@ def render(card: ModelCard, tables: dict[str, pd.DataFrame]) -> str:
         f"<tr><td>{html.escape(k)}</td><td>{v:.4f}</td></tr>" for k, v in numbers if isinstance(v, float)
     )
     plots = "".join(f"<div><h3>{html.escape(t)}</h3>{img}</div>" for t, img in _plots(card, tables))
+    fairness = _fairness_rows(card)
+    protected = card.protected_age
     policy = card.threshold
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>cashscore model {html.escape(card.model_version)}</title><style>{STYLE}</style></head><body>
@@ -159,6 +175,19 @@ Decision: deny when the probability of default is at least <b>{policy.value:.4f}
 target approval {policy.approval_rate}).</p>
 <p>ONNX parity on the {card.parity.rows:,} test rows: max |Δp| {card.parity.max_abs_diff:.2e},
 {card.parity.decision_flips} decision flips. Monotonicity violations: {card.monotonic_violations}.</p>
+<h2>Protected age</h2>
+<p>From <b>{protected.age:g}</b> on, age never raises an applicant's risk: the model sees age capped there
+and is non-increasing in age, and its path contributions inherit that sign. Checked on
+{protected.rows_checked:,} test applicants, as they are and as if older:
+{protected.positive_age_contributions} risk-raising age contributions.</p>
+<h2>Fairness by age band (held-out test split)</h2>
+<table><tr><th>age band</th><th>rows</th><th>approval rate</th><th>adverse impact ratio</th>
+<th>mean predicted default</th><th>realised default</th><th>true-positive rate</th><th>false-positive rate</th>
+<th>TPR gap</th><th>FPR gap</th></tr>{fairness}</table>
+<p class="sub">Adverse impact ratio: the band's approval rate over the most-approved band's; flagged (*) under
+0.8, the four-fifths rule of US employment law: a heuristic for where to look, not a legal test of credit
+decisions. A refusal counts as a positive: the true-positive rate is the share of defaulters refused, the
+false-positive rate the share of good payers refused; gaps are against the most-approved band.</p>
 <h2>Held-out test split (used once)</h2><table><tr><th>metric</th><th>value</th></tr>{metric_rows}</table>
 <div class="grid">{plots}</div>
 <h2>Candidates (cross-validated on the training part, samplers inside the folds only)</h2>

@@ -270,6 +270,7 @@ def restore(
             fault_point("restore: views built")
             audits = views.run_audits(con, sql_dir) if audit else {}
             con.execute("checkpoint")
+        _carry_over(db, target, force)
         fault_point("restore: closed")
         _drop_wal(db)
         os.replace(target, db)
@@ -357,6 +358,44 @@ def _check_tables(loader: Loader, files: list[Path]) -> None:
     if missing:
         found = ", ".join(sorted(loader.tables)) or "none"
         raise CashscoreError(f"{names}: the dump lacks table(s) {', '.join(missing)}; tables found: {found}")
+
+
+# History a new dump does not replace: drift and fairness measured over time (monitoring/tables.py).
+KEPT_SCHEMAS = ("monitoring",)
+
+
+def _carry_over(db: Path, target: Path, force: bool) -> None:
+    """Copy the old database's history tables into the new one before the swap.
+
+    Raises:
+        CashscoreError: when the old database cannot be read (nothing is replaced); with --force a
+            file that is not a DuckDB database has no history to keep.
+    """
+    if not db.exists():
+        return
+    con = duckdb.connect(str(target))
+    try:
+        try:
+            con.execute("attach ? as old_db (read_only)", [str(db)])
+        except duckdb.Error as exc:
+            if force:
+                return
+            raise CashscoreError(
+                f"{db}: cannot read its monitoring history to keep it: {str(exc).splitlines()[0]}"
+            ) from None
+        found = con.execute(
+            "select schema_name, table_name from duckdb_tables() where database_name = 'old_db' and schema_name in "
+            f"({', '.join('?' for _ in KEPT_SCHEMAS)}) order by all",
+            list(KEPT_SCHEMAS),
+        ).fetchall()
+        for schema, table in found:
+            con.execute(f"create schema if not exists {sqlnames.quote(schema)}")
+            source = f"old_db.{sqlnames.qualified(schema, table)}"
+            con.execute(f"create table {sqlnames.qualified(schema, table)} as select * from {source}")
+        con.execute("detach old_db")
+        con.execute("checkpoint")
+    finally:
+        con.close()
 
 
 def _drop_wal(db: Path) -> None:

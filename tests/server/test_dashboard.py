@@ -41,6 +41,8 @@ def scored_db(trained, tmp_path):
         )
         == 0
     )
+    for command in ("monitor", "fairness"):
+        assert main([command, "--table", "marts.applicants", "--db", str(db), "--models", str(trained[1])]) == 0
     return db
 
 
@@ -53,6 +55,9 @@ def test_dashboard_renders_model_portfolio_and_form(trained, scored_db):
     assert trained[2].model_version in text
     assert "scores.portfolio" in text and "By grade" in text and "By loan intent" in text
     assert 'aria-label="ROC curve"' in text
+    # Drift and fairness: the stored measurements of `cashscore monitor` and `cashscore fairness`.
+    assert 'id="drift-batch"' in text and "table marts.applicants" in text
+    assert 'id="fairness"' in text and "(cashscore fairness)" in text and "60+" in text
     for name in contract.NAMES:
         assert f'name="{name}"' in text
     assert "http://" not in text and "https://" not in text  # nothing from a CDN: works offline
@@ -101,7 +106,18 @@ def test_dashboard_in_headless_chromium(trained, scored_db):
             decision = page.inner_text("#decision")
             probability = page.inner_text("#probability")
             page.screenshot(path=str(ARTIFACTS / "dashboard-whatif.png"), full_page=True)
+            # The what-if applicant is now in the live drift window.
+            page.goto(base + "/")
+            live_rows = page.locator("#drift-live tr").count()
+            batch_rows = page.locator("#drift-batch tr").count()
+            bands = page.locator("#fairness tr").all_inner_texts()
+            page.locator("#drift-panel").screenshot(path=str(ARTIFACTS / "dashboard-drift.png"))
+            page.locator("#fairness-panel").screenshot(path=str(ARTIFACTS / "dashboard-fairness.png"))
             browser.close()
+        # A header and one row per feature and the score, in both drift tables.
+        assert live_rows == batch_rows == len(contract.NAMES) + 2
+        assert any(b.startswith("<25") for b in bands) and any(b.startswith("60+") for b in bands)
+        assert Path(ARTIFACTS / "dashboard-drift.png").stat().st_size > 10_000
         assert decision in ("approve", "deny")
         assert probability.endswith("%")
         assert Path(ARTIFACTS / "dashboard-whatif.png").stat().st_size > 10_000

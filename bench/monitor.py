@@ -1,0 +1,89 @@
+"""Benchmark `cashscore monitor`: drift and fairness of a synthetic portfolio (default 1,000,000 rows)
+in the same run as its baseline, the scoring pass alone (`score_relation --reasons none`) over the
+same rows, and its memory limit: peak RSS at 10x the rows within 1.3x.
+
+Run: `.venv/bin/python bench/monitor.py --models DIR`
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import duckdb
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _shared import median_seconds  # noqa: E402
+
+from cashscore.artefact import store  # noqa: E402
+from cashscore.core import config  # noqa: E402
+from cashscore.monitoring import drift, fairness  # noqa: E402
+from cashscore.scoring import batch  # noqa: E402
+from cashscore.scoring.scorer import Scorer  # noqa: E402
+from cashscore.warehouse.restore import restore  # noqa: E402
+from cashscore.warehouse.sample import write_sample  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--models", type=Path, default=Path("models"))
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        dump = work / "sample.sql"
+        write_sample(dump, rows=args.rows, seed=7)
+        db = work / "sample.duckdb"
+        restore([dump], db, config.load().paths.sql_dir, say=lambda _: None, audit=False)
+        con = duckdb.connect(str(db))
+        con.execute("create table portfolio as select * from marts.training_set")
+        scorer = Scorer(store.load_verified(args.models))
+        query = "select * from portfolio"
+        found = {}
+
+        def monitor() -> None:
+            found["m"] = drift.measure(con, scorer, query, "bench", fairness.DEFAULT_BANDS)
+
+        def scoring_alone() -> None:
+            batch.score_relation(con, scorer, query, on_scored=lambda _: None, reasons="none")
+
+        times: dict[str, list[float]] = {"monitor": [], "score": []}
+        for _ in range(args.repeat):  # interleaved, so drift on the machine hits both sides alike
+            times["monitor"].append(median_seconds(monitor, 1))
+            times["score"].append(median_seconds(scoring_alone, 1))
+        con.close()
+        rows = found["m"].rows
+        t_monitor, t_score = (sorted(v)[len(v) // 2] for v in times.values())
+        print(f"## cashscore monitor, {rows:,} scored rows (median of {args.repeat})")
+        print(f"monitor (drift + fairness, one pass): {rows / t_monitor:,.0f} rows/s ({t_monitor:.2f} s)")
+        print(f"baseline, scoring alone (--reasons none, no output): {rows / t_score:,.0f} rows/s ({t_score:.2f} s)")
+        print(f"monitor at {t_score / t_monitor:.0%} of scoring alone's rate")
+        con = duckdb.connect(str(db))
+        con.execute("create table big as select * from portfolio, range(10)")
+        con.close()
+        rss_1 = peak_rss(db, args.models, "portfolio")
+        rss_10 = peak_rss(db, args.models, "big")
+        print(f"peak RSS: {rss_1 / 1024:,.0f} MB for {args.rows:,} rows, {rss_10 / 1024:,.0f} MB for 10x "
+              f"({rss_10 / rss_1:.2f}x; the limit is 1.3x: the pass streams)")  # fmt: skip
+
+
+def peak_rss(db: Path, models: Path, table: str) -> int:
+    """Peak resident memory (KiB) of one `cashscore monitor --no-store` process."""
+    probe = (
+        "import resource, subprocess, sys; "
+        "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    command = [sys.executable, "-m", "cashscore.cli", "monitor", "--table", table, "--no-store"]
+    command += ["--db", str(db), "--models", str(models)]
+    done = subprocess.run([sys.executable, "-c", probe, *command], check=True, capture_output=True, text=True)
+    return int(done.stdout.strip())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Drift against the training population and fairness by age, for batch populations and live traffic."""

@@ -1,0 +1,116 @@
+"""Drift of live traffic: the latest applicants a server worker scored, binned as the training
+population is, in a fixed-size ring (memory does not grow with traffic).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from bisect import bisect_left
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from cashscore.artefact.card import Population
+from cashscore.monitoring import population as pop
+from cashscore.monitoring.drift import SCORE
+
+# Below this many applicants a PSI says more about the sample than the population: NaN instead.
+MIN_ROWS = 100
+
+
+class Window:
+    """The bins of the latest `size` applicants, per feature and for the score."""
+
+    def __init__(self, population: Population, size: int, min_rows: int = MIN_ROWS) -> None:
+        self.min_rows = min_rows
+        self.bins = [*population.features, population.score]
+        self.size = max(int(size), 1)
+        # One row per applicant, one column per binned value; filled as a ring.
+        self.codes = np.zeros((self.size, len(self.bins)), dtype=np.int16)
+        self.filled = 0
+        self.position = 0
+        self._lock = threading.Lock()
+        # Per-row binning in plain Python: one applicant is too small for numpy calls to pay off.
+        self._numeric = [
+            (i, b.name, b.edges, len(b.labels) - 1) for i, b in enumerate(self.bins) if b.kind == "numeric"
+        ]
+        self._categories = [
+            (i, b.name, {label: k for k, label in enumerate(b.labels[:-1])}, len(b.labels) - 1)
+            for i, b in enumerate(self.bins)
+            if b.kind != "numeric"
+        ]
+
+    def add(self, records: Sequence[Mapping[str, Any]], probabilities: Sequence[float]) -> None:
+        """Bin cleaned applicants (numbers as floats or None, categories canonical or None) and their PD."""
+        rows = []
+        for record, p in zip(records, probabilities, strict=True):
+            row = [0] * len(self.bins)
+            for i, name, edges, missing in self._numeric:
+                value = p if name == SCORE else record.get(name)
+                row[i] = missing if value is None or value != value else bisect_left(edges, value)
+            for i, name, lookup, missing in self._categories:
+                row[i] = lookup.get(record.get(name), missing)
+            rows.append(row)
+        if not rows:
+            return
+        block = np.asarray(rows, dtype=np.int16)[-self.size :]
+        with self._lock:
+            n = len(block)
+            end = self.position + n
+            if end <= self.size:
+                self.codes[self.position : end] = block
+            else:
+                split = self.size - self.position
+                self.codes[self.position :] = block[:split]
+                self.codes[: n - split] = block[split:]
+            self.position = end % self.size
+            self.filled = min(self.filled + n, self.size)
+
+    def psi(self) -> dict[str, float]:
+        """PSI of every feature and of the score over the window (NaN below `min_rows` applicants)."""
+        with self._lock:
+            codes = self.codes[: self.filled].copy()
+        if len(codes) < max(self.min_rows, 1):
+            return {bins.name: float("nan") for bins in self.bins}
+        out = {}
+        for i, bins in enumerate(self.bins):
+            observed = np.bincount(codes[:, i], minlength=len(bins.labels)).astype(np.float64)
+            out[bins.name] = pop.psi(bins.shares, observed)
+        return out
+
+
+class Tracker:
+    """The serving model's window, replaced when the model changes, published at most once per `every` seconds."""
+
+    def __init__(self, size: int, publish: Callable[[str, dict[str, float], int], None], every: float = 1.0) -> None:
+        self.size = size
+        self.publish = publish
+        self.every = every
+        self.version: str | None = None
+        self.window: Window | None = None
+        self._published = 0.0
+
+    def observe(
+        self, version: str, population: Population, records: Sequence[Mapping[str, Any]], probabilities: Sequence[float]
+    ) -> None:
+        """Add scored applicants to the window of `version` (a new model starts a new window)."""
+        if self.version != version or self.window is None:
+            self.version, self.window = version, Window(population, self.size)
+        self.window.add(records, probabilities)
+        now = time.monotonic()
+        if now - self._published >= self.every:
+            self._published = now
+            self.flush()
+
+    def flush(self) -> None:
+        """Publish the current window's PSI now."""
+        if self.window is not None and self.version is not None:
+            self.publish(self.version, self.window.psi(), self.window.filled)
+
+    def snapshot(self) -> tuple[str | None, dict[str, float], int]:
+        """(model version, PSI per feature and score, applicants in the window)."""
+        if self.window is None:
+            return None, {}, 0
+        return self.version, self.window.psi(), self.window.filled

@@ -1,0 +1,103 @@
+"""The monitoring history in the database: `monitoring.drift` and `monitoring.fairness`, one row per
+feature (or age band) per measurement, appended, never rewritten; `restore` carries them over.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from cashscore.monitoring.drift import Measurement
+
+SCHEMA = "monitoring"
+DRIFT = """
+create table if not exists monitoring.drift (
+    measured_at timestamptz not null,
+    model_version varchar not null,
+    population varchar not null,
+    feature varchar not null,
+    rows bigint not null,
+    psi double,
+    statistic double,
+    p_value double,
+    status varchar not null,
+    mean_predicted double,
+    realised_rate double,
+    labelled bigint not null,
+    rejected bigint not null
+)"""
+FAIRNESS = """
+create table if not exists monitoring.fairness (
+    measured_at timestamptz not null,
+    model_version varchar not null,
+    population varchar not null,
+    band varchar not null,
+    rows bigint not null,
+    approval_rate double,
+    adverse_impact_ratio double,
+    flagged boolean not null,
+    mean_predicted double,
+    realised_rate double,
+    true_positive_rate double,
+    false_positive_rate double,
+    tpr_gap double,
+    fpr_gap double
+)"""
+
+
+def _nan_to_none(value: float | None) -> float | None:
+    return None if value is None or value != value else value
+
+
+def store(con: duckdb.DuckDBPyConnection, found: Measurement, drift: bool = True, fairness: bool = True) -> None:
+    """Append a measurement's rows in one transaction (values as parameters, never as SQL text)."""
+    con.execute("begin")
+    try:
+        con.execute(f"create schema if not exists {SCHEMA}")
+        head = (found.measured_at, found.model_version, found.population)
+        if drift:
+            con.execute(DRIFT)
+            con.executemany(
+                "insert into monitoring.drift values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        *head,
+                        d.feature,
+                        d.rows,
+                        _nan_to_none(d.psi),
+                        _nan_to_none(d.statistic),
+                        _nan_to_none(d.p_value),
+                        d.status,
+                        found.mean_predicted,
+                        found.realised_rate,
+                        found.labelled,
+                        found.rejected,
+                    )
+                    for d in found.drift
+                ],
+            )
+        if fairness:
+            con.execute(FAIRNESS)
+            con.executemany(
+                "insert into monitoring.fairness values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        *head,
+                        b.band,
+                        b.rows,
+                        b.approval_rate,
+                        b.adverse_impact_ratio,
+                        b.flagged,
+                        b.mean_predicted,
+                        b.realised_rate,
+                        b.true_positive_rate,
+                        b.false_positive_rate,
+                        b.tpr_gap,
+                        b.fpr_gap,
+                    )
+                    for b in found.fairness
+                ],
+            )
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise

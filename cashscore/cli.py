@@ -239,12 +239,40 @@ def cmd_fairness(args: argparse.Namespace) -> int:
     return 0
 
 
+def _score_on_spark(args: argparse.Namespace) -> int:
+    if args.input is None or args.out is None:
+        raise CashscoreError("--engine spark reads --input PATH and writes --out PATH (a Parquet folder)")
+    if args.into is not None or args.audit:
+        raise CashscoreError("--into and --audit need the duckdb engine (the decision log is one machine's file)")
+    try:
+        from cashscore.scoring import spark
+    except ImportError as exc:
+        raise CashscoreError(f"--engine spark needs pyspark: pip install 'cashscore[spark]' ({exc})") from None
+    session = spark.session(args.master or "local[*]")
+    try:
+        outcome = spark.score_files(
+            session, args.models, args.input, str(args.out), args.reasons, args.counter_offer, args.input_format
+        )
+    finally:
+        session.stop()
+    print(f"scored {outcome.scored:,} rows into {outcome.out} on Spark in {outcome.seconds:.1f} s")
+    if outcome.rejects:
+        print(f"rejected {outcome.rejected:,} rows that fail the feature contract: {outcome.rejects}")
+    return 0
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     import contextlib
 
     from cashscore.scoring import batch
     from cashscore.scoring.sinks import FileSink, TableSink
 
+    if args.engine == "spark":
+        return _score_on_spark(args)
+    if args.input is not None or args.master is not None or args.input_format is not None:
+        raise CashscoreError("--input, --master and --input-format go with --engine spark")
+    if args.table is None and args.sql is None:
+        raise CashscoreError("say which rows to score: --table NAME or --sql QUERY")
     if args.out is None and args.into is None:
         raise CashscoreError("say where the scores go: --out FILE, --into TABLE, or both")
     out_sink = FileSink(args.out) if args.out is not None else None  # an unknown format fails here, first
@@ -512,10 +540,19 @@ def build_parser(settings: config.Settings | None = None) -> argparse.ArgumentPa
     p.add_argument("--use", metavar="VERSION", help="verify VERSION and make it the current model")
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("score", help="score a DuckDB table or query and write CSV/Parquet/JSON or a table")
-    source = p.add_mutually_exclusive_group(required=True)
+    p = sub.add_parser("score", help="score a DuckDB table or query (or files on Spark) and write the scores")
+    source = p.add_mutually_exclusive_group()
     source.add_argument("--table", help="a table or view, e.g. marts.applicants")
     source.add_argument("--sql", help="a SELECT returning the contract's columns")
+    source.add_argument("--input", help="with --engine spark: Parquet or CSV files (a file, folder or glob)")
+    p.add_argument(
+        "--engine",
+        choices=("duckdb", "spark"),
+        default="duckdb",
+        help="duckdb (default): this machine; spark: Apache Spark, same model and rules (extra 'cashscore[spark]')",
+    )
+    p.add_argument("--master", help="with --engine spark: the Spark master, e.g. local[2] (default local[*])")
+    p.add_argument("--input-format", choices=("parquet", "csv"), help="with --input: by default from the extension")
     p.add_argument("--out", type=Path, help="output file: .csv, .parquet or .json (rejects beside it)")
     p.add_argument("--into", help="store the scores as table scores.NAME instead of (or as well as) a file")
     p.add_argument(

@@ -288,6 +288,37 @@ def load_verified(models: Path, version: str | None = None) -> LoadedModel:
     return LoadedModel(onnx_path, data, card, folder)
 
 
+def shipped_digests(model: LoadedModel) -> dict[str, str]:
+    """sha256 of the model's graph and card, as a verified load read them: what a copy must match."""
+    return {
+        MODEL_FILE: hashlib.sha256(model.onnx_bytes).hexdigest(),
+        META_FILE: hashlib.sha256((model.folder / META_FILE).read_bytes()).hexdigest(),
+    }
+
+
+def load_shipped(files: dict[str, Path], digests: dict[str, str], where: str) -> LoadedModel:
+    """A copy of a verified model's graph and card (on a Spark executor), refused unless both match
+    the digests the driver verified and still give the model's version.
+
+    Raises:
+        CashscoreError: naming `where`, the file and the mismatch.
+    """
+    contents = {}
+    for name in (MODEL_FILE, META_FILE):
+        data = files[name].read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != digests[name]:
+            raise CashscoreError(
+                f"{where}: {name} has sha256 {digest[:12]}…, not the verified {digests[name][:12]}…: "
+                "the shipped model was changed or corrupted"
+            )
+        contents[name] = data
+    card = decode(contents[META_FILE], files[META_FILE])
+    if content_version(contents[MODEL_FILE], card) != card.model_version:
+        raise CashscoreError(f"{where}: the shipped card and model do not give version {card.model_version}")
+    return LoadedModel(files[MODEL_FILE], contents[MODEL_FILE], card, files[MODEL_FILE].parent)
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         value = json.loads(path.read_bytes())

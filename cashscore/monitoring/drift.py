@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from cashscore.artefact.card import AgeBand, Bins, Population
-from cashscore.features import contract, rules
+from cashscore.features import contract
 from cashscore.monitoring import population as pop
 from cashscore.monitoring.fairness import Tally
 from cashscore.scoring import batch
@@ -103,18 +103,11 @@ def measure(
     counts, tally = Counts(scorer.model.card.population), Tally(age_bands)
     p_sum, y_sum = 0.0, 0.0
     for chunk in reader:
-        n = chunk.num_rows
-        columns = {
-            name: chunk.column(name).to_numpy(zero_copy_only=False)
-            for name in contract.NAMES
-            if name in chunk.schema.names
-        }
-        cleaned, problems = rules.clean_columns(columns, n)
-        ok = problems == None  # noqa: E711
+        split = batch.split_chunk(chunk)
+        ok, good = split.ok, split.good
         result.rejected += int((~ok).sum())
         if not ok.any():
             continue
-        good = {k: v[ok] for k, v in cleaned.items()}
         p = scorer.evaluate(good, detail=False).p
         y = _outcomes(chunk.column(contract.TARGET), ok) if labelled else None
         counts.add(good, p)

@@ -54,6 +54,63 @@ class Outcome:
     seconds: float
 
 
+@dataclass
+class Chunk:
+    """One chunk of input rows after the contract's rules: the rows kept, their cleaned columns, and
+    the rejected rows with their `reject_reason` (None when every row passed)."""
+
+    kept: pa.RecordBatch
+    good: dict[str, np.ndarray]
+    ok: np.ndarray
+    rejected: pa.Table | None
+
+
+def split_chunk(batch: pa.RecordBatch) -> Chunk:
+    """Apply the contract's rules to a chunk's columns and split the rows they reject from the rest."""
+    names = batch.schema.names
+    columns = {name: batch.column(name).to_numpy(zero_copy_only=False) for name in contract.NAMES if name in names}
+    cleaned, problems = rules.clean_columns(columns, batch.num_rows)
+    ok = problems == None  # noqa: E711
+    rejected = None
+    if (~ok).any():
+        bad = pa.Table.from_batches([batch.filter(pa.array(~ok))])
+        rejected = bad.append_column("reject_reason", pa.array(problems[~ok].tolist(), pa.string()))
+    good = {k: v[ok] for k, v in cleaned.items()}
+    return Chunk(batch.filter(pa.array(ok)), good, ok, rejected)
+
+
+def decide_chunk(
+    scorer: Scorer, chunk: Chunk, scores: Scores, reasons: str, counter_offer: bool
+) -> tuple[pa.Table, list[Any] | None, np.ndarray]:
+    """The kept rows with the columns `cashscore score` adds: default_probability, decision,
+    risk_band, reasons, model_version (and the counter-offer's two).
+
+    Returns:
+        (the table, each explained row's reasons or None when none were asked for, which rows were explained).
+    """
+    p = scores.p
+    deny = p >= scorer.threshold
+    which = {"all": np.ones(len(p), bool), "deny": deny, "none": np.zeros(len(p), bool)}[reasons]
+    lists = scorer.reason_lists(chunk.good, scores, which) if which.any() else None
+    texts = reasons_module.joined(lists) if lists is not None else pa.repeat("", len(p))
+    table = pa.Table.from_batches([chunk.kept])
+    for name, values in (
+        ("default_probability", pa.array(p, pa.float64())),
+        ("decision", pc.if_else(pa.array(deny), "deny", "approve")),
+        ("risk_band", band_array(p)),
+        ("reasons", texts),
+        ("model_version", pa.repeat(scorer.version, len(p))),
+    ):
+        table = table.append_column(name, values)
+    if counter_offer:
+        offers = scorer.counter_offers(chunk.good, scores, deny)
+        amounts = [o["loan_amnt"] if o else None for o in offers]
+        probabilities = [o["default_probability"] if o else None for o in offers]
+        table = table.append_column("counter_offer_amount", pa.array(amounts, pa.float64()))
+        table = table.append_column("counter_offer_probability", pa.array(probabilities, pa.float64()))
+    return table, lists, which
+
+
 def open_reader(con: duckdb.DuckDBPyConnection, query: str) -> pa.RecordBatchReader:
     """The query's rows as a stream of Arrow chunks of CHUNK rows, checked to hold the required fields.
 
@@ -105,55 +162,30 @@ def score_relation(
     """
     started = time.perf_counter()
     reader = open_reader(con, query)
-    names = reader.schema.names
     counts = {"scored": 0, "rejected": 0, "done": 0}
     # Explaining refusals needs their contributions; one pass over every row with them costs less
     # than a plain pass plus a second one over the refused rows once a fifth or more are refused.
     detail = reasons != "none"
 
-    def prepare(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, dict[str, np.ndarray], np.ndarray, Future]:
-        n = batch.num_rows
-        columns = {name: batch.column(name).to_numpy(zero_copy_only=False) for name in contract.NAMES if name in names}
-        cleaned, problems = rules.clean_columns(columns, n)
-        ok = problems == None  # noqa: E711
-        if (~ok).any():
-            counts["rejected"] += int((~ok).sum())
+    def prepare(batch: pa.RecordBatch) -> tuple[Chunk, Future]:
+        chunk = split_chunk(batch)
+        if chunk.rejected is not None:
+            counts["rejected"] += chunk.rejected.num_rows
             if on_rejected is not None:
-                bad = pa.Table.from_batches([batch.filter(pa.array(~ok))])
-                on_rejected(bad.append_column("reject_reason", pa.array(problems[~ok].tolist(), pa.string())))
-        good = {k: v[ok] for k, v in cleaned.items()}
-        return batch.filter(pa.array(ok)), good, ok, _AHEAD.submit(scorer.evaluate, good, detail)
+                on_rejected(chunk.rejected)
+        return chunk, _AHEAD.submit(scorer.evaluate, chunk.good, detail)
 
-    def finish(kept: pa.RecordBatch, good: dict[str, np.ndarray], ok: np.ndarray, running: Future) -> None:
-        scores = running.result()
-        p = scores.p
-        deny = p >= scorer.threshold
-        which = {"all": np.ones(len(p), bool), "deny": deny, "none": np.zeros(len(p), bool)}[reasons]
-        lists = scorer.reason_lists(good, scores, which) if which.any() else None
-        texts = reasons_module.joined(lists) if lists is not None else pa.repeat("", len(p))
-        table = pa.Table.from_batches([kept])
-        for name, values in (
-            ("default_probability", pa.array(p, pa.float64())),
-            ("decision", pc.if_else(pa.array(deny), "deny", "approve")),
-            ("risk_band", band_array(p)),
-            ("reasons", texts),
-            ("model_version", pa.repeat(scorer.version, len(p))),
-        ):
-            table = table.append_column(name, values)
-        if counter_offer:
-            offers = scorer.counter_offers(good, scores, deny)
-            amounts = [o["loan_amnt"] if o else None for o in offers]
-            probabilities = [o["default_probability"] if o else None for o in offers]
-            table = table.append_column("counter_offer_amount", pa.array(amounts, pa.float64()))
-            table = table.append_column("counter_offer_probability", pa.array(probabilities, pa.float64()))
+    def finish(chunk: Chunk, running: Future) -> None:
+        table, lists, which = decide_chunk(scorer, chunk, running.result(), reasons, counter_offer)
         if on_decided is not None and table.num_rows:
             asked = which.tolist()
-            why = [lists[i] if asked[i] else None for i in range(len(p))] if lists is not None else [None] * len(p)
-            on_decided(table, cleaned_records(good), why)
+            n = table.num_rows
+            why = [lists[i] if asked[i] else None for i in range(n)] if lists is not None else [None] * n
+            on_decided(table, cleaned_records(chunk.good), why)
         if table.num_rows:
             on_scored(table)
         counts["scored"] += table.num_rows
-        counts["done"] += len(ok)
+        counts["done"] += len(chunk.ok)
         if progress:
             progress(counts["done"])
 

@@ -5,6 +5,7 @@ Nothing here knows about HTTP; the server, the batch scorer and tests call these
 
 from __future__ import annotations
 
+import sys
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -122,7 +123,7 @@ class Scorer:
     explain. The API's single applicant is a one-row call.
     """
 
-    def __init__(self, model: LoadedModel, threads: int = 1) -> None:
+    def __init__(self, model: LoadedModel, threads: int = 1, split: bool = True) -> None:
         options = onnxruntime.SessionOptions()
         # One thread per request keeps latency flat when the other core serves another worker.
         options.intra_op_num_threads = threads
@@ -135,6 +136,8 @@ class Scorer:
             plain.SerializeToString(), options, providers=["CPUExecutionProvider"]
         )
         self.model = model
+        # Where one process owns one core (a Spark Python worker), a call never splits across two.
+        self.split_rows = SPLIT_ROWS if split else sys.maxsize
         self.version = model.version
         self.threshold = model.threshold
         self.reference = rules.clean_record(model.card.reference)
@@ -184,10 +187,9 @@ class Scorer:
         base = np.concatenate([o[2][:, 0] for o in outputs]).astype(np.float64)
         return p, contributions, base
 
-    @staticmethod
-    def _run(session: onnxruntime.InferenceSession, feeds: Mapping[str, np.ndarray]) -> list[Any]:
+    def _run(self, session: onnxruntime.InferenceSession, feeds: Mapping[str, np.ndarray]) -> list[Any]:
         n = len(next(iter(feeds.values())))
-        if n < SPLIT_ROWS:
+        if n < self.split_rows:
             return [session.run(None, dict(feeds))]
         half = n // 2
         parts = [{k: v[:half] for k, v in feeds.items()}, {k: v[half:] for k, v in feeds.items()}]

@@ -1,0 +1,274 @@
+"""Score files on Apache Spark with the same artefact, rules and code as `cashscore score`.
+
+Spark reads the rows (Parquet or CSV: a file, a folder or a glob); each Python worker verifies the
+shipped model against the digests the driver verified, keeps one single-threaded onnxruntime
+session, and scores every Arrow batch with `batch.split_chunk` and `batch.decide_chunk`, the
+functions the DuckDB path runs. Scored rows are written as Parquet with exactly the columns
+`cashscore score` writes; rejected rows go to `OUT.rejects` with their `reject_reason`.
+
+Also a `spark-submit` entry point: `spark-submit [--master URL] cashscore/scoring/spark.py --input
+PATH --out PATH --models DIR` (see the README's "Scoring on Spark").
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+import uuid
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from cashscore.artefact import store
+from cashscore.core.errors import CashscoreError
+from cashscore.features import contract
+
+# Columns `decide_chunk` adds, in its order, and their Arrow types.
+SCORED = (
+    ("default_probability", pa.float64()),
+    ("decision", pa.string()),
+    ("risk_band", pa.string()),
+    ("reasons", pa.string()),
+    ("model_version", pa.string()),
+)
+OFFER = (("counter_offer_amount", pa.float64()), ("counter_offer_probability", pa.float64()))
+REJECT = "reject_reason"
+# Rows per Arrow batch handed to a Python worker: large enough that onnxruntime's per-call cost
+# vanishes, small enough to keep a worker's memory flat.
+BATCH_ROWS = 20_000
+# Input splits per core: small enough that the last wave of tasks does not leave cores idle.
+SPLITS_PER_CORE = 4
+
+# pyspark checks the pandas version whenever Arrow is used, and warns about pandas 3, which
+# cashscore's Arrow-only path never hands a frame to.
+warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
+
+# One scorer per Python worker and model digest: workers are reused across tasks.
+_SCORERS: dict[str, Any] = {}
+
+
+@dataclass
+class Outcome:
+    scored: int
+    rejected: int
+    seconds: float
+    out: str
+    rejects: str | None
+
+
+def _executor_scorer(digests: dict[str, str]) -> Any:
+    """The worker's scorer for the shipped model, verified once per worker."""
+    key = digests[store.MODEL_FILE]
+    if key not in _SCORERS:
+        from pyspark import SparkFiles
+
+        from cashscore.scoring.scorer import Scorer
+
+        files = {name: Path(SparkFiles.get(name)) for name in (store.MODEL_FILE, store.META_FILE)}
+        where = f"Spark executor (pid {os.getpid()})"
+        _SCORERS[key] = Scorer(store.load_shipped(files, digests, where), threads=1, split=False)
+    return _SCORERS[key]
+
+
+def score_batches(
+    batches: Iterator[pa.RecordBatch], digests: dict[str, str], schema: pa.Schema, reasons: str, counter_offer: bool
+) -> Iterator[pa.RecordBatch]:
+    """mapInArrow's function: every input batch becomes its scored rows (reject_reason null) and its
+    rejected rows (scored columns null), in the one output schema."""
+    from cashscore.scoring import batch as chunks
+
+    scorer = _executor_scorer(digests)
+    detail = reasons != "none"
+    for rows in batches:
+        chunk = chunks.split_chunk(rows)
+        if chunk.kept.num_rows:
+            scores = scorer.evaluate(chunk.good, detail)
+            table, _, _ = chunks.decide_chunk(scorer, chunk, scores, reasons, counter_offer)
+            table = table.append_column(REJECT, pa.nulls(table.num_rows, pa.string()))
+            yield from table.select(schema.names).cast(schema).to_batches()
+        if chunk.rejected is not None:
+            bad = chunk.rejected
+            columns = [
+                bad.column(name) if name in bad.schema.names else pa.nulls(bad.num_rows, schema.field(name).type)
+                for name in schema.names
+            ]
+            yield from pa.Table.from_arrays(columns, schema=schema).to_batches()
+
+
+def _reader(spark: Any, path: str, fmt: str | None) -> Any:
+    kind = fmt or ("csv" if path.rstrip("/*").lower().endswith((".csv", ".csv.gz")) else "parquet")
+    try:
+        if kind == "csv":
+            # Every value as text: the contract's rules read numbers from text exactly as they do
+            # for DuckDB's CSV rows, and refuse what is not one.
+            return spark.read.option("header", True).option("inferSchema", False).csv(path)
+        return spark.read.parquet(path)
+    except Exception as exc:  # AnalysisException and Py4J errors: the path or its format is wrong
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CashscoreError(f"--input {path}: Spark cannot read it as {kind}: {first[:300]}") from None
+
+
+def _is_local(path: str) -> bool:
+    return "://" not in path or path.startswith("file://")
+
+
+def _local(path: str) -> Path:
+    return Path(path.removeprefix("file://"))
+
+
+def session(master: str | None, app: str = "cashscore score") -> Any:
+    """A Spark session: `master` (e.g. local[2], spark://host:7077) or the one spark-submit set up.
+
+    In local mode the Python workers run this interpreter, so they see the same cashscore.
+    """
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName(app)
+    if master:
+        builder = builder.master(master)
+    builder = builder.config("spark.sql.execution.arrow.maxRecordsPerBatch", str(BATCH_ROWS))
+    builder = builder.config("spark.ui.showConsoleProgress", "false")
+    try:
+        spark = builder.getOrCreate()
+    except Exception as exc:  # no Java, a master that does not answer
+        raise CashscoreError(f"Spark did not start (master {master or 'from spark-submit'}): {exc}") from None
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def score_files(
+    spark: Any,
+    models: Path,
+    source: str,
+    out: str,
+    reasons: str = "deny",
+    counter_offer: bool = False,
+    input_format: str | None = None,
+    ship: Path | None = None,
+) -> Outcome:
+    """Score every row of `source` on Spark and write Parquet to `out` (rejects to `out.rejects`).
+
+    Args:
+        spark: the session.
+        models: the model folder; the current version is verified here, on the driver.
+        source: a Parquet or CSV file, folder or glob (any URI Spark reads).
+        out: the output folder; a local one is replaced atomically, only when the job succeeds.
+        reasons: all, deny or none, as `cashscore score --reasons`.
+        counter_offer: add the counter-offer columns.
+        input_format: parquet or csv; by default from the extension (folders: parquet).
+        ship: the graph file to ship instead of the verified one (tests: a corrupted copy).
+
+    Raises:
+        CashscoreError: on a path Spark cannot read, missing required columns, a model the
+            executors refuse, or a failed job; a local `out` is then left as it was.
+    """
+    started = time.perf_counter()
+    model = store.load_verified(models)
+    digests = store.shipped_digests(model)
+    df = _reader(spark, source, input_format)
+    missing = [n for n in contract.REQUIRED if n not in df.columns]
+    if missing:
+        raise CashscoreError(
+            f"--input {source}: lacks required column(s) {', '.join(missing)}; has {', '.join(df.columns)}"
+        )
+    if REJECT in df.columns or any(name in df.columns for name, _ in SCORED):
+        raise CashscoreError(f"--input {source}: already holds output columns ({REJECT} or {SCORED[0][0]}...)")
+    spark.sparkContext.addFile(str(ship or model.path))
+    spark.sparkContext.addFile(str(model.folder / store.META_FILE))
+    spark.conf.set("spark.sql.files.minPartitionNum", str(SPLITS_PER_CORE * spark.sparkContext.defaultParallelism))
+
+    from pyspark.sql import functions as F
+    from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
+    from pyspark.storagelevel import StorageLevel
+
+    added = [*SCORED, *(OFFER if counter_offer else ()), (REJECT, pa.string())]
+    arrow_in = to_arrow_schema(df.schema)
+    arrow_out = pa.schema([*arrow_in, *(pa.field(n, t) for n, t in added)])
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        return score_batches(batches, digests, arrow_out, reasons, counter_offer)
+
+    scored = df.mapInArrow(run, from_arrow_schema(arrow_out)).persist(StorageLevel.DISK_ONLY)
+    tag = uuid.uuid4().hex[:8]
+    try:
+        try:
+            counts = {row[0]: row[1] for row in scored.groupBy(F.col(REJECT).isNull()).count().collect()}
+        except Exception as exc:  # the executors' error arrives wrapped in Py4J / PythonException text
+            raise CashscoreError(f"the Spark job failed: {_executor_message(exc)}") from None
+        n_scored, n_rejected = counts.get(True, 0), counts.get(False, 0)
+        targets = [(out, scored.filter(F.col(REJECT).isNull()).drop(REJECT), n_scored)]
+        rejects = out.rstrip("/") + ".rejects"
+        keep = [*df.columns, REJECT]
+        targets.append((rejects, scored.filter(F.col(REJECT).isNotNull()).select(*keep), n_rejected))
+        for target, frame, count in targets:
+            if count == 0 and target == rejects:
+                if _is_local(rejects) and _local(rejects).exists():
+                    shutil.rmtree(_local(rejects))  # a stale one would describe another run
+                continue
+            _write(frame, target, tag)
+    finally:
+        scored.unpersist()
+    return Outcome(n_scored, n_rejected, time.perf_counter() - started, out, rejects if n_rejected else None)
+
+
+def _write(frame: Any, target: str, tag: str) -> None:
+    """Write Parquet; a local folder is built beside the target and swapped in when complete."""
+    if not _is_local(target):
+        frame.write.mode("overwrite").parquet(target)
+        return
+    final = _local(target)
+    building = final.with_name(f".{final.name}.{tag}.building")
+    frame.write.mode("errorifexists").parquet(str(building))
+    if final.exists():
+        old = final.with_name(f".{final.name}.{tag}.old")
+        os.replace(final, old)
+        os.replace(building, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(building, final)
+
+
+def _executor_message(exc: Exception) -> str:
+    """The CashscoreError an executor raised, out of the Java stack trace around it."""
+    text = str(exc)
+    for line in text.splitlines():
+        if "CashscoreError:" in line:
+            return line.split("CashscoreError:", 1)[1].strip()
+    return text.strip().splitlines()[0][:500] if text.strip() else type(exc).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    """spark-submit entry point: the same flags as `cashscore score --engine spark`."""
+    parser = argparse.ArgumentParser(prog="cashscore-spark", description="score files on Spark")
+    parser.add_argument("--input", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--models", type=Path, default=Path("models"))
+    parser.add_argument("--master", help="default: what spark-submit set")
+    parser.add_argument("--reasons", choices=("all", "deny", "none"), default="deny")
+    parser.add_argument("--counter-offer", action="store_true")
+    parser.add_argument("--input-format", choices=("parquet", "csv"))
+    args = parser.parse_args(argv)
+    try:
+        spark = session(args.master)
+        outcome = score_files(
+            spark, args.models, args.input, args.out, args.reasons, args.counter_offer, args.input_format
+        )
+    except CashscoreError as exc:
+        print(f"cashscore spark: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"scored {outcome.scored:,} rows into {outcome.out} in {outcome.seconds:.1f} s")
+    if outcome.rejects:
+        print(f"rejected {outcome.rejected:,} rows that fail the feature contract: {outcome.rejects}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

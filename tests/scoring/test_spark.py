@@ -1,0 +1,140 @@
+"""`cashscore score --engine spark`: the same artefact on Spark (local[2]) gives exactly what the DuckDB path gives."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+from cashscore.artefact import store
+from cashscore.cli import main
+from cashscore.core.errors import CashscoreError
+
+pytestmark = [pytest.mark.slow, pytest.mark.spark]
+
+
+@pytest.fixture(scope="module")
+def spark():
+    if shutil.which("java") is None or not _has_pyspark():
+        if os.environ.get("CI"):
+            pytest.fail("CI must install pyspark (make install: the [spark] extra) and Java (.ci/run)")
+        pytest.skip("pyspark or Java is not installed (make install adds pyspark; Debian: openjdk-17-jre-headless)")
+    from cashscore.scoring import spark as engine
+
+    session = engine.session("local[2]", app="cashscore tests")
+    yield session
+    session.stop()
+
+
+def _has_pyspark() -> bool:
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _duckdb_scores(db: Path, models: Path, source: str, out: Path, *extra: str) -> tuple:
+    reader = "read_csv" if source.endswith(".csv") else "read_parquet"
+    query = f"select * from {reader}('{source}')"
+    assert main(["score", "--sql", query, "--db", str(db), "--models", str(models), "--out", str(out), *extra]) == 0
+    rejects = out.with_name(f"{out.stem}.rejects{out.suffix}")
+    return pq.read_table(out).sort_by("loan_id"), pq.read_table(rejects).sort_by("loan_id")
+
+
+def _spark_scores(out: str) -> tuple:
+    return (
+        ds.dataset(out, format="parquet").to_table().sort_by("loan_id"),
+        ds.dataset(out + ".rejects", format="parquet").to_table().sort_by("loan_id"),
+    )
+
+
+def _export(db: Path, out: Path) -> Path:
+    assert main(["export", "--db", str(db), "--out", str(out)]) == 0
+    return out
+
+
+def test_spark_equals_cashscore_score_on_every_real_applicant(spark, real_db, real_model, tmp_path):
+    from cashscore.scoring import spark as engine
+
+    source = _export(real_db, tmp_path / "applicants.parquet")
+    flags = ("--reasons", "all", "--counter-offer")
+    duck, duck_rejects = _duckdb_scores(real_db, real_model, str(source), tmp_path / "duck.parquet", *flags)
+    outcome = engine.score_files(spark, real_model, str(source), str(tmp_path / "spark"), "all", True)
+    scored, rejects = _spark_scores(str(tmp_path / "spark"))
+    assert (outcome.scored, outcome.rejected) == (duck.num_rows, duck_rejects.num_rows) == (33_190, 1_299)
+    # Exactly the columns `cashscore score` writes, in its order and types, and every value equal:
+    # probabilities to the bit, decisions, bands, reasons, counter-offers; the rejects and their reasons.
+    assert scored.schema == duck.schema
+    assert scored.equals(duck)
+    assert rejects.schema == duck_rejects.schema and rejects.equals(duck_rejects)
+
+
+def test_csv_input_and_the_command_line(trained, tmp_path):
+    """The CLI in its own process (its own JVM): CSV in, the same answers as the DuckDB path."""
+    if shutil.which("java") is None or not _has_pyspark():
+        if os.environ.get("CI"):
+            pytest.fail("CI must install pyspark and Java")
+        pytest.skip("pyspark or Java is not installed")
+    db, models = trained[0], trained[1]
+    source = tmp_path / "applicants.csv"
+    _export(db, source)
+    duck, duck_rejects = _duckdb_scores(db, models, str(source), tmp_path / "duck.parquet", "--reasons", "all")
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "cashscore.cli", "score", "--engine", "spark", "--master", "local[2]",
+               "--input", str(source), "--out", str(out), "--models", str(models), "--reasons", "all"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"scored {duck.num_rows:,} rows into {out}" in done.stdout
+    scored, rejects = _spark_scores(str(out))
+    assert scored.schema.names == duck.schema.names
+    for column in ("loan_id", "default_probability", "decision", "risk_band", "reasons"):
+        assert scored.column(column).to_pylist() == duck.column(column).to_pylist(), column
+    assert rejects.column("reject_reason").to_pylist() == duck_rejects.column("reject_reason").to_pylist()
+
+
+def test_a_corrupted_model_is_refused_on_the_executors(spark, trained, tmp_path):
+    from cashscore.scoring import spark as engine
+
+    db, models = trained[0], trained[1]
+    source = _export(db, tmp_path / "applicants.parquet")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "previous.parquet").write_bytes(b"the last good run")
+    corrupted = tmp_path / "copy" / store.MODEL_FILE
+    corrupted.parent.mkdir()
+    data = bytearray(store.load_verified(models).onnx_bytes)
+    data[len(data) // 2] ^= 0xFF
+    corrupted.write_bytes(bytes(data))
+    with pytest.raises(CashscoreError, match=r"Spark executor .*cashscore.onnx has sha256 .* changed or corrupted"):
+        engine.score_files(spark, models, str(source), str(out), "none", ship=corrupted)
+    assert (out / "previous.parquet").read_bytes() == b"the last good run"  # the old output is untouched
+
+
+def test_bad_input_is_refused_by_name(spark, trained, tmp_path):
+    from cashscore.scoring import spark as engine
+
+    db, models = trained[0], trained[1]
+    with pytest.raises(CashscoreError, match="--input .*missing.parquet: Spark cannot read it"):
+        engine.score_files(spark, models, str(tmp_path / "missing.parquet"), str(tmp_path / "o"))
+    partial = tmp_path / "partial.parquet"
+    spark.range(3).withColumnRenamed("id", "person_age").write.parquet(str(partial))
+    with pytest.raises(CashscoreError, match="lacks required column"):
+        engine.score_files(spark, models, str(partial), str(tmp_path / "o"))
+    assert not (tmp_path / "o").exists()
+
+
+def test_spark_flags_are_checked(trained, tmp_path, capsys):
+    models = str(trained[1])
+    assert main(["score", "--engine", "spark", "--out", str(tmp_path / "o"), "--models", models]) == 1
+    assert "--input" in capsys.readouterr().err
+    assert main(["score", "--input", "x.parquet", "--out", str(tmp_path / "o.parquet"), "--models", models]) == 1
+    assert "--engine spark" in capsys.readouterr().err
+    assert main(["score", "--engine", "spark", "--input", "x", "--out", "o", "--into", "t", "--models", models]) == 1
+    assert "--into and --audit" in capsys.readouterr().err

@@ -120,7 +120,7 @@ def test_a_corrupted_model_is_refused_on_the_executors(spark, trained, tmp_path)
 def test_bad_input_is_refused_by_name(spark, trained, tmp_path):
     from cashscore.scoring import spark as engine
 
-    db, models = trained[0], trained[1]
+    models = trained[1]
     with pytest.raises(CashscoreError, match="--input .*missing.parquet: Spark cannot read it"):
         engine.score_files(spark, models, str(tmp_path / "missing.parquet"), str(tmp_path / "o"))
     partial = tmp_path / "partial.parquet"

@@ -111,6 +111,17 @@ def test_real_model_is_calibrated_bin_by_bin_on_held_out_rows(real_db, real_mode
         assert abs(predicted - realised) <= 3 * se + 0.01, (b, predicted, realised, n)
 
 
+def test_the_served_real_model_is_monotonic_for_every_real_applicant(real_db, real_model):
+    """Checked from outside training, over every labelled real applicant (not the 1,000 rows
+    training checks itself): a higher share of income or rate, a prior default, or a year younger
+    never lowers the served model's probability of default."""
+    session = Scorer(store.load_verified(real_model)).session
+    X = inputs.frame(trainer.load_training(real_db))
+    found = evaluation.monotonic_violations(session, X, rows=len(X))
+    assert set(found) == {"person_age", "loan_int_rate", "loan_percent_income", "cb_person_default_on_file"}
+    assert found == dict.fromkeys(found, 0)
+
+
 def test_a_spy_sampler_inside_cross_validation_sees_only_each_training_fold(trained):
     from imblearn.under_sampling import RandomUnderSampler
     from sklearn.base import clone

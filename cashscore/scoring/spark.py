@@ -80,8 +80,7 @@ def _executor_scorer(digests: dict[str, str]) -> Any:
 def score_batches(
     batches: Iterator[pa.RecordBatch], digests: dict[str, str], schema: pa.Schema, reasons: str, counter_offer: bool
 ) -> Iterator[pa.RecordBatch]:
-    """mapInArrow's function: every input batch becomes its scored rows (reject_reason null) and its
-    rejected rows (scored columns null), in the one output schema."""
+    """mapInArrow's function for the scores: each input batch's rows the contract accepts, scored."""
     from cashscore.scoring import batch as chunks
 
     scorer = _executor_scorer(digests)
@@ -91,15 +90,18 @@ def score_batches(
         if chunk.kept.num_rows:
             scores = scorer.evaluate(chunk.good, detail)
             table, _, _ = chunks.decide_chunk(scorer, chunk, scores, reasons, counter_offer)
-            table = table.append_column(REJECT, pa.nulls(table.num_rows, pa.string()))
-            yield from table.select(schema.names).cast(schema).to_batches()
-        if chunk.rejected is not None:
-            bad = chunk.rejected
-            columns = [
-                bad.column(name) if name in bad.schema.names else pa.nulls(bad.num_rows, schema.field(name).type)
-                for name in schema.names
-            ]
-            yield from pa.Table.from_arrays(columns, schema=schema).to_batches()
+            yield from table.cast(schema).to_batches()
+
+
+def reject_batches(batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """mapInArrow's function for the rejects: each input batch's rows the contract refuses, with
+    their reason. The rules alone: no model is loaded, so this pass costs a fraction of scoring."""
+    from cashscore.scoring import batch as chunks
+
+    for rows in batches:
+        rejected = chunks.split_chunk(rows).rejected
+        if rejected is not None:
+            yield from rejected.cast(schema).to_batches()
 
 
 def _reader(spark: Any, path: str, fmt: str | None) -> Any:
@@ -185,48 +187,63 @@ def score_files(
     spark.sparkContext.addFile(str(model.folder / store.META_FILE))
     spark.conf.set("spark.sql.files.minPartitionNum", str(SPLITS_PER_CORE * spark.sparkContext.defaultParallelism))
 
-    from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
-    from pyspark.storagelevel import StorageLevel
 
-    added = [*SCORED, *(OFFER if counter_offer else ()), (REJECT, pa.string())]
     arrow_in = to_arrow_schema(df.schema)
-    arrow_out = pa.schema([*arrow_in, *(pa.field(n, t) for n, t in added)])
+    scored_schema = pa.schema([*arrow_in, *(pa.field(n, t) for n, t in (*SCORED, *(OFFER if counter_offer else ())))])
+    rejects_schema = pa.schema([*arrow_in, pa.field(REJECT, pa.string())])
 
-    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        return score_batches(batches, digests, arrow_out, reasons, counter_offer)
+    def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        return score_batches(batches, digests, scored_schema, reasons, counter_offer)
 
-    scored = df.mapInArrow(run, from_arrow_schema(arrow_out)).persist(StorageLevel.DISK_ONLY)
+    def refuse(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        return reject_batches(batches, rejects_schema)
+
+    # Two passes over the input, each written once: the scores, then the rejects by the rules alone.
+    # Cheaper than one pass whose rows are cached, counted and written twice by the JVM.
+    rejects = out.rstrip("/") + ".rejects"
     tag = uuid.uuid4().hex[:8]
+    built: list[tuple[str, str]] = []
     try:
-        try:
-            counts = {row[0]: row[1] for row in scored.groupBy(F.col(REJECT).isNull()).count().collect()}
-        except Exception as exc:  # the executors' error arrives wrapped in Py4J / PythonException text
-            raise CashscoreError(f"the Spark job failed: {_executor_message(exc)}") from None
-        n_scored, n_rejected = counts.get(True, 0), counts.get(False, 0)
-        targets = [(out, scored.filter(F.col(REJECT).isNull()).drop(REJECT), n_scored)]
-        rejects = out.rstrip("/") + ".rejects"
-        keep = [*df.columns, REJECT]
-        targets.append((rejects, scored.filter(F.col(REJECT).isNotNull()).select(*keep), n_rejected))
-        for target, frame, count in targets:
-            if count == 0 and target == rejects:
-                if _is_local(rejects) and _local(rejects).exists():
-                    shutil.rmtree(_local(rejects))  # a stale one would describe another run
-                continue
-            _write(frame, target, tag)
+        for target, frame in (
+            (out, df.mapInArrow(score, from_arrow_schema(scored_schema))),
+            (rejects, df.mapInArrow(refuse, from_arrow_schema(rejects_schema))),
+        ):
+            try:
+                built.append((_build(frame, target, tag), target))
+            except Exception as exc:  # the executors' error arrives wrapped in Py4J / PythonException text
+                raise CashscoreError(f"the Spark job failed: {_executor_message(exc)}") from None
+        n_scored, n_rejected = (spark.read.parquet(path).count() for path, _ in built)
+        if not n_rejected:
+            _discard(built.pop()[0])
+            if _is_local(rejects) and _local(rejects).exists():
+                shutil.rmtree(_local(rejects))  # a stale one would describe another run
+        for path, target in built:
+            _commit(path, target, tag)
+        built.clear()
     finally:
-        scored.unpersist()
+        for path, _ in built:
+            _discard(path)
     return Outcome(n_scored, n_rejected, time.perf_counter() - started, out, rejects if n_rejected else None)
 
 
-def _write(frame: Any, target: str, tag: str) -> None:
-    """Write Parquet; a local folder is built beside the target and swapped in when complete."""
+def _build(frame: Any, target: str, tag: str) -> str:
+    """Write Parquet where it will not be mistaken for the output: beside a local target, or in
+    place on an object store (Spark's committer)."""
     if not _is_local(target):
         frame.write.mode("overwrite").parquet(target)
-        return
+        return target
     final = _local(target)
     building = final.with_name(f".{final.name}.{tag}.building")
     frame.write.mode("errorifexists").parquet(str(building))
+    return str(building)
+
+
+def _commit(built: str, target: str, tag: str) -> None:
+    """Swap a locally built folder in for the target."""
+    if built == target:
+        return
+    final, building = _local(target), Path(built)
     if final.exists():
         old = final.with_name(f".{final.name}.{tag}.old")
         os.replace(final, old)
@@ -234,6 +251,12 @@ def _write(frame: Any, target: str, tag: str) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(building, final)
+
+
+def _discard(built: str) -> None:
+    path = Path(built)
+    if path.name.endswith(".building") and path.exists():
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _executor_message(exc: Exception) -> str:

@@ -16,6 +16,7 @@ import argparse
 import os
 import shutil
 import sys
+import tempfile
 import time
 import uuid
 import warnings
@@ -63,27 +64,32 @@ class Outcome:
     rejects: str | None
 
 
-def _executor_scorer(digests: dict[str, str]) -> Any:
-    """The worker's scorer for the shipped model, verified once per worker."""
-    key = digests[store.MODEL_FILE]
+def _executor_scorer(names: dict[str, str], digests: dict[str, str]) -> Any:
+    """The worker's scorer for the shipped model (files `names`), verified once per worker and run."""
+    key = names[store.MODEL_FILE]
     if key not in _SCORERS:
         from pyspark import SparkFiles
 
         from cashscore.scoring.scorer import Scorer
 
-        files = {name: Path(SparkFiles.get(name)) for name in (store.MODEL_FILE, store.META_FILE)}
+        files = {name: Path(SparkFiles.get(names[name])) for name in (store.MODEL_FILE, store.META_FILE)}
         where = f"Spark executor (pid {os.getpid()})"
         _SCORERS[key] = Scorer(store.load_shipped(files, digests, where), threads=1, split=False)
     return _SCORERS[key]
 
 
 def score_batches(
-    batches: Iterator[pa.RecordBatch], digests: dict[str, str], schema: pa.Schema, reasons: str, counter_offer: bool
+    batches: Iterator[pa.RecordBatch],
+    names: dict[str, str],
+    digests: dict[str, str],
+    schema: pa.Schema,
+    reasons: str,
+    counter_offer: bool,
 ) -> Iterator[pa.RecordBatch]:
     """mapInArrow's function for the scores: each input batch's rows the contract accepts, scored."""
     from cashscore.scoring import batch as chunks
 
-    scorer = _executor_scorer(digests)
+    scorer = _executor_scorer(names, digests)
     detail = reasons != "none"
     for rows in batches:
         chunk = chunks.split_chunk(rows)
@@ -183,8 +189,14 @@ def score_files(
         )
     if REJECT in df.columns or any(name in df.columns for name, _ in SCORED):
         raise CashscoreError(f"--input {source}: already holds output columns ({REJECT} or {SCORED[0][0]}...)")
-    spark.sparkContext.addFile(str(ship or model.path))
-    spark.sparkContext.addFile(str(model.folder / store.META_FILE))
+    # Shipped under names of their own: a context refuses a second file of the same name with other
+    # contents (a retrained model, another run in the same session).
+    shipped = Path(tempfile.mkdtemp(prefix="cashscore-ship-"))
+    names = {}
+    for name, path in ((store.MODEL_FILE, ship or model.path), (store.META_FILE, model.folder / store.META_FILE)):
+        names[name] = f"{uuid.uuid4().hex[:12]}-{name}"
+        shutil.copyfile(path, shipped / names[name])
+        spark.sparkContext.addFile(str(shipped / names[name]))
     spark.conf.set("spark.sql.files.minPartitionNum", str(SPLITS_PER_CORE * spark.sparkContext.defaultParallelism))
 
     from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
@@ -194,7 +206,7 @@ def score_files(
     rejects_schema = pa.schema([*arrow_in, pa.field(REJECT, pa.string())])
 
     def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        return score_batches(batches, digests, scored_schema, reasons, counter_offer)
+        return score_batches(batches, names, digests, scored_schema, reasons, counter_offer)
 
     def refuse(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         return reject_batches(batches, rejects_schema)
@@ -224,6 +236,7 @@ def score_files(
     finally:
         for path, _ in built:
             _discard(path)
+        shutil.rmtree(shipped, ignore_errors=True)
     return Outcome(n_scored, n_rejected, time.perf_counter() - started, out, rejects if n_rejected else None)
 
 

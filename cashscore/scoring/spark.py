@@ -13,6 +13,8 @@ PATH --out PATH --models DIR` (see the README's "Scoring on Spark").
 from __future__ import annotations
 
 import argparse
+import atexit
+import hashlib
 import os
 import shutil
 import sys
@@ -189,14 +191,10 @@ def score_files(
         )
     if REJECT in df.columns or any(name in df.columns for name, _ in SCORED):
         raise CashscoreError(f"--input {source}: already holds output columns ({REJECT} or {SCORED[0][0]}...)")
-    # Shipped under names of their own: a context refuses a second file of the same name with other
-    # contents (a retrained model, another run in the same session).
-    shipped = Path(tempfile.mkdtemp(prefix="cashscore-ship-"))
-    names = {}
-    for name, path in ((store.MODEL_FILE, ship or model.path), (store.META_FILE, model.folder / store.META_FILE)):
-        names[name] = f"{uuid.uuid4().hex[:12]}-{name}"
-        shutil.copyfile(path, shipped / names[name])
-        spark.sparkContext.addFile(str(shipped / names[name]))
+    names = {
+        name: _ship(spark, path)
+        for name, path in ((store.MODEL_FILE, ship or model.path), (store.META_FILE, model.folder / store.META_FILE))
+    }
     spark.conf.set("spark.sql.files.minPartitionNum", str(SPLITS_PER_CORE * spark.sparkContext.defaultParallelism))
 
     from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
@@ -217,10 +215,11 @@ def score_files(
     tag = uuid.uuid4().hex[:8]
     built: list[tuple[str, str]] = []
     try:
-        for target, frame in (
-            (out, df.mapInArrow(score, from_arrow_schema(scored_schema))),
-            (rejects, df.mapInArrow(refuse, from_arrow_schema(rejects_schema))),
-        ):
+        for target, function, schema in ((out, score, scored_schema), (rejects, refuse, rejects_schema)):
+            with warnings.catch_warnings():
+                # pyspark warns about pandas 3 whenever it plans Arrow work; cashscore hands it no frame.
+                warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
+                frame = df.mapInArrow(function, from_arrow_schema(schema))
             try:
                 built.append((_build(frame, target, tag), target))
             except Exception as exc:  # the executors' error arrives wrapped in Py4J / PythonException text
@@ -236,8 +235,29 @@ def score_files(
     finally:
         for path, _ in built:
             _discard(path)
-        shutil.rmtree(shipped, ignore_errors=True)
     return Outcome(n_scored, n_rejected, time.perf_counter() - started, out, rejects if n_rejected else None)
+
+
+_SHIPPED: list[Path] = []
+
+
+def _ship(spark: Any, path: Path) -> str:
+    """Add a file for the executors under a name made of its content's sha256, and return the name.
+
+    A context refuses a second file of one name with other contents (a retrained model, another run
+    in the same session), and executors fetch every file added so far before each task: the copies
+    live in one folder per process until it exits.
+    """
+    data = path.read_bytes()
+    name = f"{hashlib.sha256(data).hexdigest()[:16]}-{path.name}"
+    if not _SHIPPED:
+        _SHIPPED.append(Path(tempfile.mkdtemp(prefix="cashscore-ship-")))
+        atexit.register(shutil.rmtree, _SHIPPED[0], True)
+    copy = _SHIPPED[0] / name
+    if not copy.exists():
+        copy.write_bytes(data)
+    spark.sparkContext.addFile(str(copy))
+    return name
 
 
 def _build(frame: Any, target: str, tag: str) -> str:

@@ -39,6 +39,7 @@ def replay(folder: Path, models: Path, progress: Callable[[int], None] | None = 
         CashscoreError: for a log that cannot be read.
     """
     out = Replayed()
+    # None: a version that cannot be loaded, said once; its records in later chunks still each count.
     scorers: dict[str, Scorer | None] = {}
     batch: list[tuple[str, dict[str, Any]]] = []
 
@@ -53,9 +54,11 @@ def replay(folder: Path, models: Path, progress: Callable[[int], None] | None = 
                 except CashscoreError as exc:
                     scorers[version] = None
                     out.differ(items[0][0], f"model version {version} cannot be loaded: {exc}")
+                    out.differing += len(items) - 1
+                    continue
             scorer = scorers[version]
             if scorer is None:
-                out.differing += len(items) - 1
+                out.differing += len(items)
                 continue
             try:
                 again = scorer.score([r["input"] for _, r in items])

@@ -17,6 +17,7 @@ from helpers.processes import serve_process
 from litestar.testing import TestClient
 
 from cashscore.audit import log
+from cashscore.audit import replay as replay_module
 from cashscore.audit.replay import replay
 from cashscore.cli import main
 
@@ -96,6 +97,17 @@ def test_batch_and_api_decisions_replay_exactly(trained, audit_log, tmp_path, ca
     segment.write_bytes(log.canonical(record) + b"\n" + b"".join(rows[1:]))
     assert main(["audit", "replay", "--log", str(audit_log), "--models", str(models)]) == 1
     assert "0.123 then" in capsys.readouterr().out
+
+
+def test_every_record_of_a_missing_version_counts_in_every_chunk(trained, audit_log, tmp_path, monkeypatch):
+    _, models, _ = trained
+    with TestClient(app=create_app(models, api_key="")) as client:
+        for age in range(20, 27):
+            assert client.post("/v1/score", json={**GOOD, "person_age": age}).status_code == 200
+    monkeypatch.setattr(replay_module, "CHUNK", 3)  # seven records: chunks of 3, 3 and 1
+    done = replay(audit_log, tmp_path / "no-models")  # their version is not there
+    assert done.records == 7 and done.differing == 7
+    assert len(done.differences) == 1 and "cannot be loaded" in done.differences[0]
 
 
 def test_real_dump_decisions_replay_exactly(real_db, real_model, audit_log, tmp_path):

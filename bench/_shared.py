@@ -1,18 +1,27 @@
-"""Helpers the benchmarks share: refit the served sklearn pipeline from a model's metadata."""
+"""Helpers the benchmarks share: the model's own split, its sklearn twin, a synthetic table, peak memory."""
 
 from __future__ import annotations
 
 import statistics
+import subprocess
+import sys
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
+import numpy as np
+import pandas as pd
 from cashscore.features import inputs  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
 from cashscore.artefact import store  # noqa: E402
-from cashscore.training import trainer  # noqa: E402
+from cashscore.core import config  # noqa: E402
+from cashscore.training import preprocess, trainer  # noqa: E402
+from cashscore.warehouse.restore import restore  # noqa: E402
+from cashscore.warehouse.sample import write_sample  # noqa: E402
 
 
 def median_seconds(fn: Any, repeat: int) -> float:
@@ -25,21 +34,70 @@ def median_seconds(fn: Any, repeat: int) -> float:
     return statistics.median(times)
 
 
+@dataclass
+class Split:
+    """The labelled rows split exactly as `cashscore train` split them for a model."""
+
+    card: Any
+    X: pd.DataFrame
+    X_train: pd.DataFrame
+    X_test: pd.DataFrame
+    y_train: np.ndarray
+    y_test: np.ndarray
+
+
+def split(db: Path, models: Path) -> Split:
+    """The model's own training part and held-out split (same data, seed and test size)."""
+    card = store.load_verified(models).card
+    df = trainer.load_training(db)
+    X, y = inputs.frame(df), df["loan_status"].to_numpy(dtype=int)
+    cfg = trainer.Config.from_env(seed=card.config.seed)
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=cfg.test_size, stratify=y, random_state=cfg.seed
+    )
+    return Split(card, X, X_train, X_test, y_train, y_test)
+
+
 def refit(db: Path, models: Path) -> tuple[Any, dict[str, Any], Any]:
     """Fit the metadata's chosen family, strategy and parameters on the same training split `train` used,
-    so the sklearn pipeline is the ONNX model's twin (same data, same seed).
+    with ages capped at the model's protected age as training capped them, so the sklearn pipeline
+    is the ONNX model's twin (same data, same seed).
 
     Returns:
         (the plain sklearn pipeline without sampler, the metadata, the whole labelled frame).
     """
-    card = store.load_verified(models).card
-    df = trainer.load_training(db)
-    X = inputs.frame(df)
-    y = df["loan_status"].to_numpy(dtype=int)
+    part = split(db, models)
+    card = part.card
     cfg = trainer.Config.from_env(seed=card.config.seed)
-    X_train, _, y_train, _ = train_test_split(X, y, test_size=cfg.test_size, stratify=y, random_state=cfg.seed)
     est = trainer.build(cfg, card.model.family, card.model.strategy, card.model.params)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        est.fit(X_train, y_train)
-    return trainer.without_sampler(est), card, X
+        est.fit(preprocess.protect_age(part.X_train, card.protected_age.age), part.y_train)
+    return trainer.without_sampler(est), card, part.X
+
+
+def sample_table(work: Path, rows: int, source: str = "marts.applicants") -> tuple[Path, duckdb.DuckDBPyConnection]:
+    """A synthetic dump of `rows` applications restored in `work`, with `source` copied to table `portfolio`.
+
+    Returns:
+        (the database, an open connection to it).
+    """
+    dump = work / "sample.sql"
+    write_sample(dump, rows=rows, seed=7)
+    db = work / "sample.duckdb"
+    restore([dump], db, config.load().paths.sql_dir, say=lambda _: None, audit=False)
+    con = duckdb.connect(str(db))
+    con.execute(f"create table portfolio as select * from {source}")
+    return db, con
+
+
+def peak_rss(command: list[str]) -> int:
+    """Peak resident memory (KiB) of one run of a `cashscore` command."""
+    probe = (
+        "import resource, subprocess, sys; "
+        "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    cli = [sys.executable, "-m", "cashscore.cli", *command]
+    done = subprocess.run([sys.executable, "-c", probe, *cli], check=True, capture_output=True, text=True)
+    return int(done.stdout.strip())

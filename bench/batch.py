@@ -8,26 +8,20 @@ Run: `.venv/bin/python bench/batch.py --models models --train-db data/cashscore.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-import duckdb
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _shared import median_seconds, refit  # noqa: E402
+from _shared import median_seconds, peak_rss, refit, sample_table  # noqa: E402
 from cashscore.features import contract, inputs  # noqa: E402
 
 from cashscore.artefact import store  # noqa: E402
-from cashscore.core import config  # noqa: E402
 from cashscore.scoring import batch  # noqa: E402
 from cashscore.scoring.scorer import Scorer  # noqa: E402
 from cashscore.scoring.sinks import FileSink  # noqa: E402
 from cashscore.training import onnx_export  # noqa: E402
-from cashscore.warehouse.restore import restore  # noqa: E402
-from cashscore.warehouse.sample import write_sample  # noqa: E402
 
 
 def main() -> None:
@@ -39,12 +33,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        dump = work / "sample.sql"
-        write_sample(dump, rows=args.rows, seed=7)
-        db = work / "sample.duckdb"
-        restore([dump], db, config.load().paths.sql_dir, say=lambda _: None, audit=False)
-        con = duckdb.connect(str(db))
-        con.execute("create table portfolio as select * from marts.applicants")
+        db, con = sample_table(work, args.rows)
         scorer = Scorer(store.load_verified(args.models))
         n = con.execute("select count(*) from portfolio").fetchall()[0][0]
 
@@ -85,8 +74,27 @@ def main() -> None:
         t_base = median_seconds(baseline, args.repeat)
         con.close()
         # Peak memory of the whole command, streaming: the same rows once, then ten times over.
-        rss_1 = peak_rss(db, args.models, "select * from portfolio", work / "one.parquet")
-        rss_10 = peak_rss(db, args.models, "select p.* from portfolio p, range(10)", work / "ten.parquet")
+        rss_1, rss_10 = (
+            peak_rss(
+                [
+                    "score",
+                    "--sql",
+                    query,
+                    "--out",
+                    str(work / out),
+                    "--reasons",
+                    "none",
+                    "--db",
+                    str(db),
+                    "--models",
+                    str(args.models),
+                ]
+            )  # fmt: skip
+            for query, out in (
+                ("select * from portfolio", "one.parquet"),
+                ("select p.* from portfolio p, range(10)", "ten.parquet"),
+            )
+        )
     print(
         f"## batch scoring, {n:,} rows of marts.applicants (synthetic sample), {scored:,} scored "
         f"(raw sides: {rows_ort:,}), median of {args.repeat}"
@@ -101,19 +109,6 @@ def main() -> None:
     print(f"--reasons deny vs none: {t_none / t_deny:.0%} of the rate; none vs raw onnxruntime: {none_vs_raw:.0%}")
     print(f"peak RSS of `cashscore score`: {rss_1 / 1024:,.0f} MB for {n:,} rows, {rss_10 / 1024:,.0f} MB for "
           f"{10 * n:,} rows ({rss_10 / rss_1:.2f}x; the limit is 1.3x)")  # fmt: skip
-
-
-def peak_rss(db: Path, models: Path, query: str, out: Path) -> int:
-    """Peak resident memory (KiB) of one `cashscore score --reasons none` process."""
-    probe = (
-        "import resource, subprocess, sys; "
-        "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
-        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
-    )
-    command = [sys.executable, "-m", "cashscore.cli", "score", "--sql", query, "--out", str(out)]
-    command += ["--reasons", "none", "--db", str(db), "--models", str(models)]
-    done = subprocess.run([sys.executable, "-c", probe, *command], check=True, capture_output=True, text=True)
-    return int(done.stdout.strip())
 
 
 if __name__ == "__main__":

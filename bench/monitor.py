@@ -8,7 +8,6 @@ Run: `.venv/bin/python bench/monitor.py --models DIR`
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -17,15 +16,12 @@ import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _shared import median_seconds  # noqa: E402
+from _shared import median_seconds, peak_rss, sample_table  # noqa: E402
 
 from cashscore.artefact import store  # noqa: E402
-from cashscore.core import config  # noqa: E402
 from cashscore.monitoring import drift, fairness  # noqa: E402
 from cashscore.scoring import batch  # noqa: E402
 from cashscore.scoring.scorer import Scorer  # noqa: E402
-from cashscore.warehouse.restore import restore  # noqa: E402
-from cashscore.warehouse.sample import write_sample  # noqa: E402
 
 
 def main() -> None:
@@ -35,13 +31,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        dump = work / "sample.sql"
-        write_sample(dump, rows=args.rows, seed=7)
-        db = work / "sample.duckdb"
-        restore([dump], db, config.load().paths.sql_dir, say=lambda _: None, audit=False)
-        con = duckdb.connect(str(db))
-        con.execute("create table portfolio as select * from marts.training_set")
+        db, con = sample_table(Path(tmp), args.rows, "marts.training_set")
         scorer = Scorer(store.load_verified(args.models))
         query = "select * from portfolio"
         found = {}
@@ -66,23 +56,12 @@ def main() -> None:
         con = duckdb.connect(str(db))
         con.execute("create table big as select * from portfolio, range(10)")
         con.close()
-        rss_1 = peak_rss(db, args.models, "portfolio")
-        rss_10 = peak_rss(db, args.models, "big")
+        rss_1, rss_10 = (
+            peak_rss(["monitor", "--table", table, "--no-store", "--db", str(db), "--models", str(args.models)])
+            for table in ("portfolio", "big")
+        )
         print(f"peak RSS: {rss_1 / 1024:,.0f} MB for {args.rows:,} rows, {rss_10 / 1024:,.0f} MB for 10x "
               f"({rss_10 / rss_1:.2f}x; the limit is 1.3x: the pass streams)")  # fmt: skip
-
-
-def peak_rss(db: Path, models: Path, table: str) -> int:
-    """Peak resident memory (KiB) of one `cashscore monitor --no-store` process."""
-    probe = (
-        "import resource, subprocess, sys; "
-        "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
-        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
-    )
-    command = [sys.executable, "-m", "cashscore.cli", "monitor", "--table", table, "--no-store"]
-    command += ["--db", str(db), "--models", str(models)]
-    done = subprocess.run([sys.executable, "-c", probe, *command], check=True, capture_output=True, text=True)
-    return int(done.stdout.strip())
 
 
 if __name__ == "__main__":

@@ -15,15 +15,12 @@ from pathlib import Path
 
 from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import train_test_split
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _shared import refit  # noqa: E402
-from cashscore.features import inputs  # noqa: E402
+from _shared import refit, split  # noqa: E402
 
-from cashscore.artefact import store  # noqa: E402
-from cashscore.training import options, preprocess, trainer  # noqa: E402
+from cashscore.training import preprocess  # noqa: E402
 
 
 def main() -> None:
@@ -33,13 +30,8 @@ def main() -> None:
     parser.add_argument("--age", type=float, default=60.0, help="the protected age (60: Estatuto da Pessoa Idosa)")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
-    card = store.load_verified(args.models).card
-    df = trainer.load_training(args.train_db)
-    X, y = inputs.frame(df), df["loan_status"].to_numpy(dtype=int)
-    cfg = options.Config.from_env(seed=card.config.seed)
-    X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=cfg.test_size, stratify=y, random_state=cfg.seed
-    )
+    part = split(args.train_db, args.models)
+    X_train, X_test, y_train, y_test = part.X_train, part.X_test, part.y_train, part.y_test
     served, _, _ = refit(args.train_db, args.models)
     age = preprocess.output_columns("tree").index("person_age")
     old = (X_test["person_age"] >= args.age).to_numpy()

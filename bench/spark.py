@@ -18,13 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import duckdb
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cashscore.core import config  # noqa: E402
-from cashscore.warehouse.restore import restore  # noqa: E402
-from cashscore.warehouse.sample import write_sample  # noqa: E402
+from _shared import sample_table  # noqa: E402
 
 
 def run(command: list[str]) -> tuple[float, str]:
@@ -44,14 +40,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         base = min(args.rows, 1_000_000)
-        write_sample(work / "sample.sql", rows=base, seed=7)
-        db = work / "sample.duckdb"
-        restore([work / "sample.sql"], db, config.load().paths.sql_dir, say=lambda _: None, audit=False)
+        db, con = sample_table(work, base)
         source = work / "portfolio.parquet"
-        with duckdb.connect(str(db)) as con:
-            copies = -(-args.rows // base)
-            rows = f"select a.* from marts.applicants a, range({copies}) limit {args.rows}"
-            con.execute(f"copy ({rows}) to '{source}' (format parquet)")
+        copies = -(-args.rows // base)
+        rows = f"select p.* from portfolio p, range({copies}) limit {args.rows}"
+        con.execute(f"copy ({rows}) to '{source}' (format parquet)")
+        con.close()
         print(f"## {args.rows:,} rows, {source.stat().st_size / 1e6:,.0f} MB of Parquet; --reasons deny everywhere")
         seconds, out = run([*cli, "score", "--sql", f"select * from read_parquet('{source}')", "--out",
                             str(work / "duck.parquet"), "--db", str(db), "--models", str(args.models)])  # fmt: skip

@@ -204,6 +204,8 @@ class LoadedModel:
     onnx_bytes: bytes
     card: ModelCard
     folder: Path
+    # The card's file as verified: what a copy shipped elsewhere must match, byte for byte.
+    card_bytes: bytes
 
     @property
     def version(self) -> str:
@@ -285,15 +287,7 @@ def load_verified(models: Path, version: str | None = None) -> LoadedModel:
     inputs = [i.name for i in graph.graph.input]
     if inputs != list(contract.NAMES) or [o.name for o in graph.graph.output] != list(OUTPUTS):
         raise CashscoreError(f"{onnx_path}: inputs {inputs} / outputs do not match the feature contract")
-    return LoadedModel(onnx_path, data, card, folder)
-
-
-def shipped_digests(model: LoadedModel) -> dict[str, str]:
-    """sha256 of the model's graph and card, as a verified load read them: what a copy must match."""
-    return {
-        MODEL_FILE: hashlib.sha256(model.onnx_bytes).hexdigest(),
-        META_FILE: hashlib.sha256((model.folder / META_FILE).read_bytes()).hexdigest(),
-    }
+    return LoadedModel(onnx_path, data, card, folder, contents[META_FILE])
 
 
 def load_shipped(files: dict[str, Path], digests: dict[str, str], where: str) -> LoadedModel:
@@ -316,7 +310,7 @@ def load_shipped(files: dict[str, Path], digests: dict[str, str], where: str) ->
     card = decode(contents[META_FILE], files[META_FILE])
     if content_version(contents[MODEL_FILE], card) != card.model_version:
         raise CashscoreError(f"{where}: the shipped card and model do not give version {card.model_version}")
-    return LoadedModel(files[MODEL_FILE], contents[MODEL_FILE], card, files[MODEL_FILE].parent)
+    return LoadedModel(files[MODEL_FILE], contents[MODEL_FILE], card, files[MODEL_FILE].parent, contents[META_FILE])
 
 
 def _read_json(path: Path) -> dict[str, Any]:

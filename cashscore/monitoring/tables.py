@@ -5,6 +5,7 @@ feature (or age band) per measurement, appended, never rewritten; `restore` carr
 from __future__ import annotations
 
 import duckdb
+import msgspec
 
 from cashscore.monitoring.drift import Measurement
 
@@ -48,6 +49,11 @@ def _nan_to_none(value: float | None) -> float | None:
     return None if value is None or value != value else value
 
 
+def _append(con: duckdb.DuckDBPyConnection, table: str, rows: list[tuple]) -> None:
+    if rows:
+        con.executemany(f"insert into {table} values ({', '.join('?' * len(rows[0]))})", rows)
+
+
 def store(con: duckdb.DuckDBPyConnection, found: Measurement, drift: bool = True, fairness: bool = True) -> None:
     """Append a measurement's rows in one transaction (values as parameters, never as SQL text)."""
     con.execute("begin")
@@ -56,47 +62,16 @@ def store(con: duckdb.DuckDBPyConnection, found: Measurement, drift: bool = True
         head = (found.measured_at, found.model_version, found.population)
         if drift:
             con.execute(DRIFT)
-            con.executemany(
-                "insert into monitoring.drift values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        *head,
-                        d.feature,
-                        d.rows,
-                        _nan_to_none(d.psi),
-                        _nan_to_none(d.statistic),
-                        _nan_to_none(d.p_value),
-                        d.status,
-                        found.mean_predicted,
-                        found.realised_rate,
-                        found.labelled,
-                        found.rejected,
-                    )
-                    for d in found.drift
-                ],
-            )
+            totals = (found.mean_predicted, found.realised_rate, found.labelled, found.rejected)
+            figures = [
+                (*head, d.feature, d.rows, *map(_nan_to_none, (d.psi, d.statistic, d.p_value)), d.status, *totals)
+                for d in found.drift
+            ]
+            _append(con, "monitoring.drift", figures)
         if fairness:
             con.execute(FAIRNESS)
-            con.executemany(
-                "insert into monitoring.fairness values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        *head,
-                        b.band,
-                        b.rows,
-                        b.approval_rate,
-                        b.adverse_impact_ratio,
-                        b.flagged,
-                        b.mean_predicted,
-                        b.realised_rate,
-                        b.true_positive_rate,
-                        b.false_positive_rate,
-                        b.tpr_gap,
-                        b.fpr_gap,
-                    )
-                    for b in found.fairness
-                ],
-            )
+            # The table's columns after the head are AgeBand's fields, in order.
+            _append(con, "monitoring.fairness", [(*head, *msgspec.structs.astuple(b)) for b in found.fairness])
         con.execute("commit")
     except BaseException:
         con.execute("rollback")

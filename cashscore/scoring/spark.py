@@ -182,7 +182,9 @@ def score_files(
     """
     started = time.perf_counter()
     model = store.load_verified(models)
-    digests = store.shipped_digests(model)
+    # The bytes the driver verified: the digests executors check, and (but for a test's `ship`) what is shipped.
+    verified = {store.MODEL_FILE: model.onnx_bytes, store.META_FILE: model.card_bytes}
+    digests = {name: hashlib.sha256(data).hexdigest() for name, data in verified.items()}
     df = _reader(spark, source, input_format)
     missing = [n for n in contract.REQUIRED if n not in df.columns]
     if missing:
@@ -191,10 +193,8 @@ def score_files(
         )
     if REJECT in df.columns or any(name in df.columns for name, _ in SCORED):
         raise CashscoreError(f"--input {source}: already holds output columns ({REJECT} or {SCORED[0][0]}...)")
-    names = {
-        name: _ship(spark, path)
-        for name, path in ((store.MODEL_FILE, ship or model.path), (store.META_FILE, model.folder / store.META_FILE))
-    }
+    shipped = {**verified, **({store.MODEL_FILE: ship.read_bytes()} if ship else {})}
+    names = {name: _ship(spark, name, data) for name, data in shipped.items()}
     spark.conf.set("spark.sql.files.minPartitionNum", str(SPLITS_PER_CORE * spark.sparkContext.defaultParallelism))
 
     from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
@@ -241,15 +241,14 @@ def score_files(
 _SHIPPED: list[Path] = []
 
 
-def _ship(spark: Any, path: Path) -> str:
+def _ship(spark: Any, filename: str, data: bytes) -> str:
     """Add a file for the executors under a name made of its content's sha256, and return the name.
 
     A context refuses a second file of one name with other contents (a retrained model, another run
     in the same session), and executors fetch every file added so far before each task: the copies
     live in one folder per process until it exits.
     """
-    data = path.read_bytes()
-    name = f"{hashlib.sha256(data).hexdigest()[:16]}-{path.name}"
+    name = f"{hashlib.sha256(data).hexdigest()[:16]}-{filename}"
     if not _SHIPPED:
         _SHIPPED.append(Path(tempfile.mkdtemp(prefix="cashscore-ship-")))
         atexit.register(shutil.rmtree, _SHIPPED[0], True)

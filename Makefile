@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Microsoft's Power Query parser (npm), which checks every powerbi/*.pq file in `make test`.
+PQ_CHECK := powerbi/check
+PQ_STAMP := $(PQ_CHECK)/node_modules/.installed
 DUMP ?=
 ROWS ?= 20000
 DB ?= data/cashscore.duckdb
@@ -19,6 +22,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,spark]'
 	touch $(STAMP)
+
+$(PQ_STAMP): $(PQ_CHECK)/package.json $(PQ_CHECK)/package-lock.json
+	npm ci --prefix $(PQ_CHECK) --no-audit --no-fund --loglevel=error
+	touch $(PQ_STAMP)
 
 data/sample.sql.gz: | $(STAMP)
 	$(BIN)/cashscore sample --rows $(ROWS) --out $@
@@ -40,11 +47,11 @@ run: serve
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-test: $(STAMP) lint
+test: $(STAMP) $(PQ_STAMP) lint
 	$(BIN)/pytest
 
 # The quick subset while working: everything but real-dump training, headless Chromium and the wheel run.
-test-quick: $(STAMP) lint
+test-quick: $(STAMP) $(PQ_STAMP) lint
 	$(BIN)/pytest -m "not slow"
 
 # Every figure in the README's benchmark table, each beside its baseline. The README's figures come

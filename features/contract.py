@@ -31,10 +31,12 @@ class Feature:
         table: raw table the column comes from.
         description: what the column means, in English.
         label_pt: the Portuguese label the bank's analysts use.
+        column_pt: the column's name in the `pt` views (Portuguese, as the challenge's analysts named it).
         valid_min: values below are impossible: NULL in SQL, 400 over HTTP.
         valid_max: values above are impossible: NULL in SQL, 400 over HTTP.
         cap: plausible but extreme values are winsorised to this ceiling.
         categories: canonical spellings, in risk order where the order means something.
+        categories_pt: the Portuguese value of each category, in the same order (the `pt` views).
         synonyms: other spellings (any case) mapped to a canonical one.
         monotonic: +1 when a higher value (or a later category) must never lower the risk, -1 when it
             must never raise it, 0 when free.
@@ -53,10 +55,12 @@ class Feature:
     table: str
     description: str
     label_pt: str
+    column_pt: str
     valid_min: float | None = None
     valid_max: float | None = None
     cap: float | None = None
     categories: tuple[str, ...] = ()
+    categories_pt: tuple[str, ...] = ()
     synonyms: dict[str, str] = field(default_factory=dict)
     monotonic: int = 0
     monotonic_step: float | str | None = None
@@ -79,6 +83,7 @@ FEATURES: tuple[Feature, ...] = (
         "dados_mutuarios",
         "Age of the borrower in years",
         "Idade da pessoa",
+        "idade",
         # 5 rows hold 123 or 144: impossible, treated as missing.
         valid_min=18,
         valid_max=100,
@@ -95,6 +100,7 @@ FEATURES: tuple[Feature, ...] = (
         "dados_mutuarios",
         "Yearly income of the borrower",
         "Salário anual",
+        "salario_ano",
         # 9 rows above 1,000,000 (max 6,000,000): kept but capped so they do not dominate.
         valid_min=0,
         valid_max=100_000_000,
@@ -107,17 +113,30 @@ FEATURES: tuple[Feature, ...] = (
         "dados_mutuarios",
         "Home ownership",
         "Situação da propriedade",
+        "situacao_propriedade",
         categories=("Rent", "Mortgage", "Own", "Other"),
+        categories_pt=("Alugada", "Hipotecada", "Própria", "Outros"),
+        # The Portuguese forms the challenge's analysts wrote: the seed author's `Alugado` and
+        # `Financiado` (a financed home is a mortgaged one) as well as the translations' own.
         synonyms={
             "alugada": "Rent",
+            "alugado": "Rent",
             "aluguel": "Rent",
             "hipotecada": "Mortgage",
+            "hipotecado": "Mortgage",
             "hipoteca": "Mortgage",
+            "financiada": "Mortgage",
+            "financiado": "Mortgage",
             "propria": "Own",
             "própria": "Own",
+            "proprio": "Own",
+            "próprio": "Own",
+            "casa propria": "Own",
+            "casa própria": "Own",
             "outros": "Other",
             "outro": "Other",
             "outra": "Other",
+            "outras": "Other",
         },
     ),
     Feature(
@@ -126,6 +145,7 @@ FEATURES: tuple[Feature, ...] = (
         "dados_mutuarios",
         "Years employed",
         "Tempo trabalhado (anos)",
+        "tempo_trabalho",
         # 2 rows hold 123 years: impossible; also never more than age - 14.
         valid_min=0,
         valid_max=60,
@@ -137,19 +157,38 @@ FEATURES: tuple[Feature, ...] = (
         "emprestimos",
         "Purpose of the loan",
         "Motivo do empréstimo",
+        "motivo_emprestimo",
         categories=("Education", "Medical", "Venture", "Personal", "Debtconsolidation", "Homeimprovement"),
+        categories_pt=("Educativo", "Médico", "Empreendimento", "Pessoal", "Pagamento de débitos", "Melhora do lar"),
+        # The seed author wrote `Dividas` and `Reforma`; accents are optional in every form.
         synonyms={
             "educativo": "Education",
+            "educativa": "Education",
             "educacao": "Education",
             "educação": "Education",
+            "educacional": "Education",
             "médico": "Medical",
             "medico": "Medical",
+            "médica": "Medical",
+            "medica": "Medical",
+            "saude": "Medical",
+            "saúde": "Medical",
             "empreendimento": "Venture",
+            "empreendedorismo": "Venture",
+            "negocio": "Venture",
+            "negócio": "Venture",
             "pessoal": "Personal",
             "pagamento de débitos": "Debtconsolidation",
             "pagamento de debitos": "Debtconsolidation",
+            "dividas": "Debtconsolidation",
+            "dívidas": "Debtconsolidation",
+            "consolidacao de dividas": "Debtconsolidation",
+            "consolidação de dívidas": "Debtconsolidation",
             "debt consolidation": "Debtconsolidation",
             "melhora do lar": "Homeimprovement",
+            "melhoria do lar": "Homeimprovement",
+            "reforma": "Homeimprovement",
+            "reformas": "Homeimprovement",
             "home improvement": "Homeimprovement",
         },
     ),
@@ -159,9 +198,11 @@ FEATURES: tuple[Feature, ...] = (
         "emprestimos",
         "Credit grade, A (best) to G (worst)",
         "Pontuação de empréstimos",
+        "pontuacao_emprestimos",
         # Not constrained: the issue's credit sense names share of income, rate and prior default;
         # on the real dump constraining the grade too cost 0.0015 ROC-AUC.
         categories=("A", "B", "C", "D", "E", "F", "G"),
+        categories_pt=("A", "B", "C", "D", "E", "F", "G"),
         ordered=True,
     ),
     Feature(
@@ -170,6 +211,7 @@ FEATURES: tuple[Feature, ...] = (
         "emprestimos",
         "Amount requested",
         "Valor total do empréstimo",
+        "valor_emprestimo",
         valid_min=0,
         valid_max=10_000_000,
         integer=True,
@@ -180,6 +222,7 @@ FEATURES: tuple[Feature, ...] = (
         "emprestimos",
         "Interest rate, percent per year",
         "Taxa de juros",
+        "taxa_juros",
         valid_min=0,
         valid_max=100,
         monotonic=1,
@@ -191,6 +234,7 @@ FEATURES: tuple[Feature, ...] = (
         "emprestimos",
         "Loan amount as a share of yearly income",
         "Renda percentual",
+        "renda_percentual",
         valid_min=0,
         valid_max=100,
         monotonic=1,
@@ -205,7 +249,9 @@ FEATURES: tuple[Feature, ...] = (
         "historicos_banco",
         "The bureau has a past default on file (Y/N)",
         "Inadimplência no histórico",
+        "inadimplencia_historico",
         categories=("N", "Y"),
+        categories_pt=("N", "S"),
         synonyms=_YES_NO,
         monotonic=1,
         monotonic_step="Y",
@@ -217,6 +263,7 @@ FEATURES: tuple[Feature, ...] = (
         "historicos_banco",
         "Years of credit history",
         "Tempo do primeiro crédito (anos)",
+        "tempo_primeiro_credito",
         # Never longer than the adult life, age - 14.
         valid_min=0,
         valid_max=86,
@@ -226,6 +273,8 @@ FEATURES: tuple[Feature, ...] = (
 )
 
 TARGET = "loan_status"
+# The `pt` views' names for the columns outside the features.
+COLUMNS_PT = {"loan_id": "id_emprestimo", "person_id": "id_pessoa", "cb_id": "id_historico", TARGET: "inadimplencia"}
 # Fields a decision cannot do without: an applicant lacking one is rejected, never scored silently.
 REQUIRED = ("person_age", "person_income", "loan_amnt", "loan_intent", "loan_grade")
 ID_COLUMNS = ("loan_id", "person_id", "cb_id")
@@ -256,6 +305,11 @@ def synonym_rows() -> list[tuple[str, str, str]]:
         spellings = {c.lower(): c for c in f.categories} | {k.lower(): v for k, v in f.synonyms.items()}
         rows += [(f.name, s, c) for s, c in sorted(spellings.items())]
     return rows
+
+
+def label_rows() -> list[tuple[str, str, str]]:
+    """Each category's Portuguese value, as (feature, category, label_pt) rows for the `pt` views."""
+    return [(f.name, c, pt) for f in FEATURES for c, pt in zip(f.categories, f.categories_pt, strict=True)]
 
 
 def rule_rows() -> list[tuple[str, float | None, float | None, float | None, int | None, int | None]]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 from cashscore.features import contract
-from cashscore.server import dashboard, edge, metrics
+from cashscore.server import challenge, dashboard, edge, metrics
 from cashscore.server.schemas import (
     Applicant,
     BatchApplicant,
@@ -35,7 +35,7 @@ from cashscore.server.schemas import (
 )
 from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.connection import ASGIConnection
-from litestar.datastructures import Cookie, State
+from litestar.datastructures import CacheControlHeader, Cookie, State
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
@@ -56,6 +56,8 @@ log = logging.getLogger("cashscore.server")
 SESSION_COOKIE = "cashscore_session"
 # A dashboard sign-in lasts this long; the cookie proves the key was given, it does not hold it.
 SESSION_SECONDS = 12 * 3600
+# A bearer token from GET /v1/token lasts this long: one Power BI refresh, not a second key.
+TOKEN_SECONDS = 3600
 # GET /v1/score takes one parameter per contract field (and api_key): far more is a mistake or an attack.
 MAX_QUERY_PARAMS = 32
 # Requests handled at once by one worker; more answer 503 with Retry-After (CASHSCORE_MAX_IN_FLIGHT).
@@ -92,17 +94,20 @@ def decode(body: bytes, kind: Any) -> Any:
         return msgspec.json.decode(body, type=kind)
 
 
-def session_token(key: str, expires: int) -> str:
-    """A dashboard session: its expiry and an HMAC of it under the API key (the key never leaves the server)."""
-    mac = hmac.new(key.encode(), f"cashscore-dashboard:{expires}".encode(), hashlib.sha256).hexdigest()
+def session_token(key: str, expires: int, purpose: str = "dashboard") -> str:
+    """A session: its expiry and an HMAC of it and its purpose under the API key (the key never leaves the server).
+
+    The purpose keeps a dashboard cookie from passing as a bearer token and the other way round.
+    """
+    mac = hmac.new(key.encode(), f"cashscore-{purpose}:{expires}".encode(), hashlib.sha256).hexdigest()
     return f"{expires}.{mac}"
 
 
-def valid_session(key: str, token: str) -> bool:
+def valid_session(key: str, token: str, purpose: str = "dashboard") -> bool:
     expires, _, _ = token.partition(".")
-    if not expires.isdigit() or int(expires) < time.time():
+    if not expires.isdigit() or len(expires) > 12 or int(expires) < time.time():
         return False
-    return hmac.compare_digest(token.encode(), session_token(key, int(expires)).encode())
+    return hmac.compare_digest(token.encode(), session_token(key, int(expires), purpose).encode())
 
 
 class ModelHolder:
@@ -127,16 +132,25 @@ class ModelHolder:
 
 
 async def require_key(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """With CASHSCORE_API_KEY set, /v1/* needs it as X-API-Key header or api_key parameter.
+    """With CASHSCORE_API_KEY set, /v1/* needs it as X-API-Key header or api_key parameter, or a token.
 
+    The token (`Authorization: Bearer`, from GET /v1/token) is for Power BI, whose POST requests can only
+    be anonymous: the key stays in its credential store and only the token travels in the POSTs.
     Async on purpose: Litestar runs a sync guard in a worker thread, a handoff on every request.
     """
     key = connection.app.state.api_key
     if not key or _signed_in(connection, key):
         return
+    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        if valid_session(key, token.strip(), "api"):
+            return
+        raise NotAuthorizedException(detail="expired or wrong bearer token: get a new one from GET /v1/token")
     given = connection.headers.get("x-api-key") or connection.query_params.get("api_key") or ""
     if not hmac.compare_digest(given.encode(), key.encode()):
-        raise NotAuthorizedException(detail="missing or wrong API key (X-API-Key header or api_key parameter)")
+        raise NotAuthorizedException(
+            detail="missing or wrong API key (X-API-Key header, api_key parameter or a bearer token from /v1/token)"
+        )
 
 
 def _signed_in(connection: ASGIConnection[Any, Any, Any, Any], key: str) -> bool:
@@ -361,6 +375,31 @@ async def score_batch(
     return BatchResult(model_version=scorer.version, scored=len(valid), rejected=len(items) - len(valid), results=rows)
 
 
+class Token(msgspec.Struct, frozen=True):
+    """A bearer token for the POST endpoints, and when it stops working (null when no key is required)."""
+
+    token: str | None
+    expires_at: str | None
+
+
+@get(
+    "/v1/token",
+    summary="A short-lived bearer token for the POST endpoints (Power BI keeps the key in its credential store)",
+    tags=["auth"],
+    guards=[require_key],
+    sync_to_thread=False,
+    cache_control=CacheControlHeader(no_store=True),
+)
+def issue_token(request: Request) -> Token:
+    """Send the key as `api_key` (Power BI's `ApiKeyName`), get a token for `Authorization: Bearer`."""
+    key = request.app.state.api_key
+    if not key:
+        return Token(token=None, expires_at=None)
+    expires = int(time.time()) + TOKEN_SECONDS
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires))
+    return Token(token=session_token(key, expires, "api"), expires_at=when)
+
+
 @get(
     "/v1/model",
     summary="The serving model: version, metrics, threshold policy, feature contract",
@@ -398,7 +437,10 @@ def dashboard_page(request: Request) -> Response[str]:
         return _html(dashboard.login_page(), status=401)
     tracker = request.app.state.tracker
     snapshot = tracker.snapshot() if tracker is not None else (None, {}, 0)
-    return _html(dashboard.render(request.app.state.holder.current().model.card, request.app.state.db, snapshot))
+    # An unreadable filter is the client's mistake: a 400, with the page saying which one and why.
+    filters = challenge.read_filters(request.query_params)
+    page = dashboard.render(request.app.state.holder.current().model.card, request.app.state.db, snapshot, filters)
+    return _html(page, status=400 if filters.problems else 200)
 
 
 @post("/login", include_in_schema=False, status_code=303)
@@ -550,6 +592,7 @@ def create_app(
             score_get,
             score_batch,
             model_info,
+            issue_token,
             live,
             ready,
             metrics_text,

@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 import msgspec
 from cashscore.features import contract
+from cashscore.server import challenge, charts
 
 from cashscore.artefact.card import ModelCard
 from cashscore.core import sqlnames
@@ -35,14 +36,22 @@ input,select{padding:.3rem;font-size:.9rem} button{grid-column:1/4;padding:.5rem
 #result{margin-top:1rem;font-size:1rem} .approve{color:#1b7a3a;font-weight:700} .deny{color:#b3261e;font-weight:700}
 .muted{color:#777} .charts{display:flex;gap:1rem}
 .login{max-width:24rem;margin:4rem auto;display:flex;flex-direction:column;gap:.75rem}
+.charts{flex-wrap:wrap} figure{margin:0} figcaption{font-size:.8rem;color:#555;max-width:420px}
+form.filters{grid-template-columns:repeat(3,1fr) auto;align-items:end} form.filters button{grid-column:auto}
+.pt{color:#777;font-weight:400} .evaluated{display:grid;grid-template-columns:minmax(16rem,1fr) 2fr;gap:1.5rem}
 """
 
 SCRIPT = """
 const form = document.getElementById('whatif');
+const esc = (text) => String(text).replace(/[&<>"']/g, (c) => ({'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;'})[c]);
+const pct = (p) => (100 * p).toFixed(1) + ' %';
 form.addEventListener('submit', async (event) => {
   event.preventDefault();
   const body = {};
+  const inputs = [];
   for (const [key, value] of new FormData(form).entries()) {
+    const label = form.elements[key].closest('label').firstChild.textContent.trim();
+    inputs.push('<tr><td>' + esc(label) + '</td><td>' + (value === '' ? '<span class="muted">missing</span>' : esc(value)) + '</td></tr>');
     if (value === '') continue;
     body[key] = form.elements[key].type === 'number' ? Number(value) : value;
   }
@@ -52,44 +61,36 @@ form.addEventListener('submit', async (event) => {
                                              body: JSON.stringify(body)});
   const data = await response.json();
   if (!response.ok) {
-    out.innerHTML = '<span class="deny">' + (data.detail || 'error') + '</span> ' +
-      (data.extra || []).map(e => e.key + ': ' + e.message).join('; ');
+    out.innerHTML = '<span class="deny">' + esc(data.detail || 'error') + '</span> ' +
+      (data.extra || []).map(e => esc(e.key + ': ' + e.message)).join('; ');
     return;
   }
-  const reasons = data.reasons.map(r => '<li>' + r.text + '</li>').join('');
-  out.innerHTML = '<p>Decision: <span id="decision" class="' + data.decision + '">' + data.decision +
-    '</span> · probability of default <b id="probability">' + (100 * data.default_probability).toFixed(1) +
-    ' %</b> · risk band ' + data.risk_band + ' · threshold ' + (100 * data.threshold).toFixed(1) + ' %</p>' +
-    (reasons ? '<ol id="reasons">' + reasons + '</ol>' : '<p>No feature raises the risk above the typical applicant.</p>') +
-    (data.counter_offer ? '<p id="counter-offer">Counter-offer: a loan of ' + data.counter_offer.loan_amnt.toLocaleString() +
-      ' would be approved (probability of default ' + (100 * data.counter_offer.default_probability).toFixed(1) + ' %).</p>' :
-      (data.decision === 'deny' ? '<p>No smaller loan would be approved.</p>' : ''));
+  const reasons = data.reasons.map(r => '<li>' + esc(r.text) + '</li>').join('');
+  const offer = data.counter_offer ? '<p id="counter-offer">Counter-offer · contraproposta: a loan of ' +
+      data.counter_offer.loan_amnt.toLocaleString() + ' would be approved (probability of default ' +
+      pct(data.counter_offer.default_probability) + ').</p>' :
+      (data.decision === 'deny' ? '<p id="counter-offer">No smaller loan would be approved · nenhum valor menor seria aprovado.</p>' : '');
+  out.innerHTML = '<div class="evaluated"><div><h3>The client · o cliente</h3><table id="evaluated-inputs">' + inputs.join('') +
+    '</table></div><div><h3>The decision · a decisão</h3><p>Decision · decisão: <span id="decision" class="' + esc(data.decision) + '">' +
+    esc(data.decision) + '</span> · risk band · faixa de risco ' + esc(data.risk_band) + '</p>' +
+    '<table id="probabilities"><tr><td>Probability of default · probabilidade de inadimplência</td><td id="probability">' +
+    pct(data.probabilities.default) + '</td></tr><tr><td>Probability of repaying · probabilidade de pagar</td><td>' +
+    pct(data.probabilities.repay) + '</td></tr><tr><td>Threshold · limiar</td><td>' + pct(data.threshold) + '</td></tr></table>' +
+    (reasons ? '<h3>Reasons · motivos</h3><ol id="reasons">' + reasons + '</ol>' :
+      '<p>No feature raises the risk above the typical applicant.</p>') + offer + '</div></div>';
 });
 """
 
 
-def _svg_line(points: list[tuple[float, float]], title: str, diagonal: bool = True) -> str:
-    size = 220
-    points = [(float(x), float(y)) for x, y in points if x is not None and y is not None]
-    path = " ".join(f"{x * size:.1f},{size - y * size:.1f}" for x, y in points)
-    diag = f'<line x1="0" y1="{size}" x2="{size}" y2="0" stroke="#bbb" stroke-dasharray="4"/>' if diagonal else ""
-    return (
-        f'<svg viewBox="-5 -5 {size + 10} {size + 10}" width="240" role="img" aria-label="{html.escape(title)}">'
-        f'<rect x="0" y="0" width="{size}" height="{size}" fill="none" stroke="#ccc"/>{diag}'
-        f'<polyline points="{path}" fill="none" stroke="#14325c" stroke-width="2"/></svg>'
-    )
-
-
-def _bars(rows: list[tuple[str, float, int]], title: str) -> str:
+def _mean_pd(rows: list[tuple[str, float, int]], feature: str) -> str:
     if not rows:
         return '<p class="muted">no stored scores</p>'
-    top = max(r[1] for r in rows) or 1.0
-    body = "".join(
-        f"<tr><td>{html.escape(str(name))}</td><td>{count:,}</td><td>{mean:.1%}</td>"
-        f'<td><svg width="160" height="12"><rect width="{160 * mean / top:.1f}" height="12" fill="#14325c"/></svg></td></tr>'
-        for name, mean, count in rows
+    en, pt = challenge.NAMES[feature]
+    return f"<h3>By {en} <span class='pt'>· por {pt}</span></h3>" + charts.rate_bars(
+        [(challenge.label(feature, None if name == "missing" else name), mean, n) for name, mean, n in rows],
+        f"Mean probability of default by {en}",
+        "mean probability of default · probabilidade média de inadimplência",
     )
-    return f"<h3>{html.escape(title)}</h3><table><tr><th></th><th>rows</th><th>mean PD</th><th></th></tr>{body}</table>"
 
 
 # The last portfolio read per database: shown while a writer holds the file (DuckDB lets one
@@ -125,22 +126,25 @@ def _read_portfolio(con: duckdb.DuckDBPyConnection) -> tuple[str, str]:
         f"select count(*), avg(default_probability), avg((decision = 'deny')::int), any_value(model_version) "
         f"from {table}"
     ).fetchall()[0]
-    total = max(sum(c for _, c in hist), 1)
-    histogram = "".join(
-        f'<rect x="{int(b) * 22}" y="{100 - 100 * c / total:.1f}" width="20" height="{100 * c / total:.1f}" '
-        f'fill="#14325c"><title>{int(b) * 10}-{int(b) * 10 + 10} %: {c:,}</title></rect>'
-        for b, c in hist
-        if b is not None
-    )
+    counts = [0] * 10
+    for b, c in hist:
+        if b is not None:
+            counts[int(b)] = c
     text = (
         f"scores.{latest}: {summary[0]:,} applicants scored {when} by model {summary[3]}; "
         f"mean PD {summary[1] or 0:.1%}, {summary[2] or 0:.1%} denied"
     )
     body = (
-        f'<svg width="220" height="110" role="img" aria-label="PD distribution">{histogram}</svg>'
-        f'<p class="muted">distribution of default probability, 0-100 % in tenths</p>'
-        + _bars(by["loan_grade"], "By grade")
-        + _bars(by["loan_intent"], "By loan intent")
+        '<figure id="pd-histogram">'
+        + charts.histogram(
+            counts,
+            "PD distribution",
+            "probability of default · probabilidade de inadimplência",
+            "applicants · clientes",
+        )
+        + "<figcaption>Applicants by probability of default, in tenths</figcaption></figure>"
+        + _mean_pd(by["loan_grade"], "loan_grade")
+        + _mean_pd(by["loan_intent"], "loan_intent")
     )
     return text, body
 
@@ -160,14 +164,52 @@ def _portfolio(db: Path | None) -> tuple[str, str]:
     return _LAST[db]
 
 
+# The metrics and the model in words, English and Portuguese: what an analyst reads on the card.
+METRICS = {
+    "roc_auc": ("ROC-AUC: area under the ROC curve (1 ranks perfectly, 0.5 at random)", "área sob a curva ROC"),
+    "pr_auc": ("PR-AUC: area under the precision-recall curve", "área sob a curva precisão-revocação"),
+    "ks": (
+        "KS: largest gap between defaulters' and good payers' score distributions",
+        "estatística de Kolmogorov-Smirnov",
+    ),
+    "gini": ("Gini: 2 x ROC-AUC - 1", "coeficiente de Gini"),
+    "brier": (
+        "Brier score: mean squared error of the probabilities (lower is better)",
+        "erro quadrático médio das probabilidades",
+    ),
+    "accuracy": ("Accuracy at the threshold", "acurácia no limiar"),
+}
+FAMILIES = {
+    "lightgbm": ("LightGBM gradient-boosted trees", "árvores com gradient boosting (LightGBM)"),
+    "hist_gb": ("histogram gradient boosting (scikit-learn)", "gradient boosting por histogramas"),
+    "random_forest": ("random forest", "floresta aleatória"),
+    "logreg": ("logistic regression", "regressão logística"),
+    "knn": ("k nearest neighbours", "k vizinhos mais próximos"),
+}
+STRATEGIES = {
+    "none": ("no resampling", "sem reamostragem"),
+    "class_weight": ("classes weighted", "classes ponderadas"),
+    "undersample": ("good payers undersampled", "subamostragem dos bons pagadores"),
+    "smotenc": ("defaulters oversampled by SMOTE-NC", "sobreamostragem dos inadimplentes (SMOTE-NC)"),
+}
+
+
+def model_words(family: str, strategy: str) -> tuple[str, str]:
+    """'LightGBM gradient-boosted trees, no resampling' and its Portuguese."""
+    fam = FAMILIES.get(family, (family, family))
+    how = STRATEGIES.get(strategy, (strategy, strategy))
+    return f"{fam[0]}, {how[0]}", f"{fam[1]}, {how[1]}"
+
+
 def _model_card(card: ModelCard, db: Path | None) -> str:
     test = card.metrics.test
     policy = card.threshold
     rows = "".join(
-        f"<tr><td>{k}</td><td>{getattr(test, k):.4f}</td></tr>"
-        for k in ("roc_auc", "pr_auc", "ks", "gini", "brier", "accuracy")
+        f"<tr><td>{html.escape(en)} <span class='pt'>· {html.escape(pt)}</span></td><td>{getattr(test, k):.4f}</td></tr>"
+        for k, (en, pt) in METRICS.items()
     )
-    charts = ""
+    model_en, model_pt = model_words(card.model.family, card.model.strategy)
+    curves = ""
     if db is not None and db.is_file():
         try:
             with open_waiting(db, read_only=True, wait=READ_WAIT_SECONDS) as con:
@@ -181,19 +223,32 @@ def _model_card(card: ModelCard, db: Path | None) -> str:
                     [card.model_version],
                 ).fetchall()
             if roc:
-                charts = (
-                    f'<div class="charts"><figure>{_svg_line(roc, "ROC curve")}'
-                    f"<figcaption>ROC (test split)</figcaption></figure><figure>"
-                    f"{_svg_line(cal, 'calibration')}<figcaption>calibration (test split)</figcaption></figure></div>"
+                curves = (
+                    '<div class="charts"><figure id="roc">'
+                    + charts.line(
+                        roc,
+                        "ROC curve",
+                        "false positive rate · taxa de falsos positivos",
+                        "true positive rate · taxa de verdadeiros positivos",
+                    )
+                    + "<figcaption>ROC curve on the held-out test split · curva ROC no conjunto de teste</figcaption></figure>"
+                    + '<figure id="calibration">'
+                    + charts.line(
+                        cal,
+                        "calibration",
+                        "predicted probability of default · probabilidade prevista",
+                        "observed default rate · taxa observada",
+                    )
+                    + "<figcaption>Calibration on the test split: on the diagonal, the probabilities are right · calibração</figcaption></figure></div>"
                 )
         except duckdb.Error:
-            charts = '<p class="muted">the evaluation tables are not in this database</p>'
+            curves = '<p class="muted">the evaluation tables are not in this database</p>'
     return (
-        f"<p><b>{html.escape(card.model.family)}</b> + {html.escape(card.model.strategy)}, "
+        f'<p id="model-words"><b>{html.escape(model_en)}</b> <span class="pt">· {html.escape(model_pt)}</span>, '
         f"version <code>{html.escape(card.model_version)}</code>, trained {html.escape(card.created_at)} on "
-        f"{card.data.rows:,} rows.</p><table>{rows}</table>"
-        f"<p>Deny when PD ≥ <b>{policy.value:.1%}</b> ({html.escape(policy.policy)} policy: "
-        f"loss given default {policy.lgd:g}, margin {policy.margin:g}).</p>{charts}"
+        f"{card.data.rows:,} loans. Measured on the held-out test split · medido no conjunto de teste:</p><table>{rows}</table>"
+        f"<p>Deny when the probability of default is at least <b>{policy.value:.1%}</b> ({html.escape(policy.policy)} policy: "
+        f"loss given default {policy.lgd:g}, margin {policy.margin:g}) · negar a partir de {policy.value:.1%}.</p>{curves}"
     )
 
 
@@ -357,13 +412,19 @@ def _fairness_panel(card: ModelCard, stored: list[dict[str, Any]] | None) -> str
     )
 
 
-def render(card: ModelCard, db: Path | None, live: tuple[str | None, dict[str, float], int] = (None, {}, 0)) -> str:
+def render(
+    card: ModelCard,
+    db: Path | None,
+    live: tuple[str | None, dict[str, float], int] = (None, {}, 0),
+    filters: challenge.Filters | None = None,
+) -> str:
     """The dashboard page for the serving model.
 
     Args:
         card: the serving model's card.
         db: the database holding model_eval, scores and monitoring tables, if any.
         live: the live drift window: (model version, PSI per feature and score, applicants in it).
+        filters: the challenge panel's filters (grade, intent, home ownership).
 
     Returns:
         HTML text.
@@ -373,11 +434,12 @@ def render(card: ModelCard, db: Path | None, live: tuple[str | None, dict[str, f
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>cashscore dashboard</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head><body>
 <header><h1>cashscore · Alura Cash credit risk</h1></header><main>
-<section><h2>Model</h2>{_model_card(card, db)}</section>
-<section><h2>Portfolio</h2><p>{html.escape(portfolio_text)}</p>{portfolio}</section>
+<section class="wide" id="challenge"><h2>Alura Cash loans <span class="pt">· empréstimos da Alura Cash</span></h2>{challenge.panel(db, filters or challenge.Filters())}</section>
+<section><h2>Model <span class="pt">· modelo</span></h2>{_model_card(card, db)}</section>
+<section><h2>Portfolio scores <span class="pt">· carteira pontuada</span></h2><p>{html.escape(portfolio_text)}</p>{portfolio}</section>
 <section id="drift-panel"><h2>Drift against the training population</h2>{_drift_panel(live, stored.get("drift"))}</section>
 <section id="fairness-panel"><h2>Fairness by age band</h2>{_fairness_panel(card, stored.get("fairness"))}</section>
-<section class="wide"><h2>What if: a new applicant</h2>{_form(card.reference)}<div id="result"></div></section>
+<section class="wide" id="whatif-panel"><h2>Evaluate a client <span class="pt">· avaliar um cliente</span></h2>{_form(card.reference)}<div id="result"></div></section>
 </main><script>{SCRIPT}</script>
 <script type="application/json" id="contract">{html.escape(json.dumps([f.name for f in contract.FEATURES]))}</script>
 </body></html>"""

@@ -13,7 +13,8 @@ from sqlglot import exp
 from cashscore.core.errors import CashscoreError
 from cashscore.features import contract
 
-LAYERS = ("staging", "marts")
+# pt reads marts: the same rows with Portuguese column names and values.
+LAYERS = ("staging", "marts", "pt")
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ MACROS = (
 
 
 def seed(con: duckdb.DuckDBPyConnection) -> None:
-    """Write the feature contract's synonyms and rules as `ref` tables and macros the views use.
+    """Write the feature contract's synonyms, Portuguese labels and rules as `ref` tables and macros the views use.
 
     Args:
         con: the database connection.
@@ -97,6 +98,8 @@ def seed(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("create schema if not exists ref")
     con.execute("create or replace table ref.category_synonyms (feature varchar, spelling varchar, category varchar)")
     con.executemany("insert into ref.category_synonyms values (?, ?, ?)", contract.synonym_rows())
+    con.execute("create or replace table ref.category_labels (feature varchar, category varchar, label_pt varchar)")
+    con.executemany("insert into ref.category_labels values (?, ?, ?)", contract.label_rows())
     con.execute(
         "create or replace table ref.feature_rules (feature varchar, valid_min double, valid_max double, cap double, "
         "min_start_age integer, derived_places integer)"

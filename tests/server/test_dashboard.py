@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from cashscore.features import contract
+from cashscore.server import dashboard
 from cashscore.server.app import create_app
 from helpers.processes import serve_process
 from litestar.testing import TestClient
@@ -55,12 +56,56 @@ def test_dashboard_renders_model_portfolio_and_form(trained, scored_db):
     assert trained[2].model_version in text
     assert "scores.portfolio" in text and "By grade" in text and "By loan intent" in text
     assert 'aria-label="ROC curve"' in text
+    # Every chart has its axes titled and valued: ROC, calibration, the PD histogram.
+    assert "false positive rate" in text and "true positive rate" in text and ">0.25</text>" in text
+    assert "predicted probability of default" in text and "observed default rate" in text
+    assert 'id="pd-histogram"' in text and "applicants · clientes" in text and ">40 %</text>" in text
+    # The model and its metrics in words, in English and Portuguese.
+    family, strategy = trained[2].model.family, trained[2].model.strategy
+    assert "".join(dashboard.model_words(family, strategy)[0].split()) in "".join(text.split())
+    assert "ROC-AUC: area under the ROC curve" in text and "área sob a curva ROC" in text
+    # The challenge's panels.
+    for panel in (
+        'id="payers"',
+        'id="rate-grade"',
+        'id="rate-home"',
+        'id="rate-intent"',
+        'id="scatter"',
+        'id="filters"',
+    ):
+        assert panel in text, panel
+    assert "Good payers · Bons pagadores" in text and "Rent (Alugada)" in text
     # Drift and fairness: the stored measurements of `cashscore monitor` and `cashscore fairness`.
     assert 'id="drift-batch"' in text and "table marts.applicants" in text
     assert 'id="fairness"' in text and "(cashscore fairness)" in text and "60+" in text
     for name in contract.NAMES:
         assert f'name="{name}"' in text
     assert "http://" not in text and "https://" not in text  # nothing from a CDN: works offline
+
+
+def challenge_counts(client, **params):
+    page = client.get("/", params=params)
+    return page.status_code, page.text
+
+
+def test_challenge_filters_narrow_every_panel_and_read_portuguese(trained, scored_db, query):
+    with TestClient(app=create_app(trained[1], api_key="", db=scored_db)) as client:
+        status, everything = challenge_counts(client)
+        status_a, grade_a = challenge_counts(client, grade="A", home="Alugada")
+        status_bad, bad = challenge_counts(client, grade="A' or 1=1 --", intent="Gambling")
+    (expected,) = query(
+        scored_db, "select count(*) from marts.applicants where loan_grade = 'A' and person_home_ownership = 'Rent'"
+    )
+    (total,) = query(scored_db, "select count(*) from marts.applicants")
+    assert status == status_a == 200
+    assert f"{total[0]:,} loans · empréstimos: all applicants" in everything
+    assert f"{expected[0]:,} loans · empréstimos: A, Rent (Alugada)" in grade_a
+    assert '<option value="A" selected>' in grade_a
+    # A filter no spelling reads is a 400 naming it, and the page shows everything.
+    assert status_bad == 400
+    assert "filter grade: &quot;A&#x27; or 1=1 --&quot; is not one of A, B" in bad
+    assert "filter intent: &#x27;Gambling&#x27; is not one of" in bad
+    assert f"{total[0]:,} loans · empréstimos: all applicants" in bad
 
 
 def test_dashboard_without_stored_scores(trained, tmp_path):
@@ -101,11 +146,15 @@ def test_dashboard_in_headless_chromium(trained, scored_db):
             page.fill("input[name=loan_int_rate]", "19.5")
             page.select_option("select[name=loan_grade]", "E")
             page.select_option("select[name=cb_person_default_on_file]", "Y")
-            page.click("button[type=submit]")
+            page.click("#whatif button[type=submit]")
             page.wait_for_selector("#decision", timeout=10_000)
             decision = page.inner_text("#decision")
             probability = page.inner_text("#probability")
             page.screenshot(path=str(ARTIFACTS / "dashboard-whatif.png"), full_page=True)
+            page.locator("#whatif-panel").screenshot(path=str(ARTIFACTS / "dashboard-client.png"))
+            evaluated = page.locator("#evaluated-inputs tr").all_inner_texts()
+            repay = page.locator("#probabilities tr").all_inner_texts()
+            offer = page.locator("#counter-offer").count()
             # The what-if applicant is now in the live drift window.
             page.goto(base + "/")
             live_rows = page.locator("#drift-live tr").count()
@@ -113,6 +162,14 @@ def test_dashboard_in_headless_chromium(trained, scored_db):
             bands = page.locator("#fairness tr").all_inner_texts()
             page.locator("#drift-panel").screenshot(path=str(ARTIFACTS / "dashboard-drift.png"))
             page.locator("#fairness-panel").screenshot(path=str(ARTIFACTS / "dashboard-fairness.png"))
+            # The challenge's panels, then filtered through the form.
+            page.locator("#challenge").screenshot(path=str(ARTIFACTS / "dashboard-challenge.png"))
+            points = page.locator("#scatter circle").count()
+            page.select_option("select[name=grade]", "G")
+            page.click("#filters button[type=submit]")
+            page.wait_for_url("**grade=G**")
+            filtered = page.inner_text("#challenge")
+            filtered_points = page.locator("#scatter circle").count()
             browser.close()
         # A header and one row per feature and the score, in both drift tables.
         assert live_rows == batch_rows == len(contract.NAMES) + 2
@@ -121,3 +178,10 @@ def test_dashboard_in_headless_chromium(trained, scored_db):
         assert decision in ("approve", "deny")
         assert probability.endswith("%")
         assert Path(ARTIFACTS / "dashboard-whatif.png").stat().st_size > 10_000
+        # The evaluated client's inputs beside the decision, both probabilities and the counter-offer.
+        assert len(evaluated) == len(contract.NAMES)
+        assert any(row.startswith("Amount requested") and "15000" in row for row in evaluated)
+        assert any("Probability of repaying" in row for row in repay) and offer == (decision == "deny")
+        assert points > 100 and 0 < filtered_points < points
+        assert "empréstimos: G" in filtered
+        assert Path(ARTIFACTS / "dashboard-challenge.png").stat().st_size > 20_000

@@ -37,6 +37,12 @@ def test_staging_normalises_blanks_case_and_synonyms(small_db, query):
         ("loan_intent", "Pagamento de débitos", "Debtconsolidation"),
         ("loan_intent", "MELHORA DO LAR", "Homeimprovement"),
         ("loan_intent", "Empreendimento", "Venture"),
+        # The seed author's spellings, refused with a 400 before.
+        ("person_home_ownership", "Alugado", "Rent"),
+        ("person_home_ownership", "Financiado", "Mortgage"),
+        ("loan_intent", "Dividas", "Debtconsolidation"),
+        ("loan_intent", "Reforma", "Homeimprovement"),
+        ("loan_intent", "saúde", "Medical"),
         ("cb_person_default_on_file", "sim", "Y"),
         ("cb_person_default_on_file", "NÃO", "N"),
         ("cb_person_default_on_file", "false", "N"),
@@ -129,6 +135,61 @@ def test_mart_columns_follow_the_contract(small_db, query):
     assert columns == [*contract.ID_COLUMNS, *contract.NAMES, contract.TARGET]
 
 
+def pt_columns() -> list[str]:
+    """pt.applicants' columns as the contract names them: ids, features, label."""
+    return [
+        *(contract.COLUMNS_PT[c] for c in contract.ID_COLUMNS),
+        *(f.column_pt for f in contract.FEATURES),
+        contract.COLUMNS_PT[contract.TARGET],
+    ]
+
+
+def test_every_portuguese_value_reads_back_as_its_category():
+    for feature, category, label in contract.label_rows():
+        assert rules.normalise_category(feature, label) == category
+
+
+# Each pt value read back through the synonyms (the way it would come back from Power BI) must give
+# the mart's category; each number must be the mart's. Returns the rows where either differs.
+PT_DIFFERENCES = """
+select count(*) from marts.applicants as m
+join pt.applicants as p on p.id_emprestimo is not distinct from m.loan_id
+left join ref.category_synonyms as home
+    on home.feature = 'person_home_ownership' and home.spelling = lower(p.situacao_propriedade)
+left join ref.category_synonyms as intent
+    on intent.feature = 'loan_intent' and intent.spelling = lower(p.motivo_emprestimo)
+left join ref.category_synonyms as flag
+    on flag.feature = 'cb_person_default_on_file' and flag.spelling = lower(p.inadimplencia_historico)
+where home.category is distinct from m.person_home_ownership
+   or intent.category is distinct from m.loan_intent
+   or p.pontuacao_emprestimos is distinct from m.loan_grade
+   or p.idade is distinct from m.person_age
+   or p.salario_ano is distinct from m.person_income
+   or p.valor_emprestimo is distinct from m.loan_amnt
+   or p.renda_percentual is distinct from m.loan_percent_income
+   or p.inadimplencia is distinct from m.loan_status
+"""
+
+
+def test_pt_applicants_is_the_mart_in_portuguese(small_db, query):
+    columns = query(
+        small_db,
+        "select column_name from information_schema.columns "
+        "where table_schema='pt' and table_name='applicants' order by ordinal_position",
+    )
+    assert [c for (c,) in columns] == pt_columns()
+    assert query(
+        small_db,
+        "select id_emprestimo, situacao_propriedade, motivo_emprestimo, inadimplencia_historico "
+        "from pt.applicants order by 1",
+    ) == [
+        ("l1", "Alugada", "Educativo", "S"),
+        ("l2", "Hipotecada", "Médico", "N"),
+        ("l3", None, None, None),
+    ]
+    assert query(small_db, PT_DIFFERENCES) == [(0,)]
+
+
 def test_views_are_created_in_dependency_order():
     order = [v.qualified for v in views.read_views(SQL_DIR)]
     assert order.index("staging.stg_links") < order.index("marts.applicants") < order.index("marts.training_set")
@@ -167,6 +228,13 @@ def test_real_dump_applicants_and_labels(real_db, query):
     assert query(real_db, "select count(*), count(distinct loan_id) from marts.applicants") == [(34_489, 34_489)]
     labels = query(real_db, "select loan_status, count(*) from marts.training_set group by 1 order by 1")
     assert labels == [(0, 26_705 - 9), (1, 7_453 - 3)]
+
+
+def test_real_dump_pt_applicants(real_db, query):
+    assert query(real_db, "select count(*) from pt.applicants") == [(34_489,)]
+    assert query(real_db, PT_DIFFERENCES) == [(0,)]
+    intents = query(real_db, "select motivo_emprestimo, count(*) from pt.applicants group by 1 order by 1 nulls last")
+    assert [i for i, _ in intents] == sorted(contract.BY_NAME["loan_intent"].categories_pt) + [None]
 
 
 def test_real_dump_rules_fire_where_source_md_says(real_db, query):

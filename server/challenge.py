@@ -1,0 +1,172 @@
+# ruff: noqa: E501 - the markup reads better unwrapped
+"""The challenge's dashboard on the built-in page: good and bad payers, default rates, amount x rate.
+
+It reads the applicants mart (the bank's history, labelled), filtered by grade, intent and home
+ownership. A filter's value comes from the query string: it is read through the contract's spellings
+(Portuguese too) and reaches SQL only as a parameter.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from cashscore.features import contract, rules
+from cashscore.server import charts
+
+from cashscore.warehouse.export import open_waiting
+
+# Query parameter -> contract feature.
+FILTERS = {"grade": "loan_grade", "intent": "loan_intent", "home": "person_home_ownership"}
+# How each filtered feature is named in a title, in English and Portuguese.
+NAMES = {
+    "loan_grade": ("grade", "pontuação"),
+    "loan_intent": ("loan intent", "motivo do empréstimo"),
+    "person_home_ownership": ("home ownership", "situação da propriedade"),
+}
+# Points drawn in the scatter: a fixed sample (by a hash of the loan id), the same on every reload.
+SCATTER_POINTS = 800
+READ_WAIT_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The chosen category per feature, and the query-string values that could not be read."""
+
+    chosen: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+def read_filters(params: Mapping[str, str]) -> Filters:
+    """The filters in a query string: any accepted spelling of a category; blank is 'all'."""
+    chosen, problems = {}, []
+    for param, feature in FILTERS.items():
+        given = params.get(param, "")
+        if not given.strip(contract.BLANKS):
+            continue
+        category = rules.normalise_category(feature, given)
+        if category in contract.BY_NAME[feature].categories:
+            chosen[feature] = category
+        else:
+            allowed = ", ".join(contract.BY_NAME[feature].categories)
+            problems.append(f"filter {param}: {given[:40]!r} is not one of {allowed} (or their Portuguese names)")
+    return Filters(chosen, problems)
+
+
+def label(feature: str, category: str | None) -> str:
+    """'Rent (Alugada)': the category with its Portuguese value when it differs."""
+    if category is None:
+        return "missing"
+    f = contract.BY_NAME[feature]
+    pt = dict(zip(f.categories, f.categories_pt, strict=True)).get(category)
+    return category if pt in (None, category) else f"{category} ({pt})"
+
+
+def _where(filters: Filters) -> tuple[str, list[Any]]:
+    # Column names come from the FILTERS table, never from the request; values are parameters.
+    clauses = [f"{feature} = ?" for feature in filters.chosen]
+    return (" where " + " and ".join(clauses)) if clauses else "", list(filters.chosen.values())
+
+
+def _read(con: duckdb.DuckDBPyConnection, filters: Filters) -> dict[str, Any]:
+    where, params = _where(filters)
+    source = f"(select * from marts.applicants{where})"
+    found: dict[str, Any] = {
+        "payers": dict(con.execute(f"select loan_status, count(*) from {source} group by 1", params).fetchall())
+    }
+    for feature in FILTERS.values():
+        rows = con.execute(
+            f"select {feature}, avg(loan_status), count(loan_status) from {source} group by 1", params
+        ).fetchall()
+        order = {c: i for i, c in enumerate(contract.BY_NAME[feature].categories)}
+        found[feature] = sorted(rows, key=lambda r: order.get(r[0], len(order)))
+    found["scatter"] = con.execute(
+        f"select loan_amnt, loan_int_rate, loan_status from {source} "
+        "where loan_amnt is not null and loan_int_rate is not null order by hash(loan_id), loan_id limit ?",
+        [*params, SCATTER_POINTS],
+    ).fetchall()
+    # Axes fixed by the whole mart, so a filter never rescales them.
+    found["max"] = con.execute("select max(loan_amnt), max(loan_int_rate) from marts.applicants").fetchall()[0]
+    return found
+
+
+def _select(param: str, feature: str, filters: Filters) -> str:
+    chosen = filters.chosen.get(feature)
+    options = "".join(
+        f'<option value="{html.escape(c)}"{" selected" if c == chosen else ""}>{html.escape(label(feature, c))}</option>'
+        for c in contract.BY_NAME[feature].categories
+    )
+    f = contract.BY_NAME[feature]
+    return (
+        f"<label>{html.escape(f.description)} <span class='muted'>{html.escape(f.label_pt)}</span>"
+        f'<select name="{param}"><option value="">all · todos</option>{options}</select></label>'
+    )
+
+
+def _payers(payers: dict[int | None, int]) -> str:
+    good, bad, unknown = payers.get(0, 0), payers.get(1, 0), payers.get(None, 0)
+    known = max(good + bad, 1)
+    rows = [
+        ("Good payers · Bons pagadores", good / known, good),
+        ("Bad payers (default) · Inadimplentes", bad / known, bad),
+    ]
+    chart = charts.rate_bars(
+        rows, "Good and bad payers", "share of the labelled loans · parcela dos empréstimos rotulados"
+    )
+    return f'<div id="payers">{chart}<p class="muted">{unknown:,} loans without a known outcome are left out.</p></div>'
+
+
+def panel(db: Path | None, filters: Filters) -> str:
+    """The challenge panel's HTML: filters, payers, default rates by grade, home and intent, scatter."""
+    form = (
+        '<form id="filters" method="get" action="/" class="filters">'
+        + "".join(_select(param, feature, filters) for param, feature in FILTERS.items())
+        + '<button type="submit">Filter · Filtrar</button></form>'
+    )
+    problems = "".join(f'<p class="deny">{html.escape(p)}</p>' for p in filters.problems)
+    if db is None or not db.is_file():
+        return form + problems + '<p class="muted">no database configured (CASHSCORE_DB)</p>'
+    try:
+        with open_waiting(db, read_only=True, wait=READ_WAIT_SECONDS) as con:
+            data = _read(con, filters)
+    except duckdb.Error as exc:
+        return (
+            form
+            + problems
+            + f'<p class="muted">cannot read marts.applicants: {html.escape(str(exc).splitlines()[0])}</p>'
+        )
+    total = sum(data["payers"].values())
+    shown = ", ".join(label(f, c) for f, c in filters.chosen.items()) or "all applicants · todos"
+    rates = "".join(
+        f'<figure id="rate-{param}">'
+        + charts.rate_bars(
+            [(label(feature, c), rate, n) for c, rate, n in data[feature]],
+            f"Default rate by {NAMES[feature][0]}",
+            "default rate · taxa de inadimplência (%)",
+        )
+        + f"<figcaption>Default rate by {NAMES[feature][0]} · taxa de inadimplência por {NAMES[feature][1]}</figcaption>"
+        "</figure>"
+        for param, feature in FILTERS.items()
+    )
+    amount_max, rate_max = data["max"]
+    scatter = charts.scatter(
+        data["scatter"],
+        float(amount_max or 1),
+        float(rate_max or 1),
+        "Loan amount against interest rate",
+        "loan amount · valor do empréstimo",
+        "interest rate · taxa de juros (% a year)",
+        lambda v: f"{v:,.0f}",
+        lambda v: f"{v:.0f} %",
+    )
+    return (
+        f"{form}{problems}<p>{total:,} loans · empréstimos: {html.escape(shown)}</p>"
+        f'<div class="charts">{_payers(data["payers"])}{rates}</div>'
+        f'<figure id="scatter">{scatter}<figcaption>Loan amount against interest rate, {len(data["scatter"]):,} loans '
+        f"sampled; red defaulted, blue repaid · valor contra taxa de juros; vermelho inadimplente, azul pago"
+        "</figcaption></figure>"
+    )

@@ -94,6 +94,18 @@ def test_the_wheel_is_the_package_imported(installed):
     assert names.stdout.strip() == "[None, None, None]"
 
 
+def test_every_sql_file_ships_in_the_wheel(installed):
+    # A layer folder missing from pyproject's packages would silently drop its views from installs.
+    listing = (
+        "import pathlib, cashscore.sql as s; root = pathlib.Path(s.__file__).parent; "
+        "print(sorted(str(p.relative_to(root)) for p in root.rglob('*.sql')))"
+    )
+    done = run(installed, "python", "-c", listing)
+    assert done.returncode == 0, done.stderr
+    shipped = sorted(str(p.relative_to(PROJECT_ROOT / "sql")) for p in (PROJECT_ROOT / "sql").rglob("*.sql"))
+    assert done.stdout.strip() == str(shipped)
+
+
 def test_layer_contracts_hold_and_there_is_no_cycle(installed):
     done = run(installed, "python", "-c", "import sys; from importlinter.cli import lint_imports_command; "
                f"sys.argv = ['lint-imports', '--config', {str(PROJECT_ROOT / 'pyproject.toml')!r}]; "

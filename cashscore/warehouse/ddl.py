@@ -27,6 +27,7 @@ TYPES: dict[exp.DataType.Type, str] = {
     T.UBIGINT: "UBIGINT",
     T.FLOAT: "FLOAT",
     T.DOUBLE: "DOUBLE",
+    T.UDOUBLE: "DOUBLE",
     T.CHAR: "VARCHAR",
     T.NCHAR: "VARCHAR",
     T.VARCHAR: "VARCHAR",
@@ -49,12 +50,19 @@ TYPES: dict[exp.DataType.Type, str] = {
     T.DATETIME: "TIMESTAMP",
     T.TIMESTAMP: "TIMESTAMP",
     T.TIMESTAMPTZ: "TIMESTAMP",
-    T.TIME: "TIME",
+    # MySQL's TIME is a duration from -838:59:59 to 838:59:59, beyond DuckDB's time of day.
+    T.TIME: "INTERVAL",
     T.YEAR: "SMALLINT",
+    # BIT(1..64): read from b'0101', 0x.. or a binary string, stored as its value (STORED_AS).
+    T.BIT: "BIT",
 }
+# Kinds the INSERT reader needs told apart that DuckDB stores as another type.
+STORED_AS = {"BIT": "UBIGINT"}
 DECIMALS = {T.DECIMAL, T.UDECIMAL}
-# DuckDB's DECIMAL holds 38 digits; MySQL's up to 65, which become DOUBLE.
+# DuckDB's DECIMAL holds 38 digits, MySQL's up to 65: a wider one is refused, never made a float.
 MAX_DECIMAL_DIGITS = 38
+# FLOAT(p) with p above 24 is a double in MySQL.
+FLOAT_DIGITS = 24
 
 
 def _duckdb_type(kind: exp.DataType, where: str, column: str) -> str:
@@ -67,8 +75,15 @@ def _duckdb_type(kind: exp.DataType, where: str, column: str) -> str:
         if len(digits) == 1:
             scale = 0
         if precision > MAX_DECIMAL_DIGITS:
-            return "DOUBLE"
+            raise CashscoreError(
+                f"{where}: column `{column}` is DECIMAL({precision},{scale}): DuckDB holds at most "
+                f"{MAX_DECIMAL_DIGITS} digits, and cashscore never rounds a decimal through a float"
+            )
         return f"DECIMAL({precision},{scale})"
+    if kind.this == T.FLOAT and len(kind.expressions) == 1:
+        bits = kind.expressions[0].this
+        if isinstance(bits, exp.Literal) and str(bits.this).isdigit() and int(bits.this) > FLOAT_DIGITS:
+            return "DOUBLE"
     mapped = TYPES.get(kind.this)
     if mapped is None:
         raise CashscoreError(
@@ -88,7 +103,7 @@ def create_table(stmt: Statement, schema: str = "raw") -> tuple[str, list[tuple[
         schema: the DuckDB schema the table lands in.
 
     Returns:
-        The table name, its (column, DuckDB type) pairs and the DuckDB DDL.
+        The table name, its (column, kind) pairs (the DuckDB type, or a STORED_AS key) and the DuckDB DDL.
 
     Raises:
         CashscoreError: when sqlglot cannot parse the statement, a name breaks MySQL's rules or a
@@ -110,12 +125,16 @@ def create_table(stmt: Statement, schema: str = "raw") -> tuple[str, list[tuple[
         kind = node.args.get("kind")
         if kind is None:
             raise CashscoreError(f"{where}: column `{name}` of `{table}` has no type")
-        not_null = any(isinstance(c.kind, exp.NotNullColumnConstraint) for c in node.constraints)
+        # sqlglot reads an explicit NULL as a NotNullColumnConstraint with allow_null set.
+        not_null = any(
+            isinstance(c.kind, exp.NotNullColumnConstraint) and not c.kind.args.get("allow_null")
+            for c in node.constraints
+        )
         columns.append((name, _duckdb_type(kind, where, name), not_null))
     if not columns:
         raise CashscoreError(f"{where}: CREATE TABLE `{table}` declares no columns")
     if len({c.lower() for c, _, _ in columns}) != len(columns):
         raise CashscoreError(f"{where}: CREATE TABLE `{table}` declares a column twice")
-    body = ", ".join(f"{sqlnames.quote(c)} {t}{' NOT NULL' if nn else ''}" for c, t, nn in columns)
+    body = ", ".join(f"{sqlnames.quote(c)} {STORED_AS.get(t, t)}{' NOT NULL' if nn else ''}" for c, t, nn in columns)
     ddl = f"CREATE TABLE {sqlnames.qualified(schema, table)} ({body})"
     return table, [(c, t) for c, t, _ in columns], ddl

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -31,7 +31,15 @@ INSERT_RE = re.compile(
 )
 CONDITIONAL_OPEN_RE = re.compile(r"/\*!\d*")
 BLOCK_COMMENT_RE = re.compile(r"/\*(?!!).*?\*/", re.S)
-TOKEN_RE = re.compile(r"\s*(" + STRING + r"|[^,']+?)\s*(?:,|$)", re.S)
+# One value of a tuple: a string (with an optional _charset introducer, or X'..' / b'..'), or a bare
+# token (a number, NULL, 0x.. hex) up to the next comma.
+TOKEN_RE = re.compile(r"\s*((?:_\w+\s*|[xXbB])?" + STRING + r"|[^,']+?)\s*(?:,|$)", re.S)
+HEX_RE = re.compile(r"0x([0-9a-fA-F]*)|[xX]'([0-9a-fA-F]*)'")
+BITS_RE = re.compile(r"[bB]'([01]*)'|0b([01]+)")
+INTRODUCER_RE = re.compile(r"\A_\w+\s*(?=')")
+# Bytes a dump's text could not decode in its character set are kept as surrogates (U+DC80..U+DCFF)
+# until the column they are in is known: a BLOB takes them back as bytes, text refuses them.
+UNDECODED_RE = re.compile("[\udc80-\udcff]")
 NUMBER_RE = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 MYSQL_ESCAPES = {"0": "\0", "b": "\b", "n": "\n", "r": "\r", "t": "\t", "Z": "\x1a"}
 ESCAPE_RE = re.compile(r"\\(.)|''", re.S)
@@ -44,6 +52,10 @@ class Statement:
     text: str
     path: str
     line: int
+    # The character set its bytes were read in (SET NAMES / character_set_client before it), and
+    # whether some of them could not be decoded in it (kept as surrogates, see UNDECODED_RE).
+    encoding: str = "utf-8"
+    undecoded: bool = False
 
     def where(self) -> str:
         """Returns the statement's place as `file:line`."""
@@ -73,36 +85,68 @@ def open_dump(path: Path) -> IO[bytes]:
     return path.open("rb")
 
 
-def statements(path: Path) -> Iterator[Statement]:
+# MySQL's latin1 is Windows-1252, with the five bytes cp1252 leaves undefined kept as C1 controls.
+_CP1252 = "".join(bytes([b]).decode("cp1252", errors="ignore") or chr(b) for b in range(256))
+LATIN1_DECODE = str.maketrans({chr(b): c for b, c in enumerate(_CP1252)})
+LATIN1_ENCODE = str.maketrans({c: chr(b) for b, c in enumerate(_CP1252)})
+# The character sets a dump may be written in (SET NAMES, --default-character-set), and how to read them.
+CHARSETS = {"utf8mb4": "utf-8", "utf8mb3": "utf-8", "utf8": "utf-8", "latin1": "mysql-latin1", "ascii": "utf-8"}
+SET_CHARSET_RE = re.compile(r"SET\s+(?:NAMES|character_set_client\s*=)\s*'?(@?\w+)'?", re.I)
+SAVE_CHARSET_RE = re.compile(r"SET\s+@saved_cs_client\s*=\s*@@character_set_client", re.I)
+
+
+def decode(raw: bytes, encoding: str) -> tuple[str, int | None]:
+    """Decode a line of a dump; bytes it cannot decode become surrogates.
+
+    Returns:
+        The text, and the 0-based offset of the first undecodable byte (None when there is none).
+    """
+    if encoding == "mysql-latin1":
+        return raw.decode("latin-1").translate(LATIN1_DECODE), None
+    try:
+        return raw.decode(encoding), None
+    except UnicodeDecodeError as exc:
+        return raw.decode(encoding, "surrogateescape"), exc.start
+
+
+def encode(text: str, encoding: str) -> bytes:
+    """The dump's bytes back from text `decode` read (a BLOB's value)."""
+    if encoding == "mysql-latin1":
+        return text.translate(LATIN1_ENCODE).encode("latin-1")
+    return text.encode(encoding, "surrogateescape")
+
+
+def statements(path: Path, charset: str = "utf8mb4") -> Iterator[Statement]:
     """Yield the statements of a dump one at a time, holding only the current one in memory.
 
     A statement ends at a line ending in `;` outside any string literal; comments and MySQL
-    conditional comments (`/*!40101 ... */`) are unwrapped or dropped.
+    conditional comments (`/*!40101 ... */`) are unwrapped or dropped. The text is read in the
+    character set the dump names (`SET NAMES`, `SET character_set_client`; utf8mb4 until then).
 
     Args:
         path: the dump file.
+        charset: the character set until the dump names one (a --compact dump names none).
 
     Yields:
         Each statement, stripped of comments.
 
     Raises:
-        CashscoreError: on bytes that are not UTF-8, or a statement still open at the end of file.
+        CashscoreError: on bytes the character set cannot decode outside an INSERT (inside one, the
+            column decides: see parse_insert), an unknown character set, or a statement still open at
+            the end of file.
     """
     where = str(path)
     parts: list[str] = []
     start = 0
     lineno = 0
+    encoding = _charset(charset, "utf-8", "utf-8", where)
+    saved = encoding
+    bad: tuple[int, int] | None = None
     try:
         handle = open_dump(path)
         with handle:
             for lineno, raw in enumerate(handle, start=1):  # noqa: B007 - lineno used after the loop
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    raise CashscoreError(
-                        f"{where}:{lineno}: bytes that are not UTF-8 at column {exc.start + 1} "
-                        "(cashscore reads dumps written with --default-character-set=utf8mb4)"
-                    ) from None
+                line, offset = decode(raw, encoding)
                 line = line.rstrip("\r\n")
                 if not parts:
                     stripped = line.strip()
@@ -111,14 +155,24 @@ def statements(path: Path) -> Iterator[Statement]:
                     if stripped.startswith("/*") and not stripped.startswith("/*!") and stripped.endswith("*/"):
                         continue  # a plain comment on its own line
                     start = lineno
+                if offset is not None and bad is None:
+                    bad = (lineno, offset + 1)
                 parts.append(line)
                 if line.rstrip().endswith(";"):
                     text = "\n".join(parts)
                     if _balanced(text):
                         parts = []
-                        cleaned = _strip_comments(text).strip()
-                        if cleaned.rstrip(";").strip():
-                            yield Statement(cleaned.rstrip().rstrip(";").rstrip(), where, start)
+                        cleaned = _strip_comments(text).strip().rstrip(";").rstrip()
+                        found, bad = bad, None
+                        if not cleaned:
+                            continue
+                        if found is not None and not cleaned[:7].upper().startswith(("INSERT", "REPLACE")):
+                            raise CashscoreError(_undecodable(where, found, encoding))
+                        yield Statement(cleaned, where, start, encoding, found is not None)
+                        if SAVE_CHARSET_RE.match(cleaned):
+                            saved = encoding
+                        elif match := SET_CHARSET_RE.match(cleaned):
+                            encoding = _charset(match.group(1), encoding, saved, f"{where}:{start}")
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise CashscoreError(f"{where}:{lineno}: cannot read the dump: {exc}") from None
     if parts:
@@ -128,6 +182,27 @@ def statements(path: Path) -> Iterator[Statement]:
             f"{where}:{start}: the statement starting here is truncated: {problem} "
             f"before the end of the file at line {lineno}"
         )
+
+
+def _charset(name: str, current: str, saved: str, where: str) -> str:
+    """The encoding a SET NAMES or SET character_set_client switches to."""
+    if name.startswith("@"):
+        # @saved_cs_client comes back around each CREATE TABLE; the others restore the session at the end.
+        return saved if name.lower() == "@saved_cs_client" else current
+    found = CHARSETS.get(name.lower())
+    if found is None:
+        raise CashscoreError(
+            f"{where}: the dump is written in character set {name[:40]!r}; cashscore reads "
+            f"{', '.join(CHARSETS)} (mysqldump --default-character-set=utf8mb4)"
+        )
+    return found
+
+
+def _undecodable(where: str, at: tuple[int, int], encoding: str) -> str:
+    return (
+        f"{where}:{at[0]}: bytes that are not {'UTF-8' if encoding == 'utf-8' else encoding} at column {at[1]} "
+        "(cashscore reads dumps written with --default-character-set=utf8mb4, or the character set they name)"
+    )
 
 
 def _balanced(text: str) -> bool:
@@ -154,20 +229,19 @@ def _strip_comments(text: str) -> str:
     return head + sep + tail
 
 
-def parse_insert(stmt: Statement) -> Insert:
-    """Split an INSERT statement into table, column list and CSV-ready rows.
+# What the rows' columns hold, by DuckDB type, where the dump's literal is not the CSV value: a
+# BLOB's bytes are written as \\xHH escapes (DuckDB's text form of a BLOB), a BIT's b'0101' as a number.
+BYTES = "BLOB"
+BIT = "BIT"
+# (table, INSERT column list or None) -> each value's (column, kind): the DuckDB type or a ddl.STORED_AS key.
+Kinds = Callable[[str, "tuple[str, ...] | None"], Sequence[tuple[str, str]]]
 
-    Rows come back as CSV lines in DuckDB's dialect with `'` as quote and escape and `NULL`
-    unquoted; rows in mysqldump's usual form pass through untouched (the fast path).
 
-    Args:
-        stmt: an INSERT or REPLACE statement.
-
-    Returns:
-        The parsed statement.
+def insert_head(stmt: Statement) -> tuple[str, tuple[str, ...] | None, int]:
+    """The table an INSERT or REPLACE fills, its column list (None without one) and where VALUES begin.
 
     Raises:
-        CashscoreError: naming the file, line and problem when the statement is malformed.
+        CashscoreError: naming the file, line and problem when the head is malformed.
     """
     head = INSERT_RE.match(stmt.text)
     if head is None:
@@ -180,8 +254,32 @@ def parse_insert(stmt: Statement) -> Insert:
         columns = tuple(
             sqlnames.check_identifier(c, where, "column name") for c in sqlnames.split_names(head.group(2), where)
         )
-    body = stmt.text[head.end() :]
-    if "\\" not in body:
+    return table, columns, head.end()
+
+
+def parse_insert(stmt: Statement, kinds: Kinds | None = None) -> Insert:
+    """Split an INSERT statement into table, column list and CSV-ready rows.
+
+    Rows come back as CSV lines in DuckDB's dialect with `'` as quote and escape and `NULL`
+    unquoted; rows in mysqldump's usual form pass through untouched (the fast path).
+
+    Args:
+        stmt: an INSERT or REPLACE statement.
+        kinds: each value's column and kind, from the table's CREATE TABLE (None: text and numbers).
+
+    Returns:
+        The parsed statement.
+
+    Raises:
+        CashscoreError: naming the file, line and problem when the statement is malformed, or a value
+            does not fit its column (bytes the character set cannot decode in a text column).
+    """
+    table, columns, offset = insert_head(stmt)
+    described = list(kinds(table, columns)) if kinds is not None else []
+    types = [kind for _, kind in described]
+    body = stmt.text[offset:]
+    plain_kinds = BYTES not in types and BIT not in types
+    if plain_kinds and not stmt.undecoded and "\\" not in body:
         skeleton = STRING_RE.sub("0", body)
         if PLAIN_BODY_RE.fullmatch(skeleton):
             # mysqldump's own form: well formed, so split at "),(" unless a string holds one.
@@ -191,10 +289,11 @@ def parse_insert(stmt: Statement) -> Insert:
     rows = ROW_RE.findall(body)
     leftover = ROW_RE.sub("", body)
     if leftover.count(",") != len(rows) - 1 or leftover.replace(",", "").strip():
-        _raise_at_garbage(stmt, head.end(), body)
+        _raise_at_garbage(stmt, offset, body)
     if not rows or not all(rows):
         raise CashscoreError(f"{stmt.where()}: INSERT into `{table}` has an empty VALUES tuple")
-    rows = [_rewrite_row(stmt, i, row) for i, row in enumerate(rows, start=1)]
+    names = [name for name, _ in described]
+    rows = [_rewrite_row(stmt, i, row, types, names) for i, row in enumerate(rows, start=1)]
     return Insert(table, columns, rows)
 
 
@@ -213,8 +312,8 @@ def _raise_at_garbage(stmt: Statement, offset: int, body: str) -> None:
     )
 
 
-def _rewrite_row(stmt: Statement, index: int, row: str) -> str:
-    """Rewrite one tuple into DuckDB's CSV dialect: decode MySQL escapes, check bare values."""
+def _rewrite_row(stmt: Statement, index: int, row: str, types: Sequence[str], names: Sequence[str]) -> str:
+    """Rewrite one tuple into DuckDB's CSV dialect: decode MySQL literals, each as its column needs."""
     out: list[str] = []
     pos = 0
     while pos < len(row) or not out:
@@ -224,22 +323,75 @@ def _rewrite_row(stmt: Statement, index: int, row: str) -> str:
                 f"{stmt.where()}: row {index} of this INSERT cannot be read near "
                 f"{row[pos : pos + 40]!r} (expected a quoted string, a number or NULL)"
             )
-        token = match.group(1)
-        if token.startswith("'"):
-            out.append("'" + _unescape(token[1:-1]).replace("'", "''") + "'")
-        elif token.upper() == "NULL":
-            out.append("NULL")
-        elif NUMBER_RE.fullmatch(token):
-            out.append(token.lstrip("+"))
-        elif token.upper() in ("TRUE", "FALSE"):
-            out.append("1" if token.upper() == "TRUE" else "0")
-        else:
+        column = len(out)
+        kind = types[column] if column < len(types) else "VARCHAR"
+        value = _literal(match.group(1), kind, stmt.encoding)
+        if value is None:
             raise CashscoreError(
                 f"{stmt.where()}: row {index} of this INSERT has a value cashscore cannot read: "
-                f"{token[:40]!r} (expected a quoted string, a number or NULL)"
+                f"{match.group(1)[:40]!r} (expected a quoted string, a number or NULL)"
             )
+        if kind != BYTES and UNDECODED_RE.search(value):
+            name = names[column] if column < len(names) else f"#{column + 1}"
+            raise CashscoreError(
+                f"{stmt.where()}: row {index} of this INSERT, column `{name}`: bytes that are not "
+                f"{'UTF-8' if stmt.encoding == 'utf-8' else stmt.encoding} in a text value (cashscore reads "
+                "dumps written with --default-character-set=utf8mb4, or the character set they name; "
+                "only a BLOB holds any bytes)"
+            )
+        out.append(value)
         pos = match.end()
     return ",".join(out)
+
+
+def _literal(token: str, kind: str, encoding: str) -> str | None:
+    """One MySQL literal as a CSV value for a column of DuckDB type `kind` (None: not a literal)."""
+    upper = token.upper()
+    if upper == "NULL":
+        return "NULL"
+    if token.endswith("'"):
+        if hexed := HEX_RE.fullmatch(token):
+            data = bytes.fromhex(hexed.group(2))
+        elif bits := BITS_RE.fullmatch(token):
+            data = _bits(bits.group(1))
+        else:
+            # 'text' or _charset'text': the introducer names how MySQL reads it; the dump's own set did.
+            text = _unescape(INTRODUCER_RE.sub("", token, count=1).lstrip()[1:-1])
+            if kind == BYTES:
+                return _blob(encode(text, encoding))
+            if kind != BIT:
+                return "'" + text.replace("'", "''") + "'"
+            data = encode(text, encoding)  # mysqldump writes a BIT as its bytes without --hex-blob
+    elif hexed := HEX_RE.fullmatch(token):
+        data = bytes.fromhex(hexed.group(1).rjust(len(hexed.group(1)) + len(hexed.group(1)) % 2, "0"))
+    elif bits := BITS_RE.fullmatch(token):
+        data = _bits(bits.group(2))
+    elif NUMBER_RE.fullmatch(token):
+        return token.lstrip("+")
+    elif upper in ("TRUE", "FALSE"):
+        return "1" if upper == "TRUE" else "0"
+    else:
+        return None
+    # A hex or bit literal: bytes for a BLOB, a number in a numeric column, text otherwise.
+    if kind == BYTES:
+        return _blob(data)
+    if kind in NUMERIC_KINDS:
+        return str(int.from_bytes(data, "big"))
+    return "'" + data.decode("utf-8", "surrogateescape").replace("'", "''") + "'"
+
+
+# Column types a hex or bit literal reads as a number in (MySQL: numeric context).
+NUMERIC_KINDS = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", BIT}
+
+
+def _bits(digits: str) -> bytes:
+    value = int(digits or "0", 2)
+    return value.to_bytes(max(1, (len(digits) + 7) // 8), "big")
+
+
+def _blob(data: bytes) -> str:
+    """A BLOB as DuckDB reads one from text: every byte escaped, so no byte is ever taken for an escape."""
+    return "'" + "".join(f"\\x{b:02X}" for b in data) + "'"
 
 
 def _unescape(text: str) -> str:

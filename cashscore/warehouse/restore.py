@@ -17,7 +17,7 @@ from cashscore.core import sqlnames
 from cashscore.core.atomic import build_dir, fault_point, sweep_stale
 from cashscore.core.errors import CashscoreError
 from cashscore.warehouse import views
-from cashscore.warehouse.ddl import create_table
+from cashscore.warehouse.ddl import STORED_AS, create_table
 from cashscore.warehouse.dump import Statement, parse_insert, statements
 
 REQUIRED_TABLES = ("dados_mutuarios", "emprestimos", "historicos_banco")
@@ -25,7 +25,7 @@ LINK_TABLES = ("ids", "id")
 # Statements a mysqldump carries that mean nothing to an embedded copy of the data.
 SKIPPED = re.compile(
     r"(SET|LOCK\s+TABLES?|UNLOCK\s+TABLES?|USE|CREATE\s+(DATABASE|SCHEMA)|START\s+TRANSACTION|BEGIN|COMMIT"
-    r"|ALTER\s+TABLE\s+\S+\s+(DISABLE|ENABLE)\s+KEYS)\b",
+    rf"|ALTER\s+TABLE\s+{sqlnames.QUALIFIED}\s+(DISABLE|ENABLE)\s+KEYS)\b",
     re.I,
 )
 CSV_OPTIONS = (
@@ -128,16 +128,19 @@ class Loader:
             )
 
     def _insert(self, stmt: Statement) -> None:
-        insert = parse_insert(stmt)
-        if insert.table not in self.tables:
-            raise CashscoreError(
-                f"{stmt.where()}: INSERT into `{insert.table}`, a table no CREATE TABLE before it declares"
-            )
-        known = [c for c, _ in self.tables[insert.table]]
-        columns = insert.columns or tuple(known)
-        unknown = [c for c in columns if c not in known]
-        if unknown:
-            raise CashscoreError(f"{stmt.where()}: INSERT into `{insert.table}` names unknown columns {unknown}")
+        def kinds(table: str, named: tuple[str, ...] | None) -> list[tuple[str, str]]:
+            if table not in self.tables:
+                raise CashscoreError(
+                    f"{stmt.where()}: INSERT into `{table}`, a table no CREATE TABLE before it declares"
+                )
+            types = dict(self.tables[table])
+            unknown = [c for c in named or () if c not in types]
+            if unknown:
+                raise CashscoreError(f"{stmt.where()}: INSERT into `{table}` names unknown columns {unknown}")
+            return [(c, types[c]) for c in named] if named else list(types.items())
+
+        insert = parse_insert(stmt, kinds)
+        columns = insert.columns or tuple(c for c, _ in self.tables[insert.table])
         key = (insert.table, columns)
         pending = self.pending.get(key)
         if pending is None:
@@ -177,7 +180,7 @@ class Loader:
         pending.handle.close()
         types = dict(self.tables[table])
         # Column names and types go to read_csv as a parameter, names into SQL only quoted.
-        spec = {f"c{i}": types[c] for i, c in enumerate(pending.columns)}
+        spec = {f"c{i}": STORED_AS.get(types[c], types[c]) for i, c in enumerate(pending.columns)}
         names = ", ".join(sqlnames.quote(c) for c in pending.columns)
         try:
             self.con.execute(
@@ -216,6 +219,8 @@ def restore(
     audit: bool = True,
     force: bool = False,
     max_shrink: float = MAX_SHRINK,
+    raw_only: bool = False,
+    charset: str = "utf8mb4",
 ) -> Result:
     """Restore dump files into a new database at `db`, replacing the old one only on success.
 
@@ -228,6 +233,9 @@ def restore(
         force: replace the database even when the dump's required tables are empty, a table would
             shrink by more than `max_shrink`, or the file there is not a cashscore database.
         max_shrink: the largest share of a required table's rows a new dump may drop.
+        raw_only: load every table of any dump into `raw` and stop there: no Alura tables required,
+            no views, no audits, no guard (`cashscore restore --raw-only`).
+        charset: the dump's character set until it names one with SET NAMES (a --compact dump does not).
 
     Returns:
         Rows per raw table, timings and audit results.
@@ -253,22 +261,25 @@ def restore(
                 size += path.stat().st_size
                 say(f"reading {path} ({path.stat().st_size / 1e6:.1f} MB)")
                 count = 0
-                for count, stmt in enumerate(statements(path), start=1):  # noqa: B007
+                for count, stmt in enumerate(statements(path, charset), start=1):  # noqa: B007
                     loader.feed(stmt)
                 if count == 0:
                     raise CashscoreError(f"{path}: the file holds no SQL statement (empty or only comments)")
             loader.finish()
             fault_point("restore: loaded")
-            _check_tables(loader, files)
+            if not raw_only:
+                _check_tables(loader, files)
             for table, expected in loader.rows.items():
                 (got,) = con.execute(f"select count(*) from {sqlnames.qualified('raw', table)}").fetchall()[0]  # type: ignore[misc]
                 if got != expected:
                     raise CashscoreError(f"`{table}`: {expected} rows parsed but {got} loaded")
-            if not force:
-                _guard(db, loader.rows, max_shrink)
-            views.build(con, sql_dir)
-            fault_point("restore: views built")
-            audits = views.run_audits(con, sql_dir) if audit else {}
+            audits: dict[str, int] = {}
+            if not raw_only:
+                if not force:
+                    _guard(db, loader.rows, max_shrink)
+                views.build(con, sql_dir)
+                fault_point("restore: views built")
+                audits = views.run_audits(con, sql_dir) if audit else {}
             con.execute("checkpoint")
         _carry_over(db, target, force)
         fault_point("restore: closed")

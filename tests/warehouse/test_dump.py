@@ -113,7 +113,31 @@ def test_unbalanced_quote_reports_the_string(write):
         list(statements(path))
 
 
-def test_non_utf8_bytes_name_line_and_column(write):
+def test_non_utf8_bytes_outside_an_insert_name_line_and_column(write):
+    path = write("a.sql", b"SET a=1;\nCREATE TABLE t (`caf\xe9` int);\n")
+    with pytest.raises(CashscoreError, match=r"a.sql:2: bytes that are not UTF-8 at column 21"):
+        list(statements(path))
+
+
+def test_non_utf8_bytes_are_refused_in_text_and_kept_in_a_blob(write):
     path = write("a.sql", b"SET a=1;\nINSERT INTO t VALUES ('caf\xe9');\n")
-    with pytest.raises(CashscoreError, match=r"a.sql:2: bytes that are not UTF-8 at column 27"):
+    _, insert = list(statements(path))
+    assert insert.undecoded
+    with pytest.raises(CashscoreError, match=r"a.sql:2: row 1 of this INSERT, column `name`: bytes that are not UTF-8"):
+        parse_insert(insert, lambda table, columns: [("name", "VARCHAR")])
+    # A BLOB holds any bytes, each written as DuckDB's \xHH so none is ever read as an escape.
+    assert parse_insert(insert, lambda table, columns: [("data", "BLOB")]).rows == ["'\\x63\\x61\\x66\\xE9'"]
+
+
+def test_set_names_latin1_reads_mysqls_latin1(write):
+    # MySQL's latin1 is cp1252: 0x80 is the euro sign, and 0x81 (undefined in cp1252) stays U+0081.
+    path = write("a.sql", b"/*!40101 SET NAMES latin1 */;\nINSERT INTO t VALUES ('\x80 caf\xe9 \x81');\n")
+    _, insert = list(statements(path))
+    assert not insert.undecoded and insert.encoding == "mysql-latin1"
+    assert parse_insert(insert).rows == ["'\u20ac caf\u00e9 \u0081'"]
+
+
+def test_an_unknown_character_set_is_refused(write):
+    path = write("a.sql", "SET NAMES koi8r;\nINSERT INTO t VALUES ('x');\n")
+    with pytest.raises(CashscoreError, match=r"a.sql:1: the dump is written in character set 'koi8r'"):
         list(statements(path))

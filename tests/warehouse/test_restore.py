@@ -135,7 +135,7 @@ BAD_DUMPS = {
     ),
     "non-UTF-8 bytes": (
         full_dump().encode().replace(b"'Rent'", b"'R\xe9nt'"),
-        r"bad.sql:\d+: bytes that are not UTF-8",
+        r"bad.sql:\d+: row 1 of this INSERT, column `person_home_ownership`: bytes that are not UTF-8",
     ),
     "empty file": ("", "bad.sql: the file holds no SQL statement"),
     "missing link table": (

@@ -10,6 +10,7 @@ from typing import Any
 
 from cashscore.core import config, sqlnames
 from cashscore.core.errors import CashscoreError
+from cashscore.warehouse.dump import CHARSETS
 
 
 def _positive(text: str) -> int:
@@ -40,8 +41,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
         audit=not args.no_audits,
         force=args.force,
         max_shrink=conf.restore.max_shrink,
+        raw_only=args.raw_only,
+        charset=args.charset,
     )
-    width = max(len(t) for t in result.rows)
+    width = max((len(t) for t in result.rows), default=0)
     print(f"restored {len(result.rows)} tables into {result.db}")
     for table, rows in result.rows.items():
         print(f"  raw.{table:<{width}}  {rows:>10,} rows")
@@ -489,6 +492,18 @@ def build_parser(settings: config.Settings | None = None) -> argparse.ArgumentPa
         action="store_true",
         help="replace the database even with empty required tables, a table shrinking by more than "
         f"{settings.restore.max_shrink * 100:.0f}%% (CASHSCORE_RESTORE_MAX_SHRINK) or a file that is not a database",
+    )
+    p.add_argument(
+        "--raw-only",
+        action="store_true",
+        help="any dump: load every table into raw and stop (no Alura tables required, no views, no audits)",
+    )
+    p.add_argument(
+        "--charset",
+        choices=sorted(CHARSETS),
+        default="utf8mb4",
+        help="the dump's character set until it names one with SET NAMES (a --compact dump names none; "
+        "default utf8mb4)",
     )
     p.set_defaults(func=cmd_restore)
 

@@ -33,6 +33,8 @@ CSV_OPTIONS = (
     "allow_quoted_nulls = false, auto_detect = false, strict_mode = true, new_line = '\\n'"
 )
 DUCKDB_LINE_RE = re.compile(r"CSV Error on Line: (\d+)")
+# The schemas a cashscore database holds; a database file may not be named after one.
+SCHEMAS = ("raw", "ref", "staging", "marts", "pt", "scores", "model_eval", "monitoring")
 # A new dump may drop at most this share of a required table's rows without --force.
 MAX_SHRINK = 0.5
 
@@ -246,6 +248,15 @@ def restore(
     started = time.perf_counter()
     files = dump_files(paths)
     db = db.resolve()
+    if db.name.split(".")[0].lower() in SCHEMAS:
+        # DuckDB names a database after its file: raw.duckdb would make `raw.loans` ambiguous.
+        raise CashscoreError(
+            f"{db}: a database named after one of its schemas ({', '.join(SCHEMAS)}) makes DuckDB's names "
+            "ambiguous; choose another file name"
+        )
+    if raw_only and db.exists() and not force:
+        # No guard can tell a raw dump's tables from the data they would replace: never silently.
+        raise CashscoreError(f"{db} exists; a --raw-only restore replaces it only with --force (or give another --db)")
     db.parent.mkdir(parents=True, exist_ok=True)
     sweep_stale(db)
     with build_dir(db, "restore") as work:

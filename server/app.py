@@ -120,7 +120,12 @@ class ModelHolder:
 
     def load(self) -> Scorer:
         """Load and verify the current (or pinned) version; on failure the model in use keeps serving."""
-        scorer = Scorer(load_verified(self.models, self.version))
+        try:
+            scorer = Scorer(load_verified(self.models, self.version))
+        except CashscoreError:
+            metrics.MODEL_LOADS.labels("refused").inc()
+            raise
+        metrics.MODEL_LOADS.labels("loaded").inc()
         self.scorer = scorer
         log.info("serving model %s from %s", scorer.version, self.models)
         return scorer

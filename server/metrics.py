@@ -19,6 +19,7 @@ ROUTES = (
     "/v1/score",
     "/v1/score/batch",
     "/v1/model",
+    "/v1/token",
     "/health/live",
     "/health/ready",
     "/metrics",
@@ -34,6 +35,11 @@ ERRORS = Counter(
 LATENCY = Histogram("cashscore_request_seconds", "Request latency.", ["route"], buckets=BUCKETS)
 DECISIONS = Counter(
     "cashscore_decisions", "Decisions answered, by outcome and model version.", ["decision", "model_version"]
+)
+MODEL_LOADS = Counter(
+    "cashscore_model_loads",
+    "Model loads (start, SIGHUP, POST /admin/reload) by outcome: loaded, or refused with the old model kept.",
+    ["outcome"],
 )
 
 # Live drift, per worker (each keeps its own window of recent applicants): with several workers

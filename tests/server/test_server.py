@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -294,14 +295,30 @@ def test_batch_without_reasons_scores_the_same(client):
     assert any(r["score"]["reasons"] for r in full)
 
 
+def model_loads(base: str, outcome: str) -> float:
+    """cashscore_model_loads_total{outcome} as the server reports it."""
+    text = urllib.request.urlopen(f"{base}/metrics", timeout=5).read().decode()
+    found = re.search(rf'^cashscore_model_loads_total{{outcome="{outcome}"}} (\S+)$', text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def after_sighup(base: str, pid: int, outcome: str) -> None:
+    """Send SIGHUP and wait until the server has counted the reload's outcome (never a fixed sleep)."""
+    before = model_loads(base, outcome)
+    os.kill(pid, signal.SIGHUP)
+    deadline = time.monotonic() + 30
+    while model_loads(base, outcome) == before:
+        assert time.monotonic() < deadline, f"no {outcome} reload counted 30 s after SIGHUP"
+        time.sleep(0.05)
+
+
 def test_sighup_reload_refuses_a_bad_model_and_keeps_serving(models, trained):
     with serve_process(models) as (base, server_pid):
         version = json.loads(urllib.request.urlopen(f"{base}/health/ready", timeout=5).read())["model_version"]
         assert version == trained[2].model_version
         original = (store.current_folder(models) / store.MODEL_FILE).read_bytes()
         (store.current_folder(models) / store.MODEL_FILE).write_bytes(b"tampered")
-        os.kill(server_pid, signal.SIGHUP)
-        time.sleep(1)
+        after_sighup(base, server_pid, "refused")
         request = urllib.request.Request(
             f"{base}/v1/score", data=json.dumps(GOOD).encode(), headers={"content-type": "application/json"}
         )
@@ -310,8 +327,7 @@ def test_sighup_reload_refuses_a_bad_model_and_keeps_serving(models, trained):
         (store.current_folder(models) / store.MODEL_FILE).write_bytes(original)
         # A valid model with another version: the reload must take it.
         new = republish(models, created_at="2031-01-01T00:00:00+00:00")
-        os.kill(server_pid, signal.SIGHUP)
-        time.sleep(1)
+        after_sighup(base, server_pid, "loaded")
         ready = json.loads(urllib.request.urlopen(f"{base}/health/ready", timeout=5).read())
         assert ready == {"status": "ready", "model_version": new}
 

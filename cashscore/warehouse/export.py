@@ -39,6 +39,9 @@ def copy_to(con: duckdb.DuckDBPyConnection, query: str, out: Path, allowed: tupl
         query: the SELECT to write.
         out: the file, replaced only once complete.
         allowed: the extensions accepted.
+
+    Raises:
+        CashscoreError: on an unknown extension, or when DuckDB fails while writing.
     """
     fmt = format_clause(out, allowed)
 
@@ -46,7 +49,12 @@ def copy_to(con: duckdb.DuckDBPyConnection, query: str, out: Path, allowed: tupl
         quoted = str(tmp).replace("'", "''")
         con.execute(f"copy ({query}) to '{quoted}' {fmt}")
 
-    write_atomic(out, write)
+    try:
+        write_atomic(out, write)
+    except duckdb.Error as exc:
+        # A failure while rows are written (a full disk, a row the query cannot compute): a message, not a
+        # traceback, and the old file as it was (write_atomic renames only a complete file).
+        raise CashscoreError(f"{out}: writing failed, the old file is kept: {str(exc).splitlines()[0]}") from None
 
 
 def is_lock_conflict(exc: BaseException) -> bool:

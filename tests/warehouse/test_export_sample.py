@@ -39,18 +39,38 @@ def test_export_real_dump_round_trips(real_db, tmp_path):
     out = tmp_path / "real.parquet"
     assert export(real_db, out) == 34_489
     with duckdb.connect(str(real_db), read_only=True) as con:
+        # Both directions, with duplicates counted: the file holds the mart's rows, no more, no fewer.
         diff = con.execute(
-            "select count(*) from ((select * from marts.applicants) except all (select * from read_parquet(?)))",
-            [str(out)],
+            "select (select count(*) from (from marts.applicants except all from read_parquet(?))),"
+            " (select count(*) from (from read_parquet(?) except all from marts.applicants))",
+            [str(out), str(out)],
         ).fetchall()
-    assert diff == [(0,)]
+    assert diff == [(0, 0)]
 
 
 def test_export_refuses_unknown_format_and_keeps_old_file(small_db, tmp_path):
     out = tmp_path / "a.xlsx"
+    out.write_bytes(b"the analyst's old workbook")
     with pytest.raises(CashscoreError, match="unknown output format"):
         export(small_db, out)
-    assert not out.exists()
+    assert out.read_bytes() == b"the analyst's old workbook"
+
+
+def test_a_failed_export_keeps_the_old_file(small_db, tmp_path):
+    out = tmp_path / "applicants.parquet"
+    assert export(small_db, out) > 0
+    before = out.read_bytes()
+    broken = tmp_path / "broken.duckdb"
+    with duckdb.connect(str(broken)) as con:
+        # A mart that fails while its rows are being written, not before.
+        con.execute("create schema marts")
+        con.execute(
+            "create view marts.applicants as select i::varchar as loan_id, "
+            "case when i < 50000 then i else error('the disk is full') end as x from range(100000) t(i)"
+        )
+    with pytest.raises(CashscoreError, match="the disk is full"):
+        export(broken, out)
+    assert out.read_bytes() == before
 
 
 def test_export_without_database(tmp_path):

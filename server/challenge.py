@@ -17,8 +17,7 @@ from typing import Any
 import duckdb
 from cashscore.features import contract, rules
 from cashscore.server import charts
-
-from cashscore.warehouse.export import open_waiting
+from cashscore.server.reading import Reading
 
 # Query parameter -> contract feature.
 FILTERS = {"grade": "loan_grade", "intent": "loan_intent", "home": "person_home_ownership"}
@@ -30,7 +29,8 @@ NAMES = {
 }
 # Points drawn in the scatter: a fixed sample (by a hash of the loan id), the same on every reload.
 SCATTER_POINTS = 800
-READ_WAIT_SECONDS = 0.5
+# The last reading per database and filters: shown while a writer holds the file.
+_LAST: dict[tuple[Path | None, tuple[tuple[str, str], ...]], dict[str, Any]] = {}
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ def _payers(payers: dict[int | None, int]) -> str:
     return f'<div id="payers">{chart}<p class="muted">{unknown:,} loans without a known outcome are left out.</p></div>'
 
 
-def panel(db: Path | None, filters: Filters) -> str:
+def panel(page: Reading, filters: Filters) -> str:
     """The challenge panel's HTML: filters, payers, default rates by grade, home and intent, scatter."""
     form = (
         '<form id="filters" method="get" action="/" class="filters">'
@@ -128,17 +128,25 @@ def panel(db: Path | None, filters: Filters) -> str:
         + '<button type="submit">Filter · Filtrar</button></form>'
     )
     problems = "".join(f'<p class="deny">{html.escape(p)}</p>' for p in filters.problems)
-    if db is None or not db.is_file():
-        return form + problems + '<p class="muted">no database configured (CASHSCORE_DB)</p>'
-    try:
-        with open_waiting(db, read_only=True, wait=READ_WAIT_SECONDS) as con:
-            data = _read(con, filters)
-    except duckdb.Error as exc:
-        return (
-            form
-            + problems
-            + f'<p class="muted">cannot read marts.applicants: {html.escape(str(exc).splitlines()[0])}</p>'
-        )
+    key = (page.db, tuple(sorted(filters.chosen.items())))
+    note = ""
+    if page.con is None:
+        if not (page.locked and key in _LAST):
+            return (
+                form
+                + problems
+                + f'<p class="muted">cannot read marts.applicants: {html.escape(page.problem or "")}</p>'
+            )
+        data, note = _LAST[key], '<p class="muted">shown as last read: the database is being written</p>'
+    else:
+        try:
+            data = _LAST[key] = _read(page.con, filters)
+        except duckdb.Error as exc:
+            return (
+                form
+                + problems
+                + f'<p class="muted">cannot read marts.applicants: {html.escape(str(exc).splitlines()[0])}</p>'
+            )
     total = sum(data["payers"].values())
     shown = ", ".join(label(f, c) for f, c in filters.chosen.items()) or "all applicants · todos"
     rates = "".join(
@@ -164,7 +172,7 @@ def panel(db: Path | None, filters: Filters) -> str:
         lambda v: f"{v:.0f} %",
     )
     return (
-        f"{form}{problems}<p>{total:,} loans · empréstimos: {html.escape(shown)}</p>"
+        f"{form}{problems}{note}<p>{total:,} loans · empréstimos: {html.escape(shown)}</p>"
         f'<div class="charts">{_payers(data["payers"])}{rates}</div>'
         f'<figure id="scatter">{scatter}<figcaption>Loan amount against interest rate, {len(data["scatter"]):,} loans '
         f"sampled; red defaulted, blue repaid · valor contra taxa de juros; vermelho inadimplente, azul pago"

@@ -18,11 +18,11 @@ import duckdb
 import msgspec
 from cashscore.features import contract
 from cashscore.server import challenge, charts
+from cashscore.server.reading import Reading, reading
 
 from cashscore.artefact.card import ModelCard
 from cashscore.core import sqlnames
 from cashscore.monitoring import live as live_module
-from cashscore.warehouse.export import is_lock_conflict, open_waiting
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:0;color:#1d2733;background:#f5f7fa}
@@ -96,8 +96,6 @@ def _mean_pd(rows: list[tuple[str, float, int]], feature: str) -> str:
 # The last portfolio read per database: shown while a writer holds the file (DuckDB lets one
 # process write or several read, never both).
 _LAST: dict[Path, tuple[str, str]] = {}
-# A page waits this long for a writer's lock before it shows the last portfolio it read.
-READ_WAIT_SECONDS = 0.5
 
 
 def _read_portfolio(con: duckdb.DuckDBPyConnection) -> tuple[str, str]:
@@ -149,19 +147,19 @@ def _read_portfolio(con: duckdb.DuckDBPyConnection) -> tuple[str, str]:
     return text, body
 
 
-def _portfolio(db: Path | None) -> tuple[str, str]:
+def _portfolio(page: Reading) -> tuple[str, str]:
     """(description, HTML) of the latest stored batch scores, by grade and by intent."""
-    if db is None or not db.is_file():
-        return "no database configured (CASHSCORE_DB)", ""
-    try:
-        with open_waiting(db, read_only=True, wait=READ_WAIT_SECONDS) as con:
-            _LAST[db] = _read_portfolio(con)
-    except duckdb.Error as exc:
-        if is_lock_conflict(exc) and db in _LAST:
-            text, body = _LAST[db]
+    if page.con is None:
+        if page.locked and page.db in _LAST:
+            text, body = _LAST[page.db]
             return f"{text} (shown as last read: the database is being written)", body
+        return f"cannot read the stored scores: {page.problem}", ""
+    assert page.db is not None
+    try:
+        _LAST[page.db] = _read_portfolio(page.con)
+    except duckdb.Error as exc:
         return f"cannot read the stored scores: {str(exc).splitlines()[0]}", ""
-    return _LAST[db]
+    return _LAST[page.db]
 
 
 # The metrics and the model in words, English and Portuguese: what an analyst reads on the card.
@@ -201,7 +199,7 @@ def model_words(family: str, strategy: str) -> tuple[str, str]:
     return f"{fam[0]}, {how[0]}", f"{fam[1]}, {how[1]}"
 
 
-def _model_card(card: ModelCard, db: Path | None) -> str:
+def _model_card(card: ModelCard, page: Reading) -> str:
     test = card.metrics.test
     policy = card.threshold
     rows = "".join(
@@ -210,18 +208,17 @@ def _model_card(card: ModelCard, db: Path | None) -> str:
     )
     model_en, model_pt = model_words(card.model.family, card.model.strategy)
     curves = ""
-    if db is not None and db.is_file():
+    if page.con is not None:
         try:
-            with open_waiting(db, read_only=True, wait=READ_WAIT_SECONDS) as con:
-                roc = con.execute(
-                    "select fpr, tpr from model_eval.roc_points where model_version = ? order by fpr, tpr",
-                    [card.model_version],
-                ).fetchall()
-                cal = con.execute(
-                    "select mean_predicted, observed_rate from model_eval.calibration_bins "
-                    "where model_version = ? order by bin",
-                    [card.model_version],
-                ).fetchall()
+            roc = page.con.execute(
+                "select fpr, tpr from model_eval.roc_points where model_version = ? order by fpr, tpr",
+                [card.model_version],
+            ).fetchall()
+            cal = page.con.execute(
+                "select mean_predicted, observed_rate from model_eval.calibration_bins "
+                "where model_version = ? order by bin",
+                [card.model_version],
+            ).fetchall()
             if roc:
                 curves = (
                     '<div class="charts"><figure id="roc">'
@@ -324,12 +321,11 @@ def _read_monitoring(con: duckdb.DuckDBPyConnection, version: str) -> dict[str, 
     return found
 
 
-def _monitoring(db: Path | None, version: str) -> dict[str, Any]:
-    if db is None or not db.is_file():
+def _monitoring(page: Reading, version: str) -> dict[str, Any]:
+    if page.con is None:
         return {}
     try:
-        with open_waiting(db, read_only=True, wait=READ_WAIT_SECONDS) as con:
-            return _read_monitoring(con, version)
+        return _read_monitoring(page.con, version)
     except duckdb.Error:
         return {}
 
@@ -429,13 +425,16 @@ def render(
     Returns:
         HTML text.
     """
-    portfolio_text, portfolio = _portfolio(db)
-    stored = _monitoring(db, card.model_version)
+    with reading(db) as page:
+        portfolio_text, portfolio = _portfolio(page)
+        stored = _monitoring(page, card.model_version)
+        panel = challenge.panel(page, filters or challenge.Filters())
+        model = _model_card(card, page)
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>cashscore dashboard</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head><body>
 <header><h1>cashscore · Alura Cash credit risk</h1></header><main>
-<section class="wide" id="challenge"><h2>Alura Cash loans <span class="pt">· empréstimos da Alura Cash</span></h2>{challenge.panel(db, filters or challenge.Filters())}</section>
-<section><h2>Model <span class="pt">· modelo</span></h2>{_model_card(card, db)}</section>
+<section class="wide" id="challenge"><h2>Alura Cash loans <span class="pt">· empréstimos da Alura Cash</span></h2>{panel}</section>
+<section><h2>Model <span class="pt">· modelo</span></h2>{model}</section>
 <section><h2>Portfolio scores <span class="pt">· carteira pontuada</span></h2><p>{html.escape(portfolio_text)}</p>{portfolio}</section>
 <section id="drift-panel"><h2>Drift against the training population</h2>{_drift_panel(live, stored.get("drift"))}</section>
 <section id="fairness-panel"><h2>Fairness by age band</h2>{_fairness_panel(card, stored.get("fairness"))}</section>

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -185,3 +187,40 @@ def test_dashboard_in_headless_chromium(trained, scored_db):
         assert points > 100 and 0 < filtered_points < points
         assert "empréstimos: G" in filtered
         assert Path(ARTIFACTS / "dashboard-challenge.png").stat().st_size > 20_000
+
+
+def test_a_page_opens_the_database_once_and_shows_its_last_reading_while_a_writer_holds_it(
+    trained, scored_db, monkeypatch
+):
+    import duckdb
+    from cashscore.server import reading
+
+    opened = []
+    real_open = reading.open_waiting
+
+    def counting(*args, **kwargs):
+        opened.append(args[0])
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(reading, "open_waiting", counting)
+    with TestClient(app=create_app(trained[1], api_key="", db=scored_db)) as client:
+        first = client.get("/", params={"grade": "B"}).text
+        assert len(opened) == 1  # portfolio, model card, monitoring and challenge panels share it
+        # A writer in another process holds the file: every panel shows what it read last.
+        writer = subprocess.Popen(
+            [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+             "print('held', flush=True); time.sleep(60)", str(scored_db)],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            assert writer.stdout.readline().strip() == "held"
+            with pytest.raises(duckdb.Error):
+                duckdb.connect(str(scored_db), read_only=True)
+            busy = client.get("/", params={"grade": "B"}).text
+        finally:
+            writer.kill()
+            writer.communicate()  # reaps it and closes its pipe
+    assert "(shown as last read: the database is being written)" in busy
+    assert "shown as last read: the database is being written</p>" in busy  # the challenge panel
+    loans = first.split('id="challenge"', 1)[1].split(" loans · ", 1)[0].rsplit(">", 1)[1]
+    assert f"{loans} loans · empréstimos: B" in busy

@@ -16,6 +16,7 @@ import argparse
 import atexit
 import hashlib
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -125,6 +126,11 @@ def _reader(spark: Any, path: str, fmt: str | None) -> Any:
         raise CashscoreError(f"--input {path}: Spark cannot read it as {kind}: {first[:300]}") from None
 
 
+def _literal(path: str) -> str:
+    """A path Spark reads as it is: Hadoop takes [ ] { } * ? in a path it reads as a glob."""
+    return re.sub(r"([\[\]{}*?\\])", r"\\\1", path)
+
+
 def _is_local(path: str) -> bool:
     return "://" not in path or path.startswith("file://")
 
@@ -224,7 +230,7 @@ def score_files(
                 built.append((_build(frame, target, tag), target))
             except Exception as exc:  # the executors' error arrives wrapped in Py4J / PythonException text
                 raise CashscoreError(f"the Spark job failed: {_executor_message(exc)}") from None
-        n_scored, n_rejected = (spark.read.parquet(path).count() for path, _ in built)
+        n_scored, n_rejected = (spark.read.parquet(_literal(path)).count() for path, _ in built)
         if not n_rejected:
             _discard(built.pop()[0])
             if _is_local(rejects) and _local(rejects).exists():

@@ -86,7 +86,7 @@ def test_csv_input_and_the_command_line(trained, tmp_path):
     source = tmp_path / "applicants.csv"
     _export(db, source)
     duck, duck_rejects = _duckdb_scores(db, models, str(source), tmp_path / "duck.parquet", "--reasons", "all")
-    out = tmp_path / "out"
+    out = tmp_path / "scores [2026] {v1}"  # Hadoop reads [ ] { } as a glob: the output must not be one
     command = [sys.executable, "-m", "cashscore.cli", "score", "--engine", "spark", "--master", "local[2]",
                "--input", str(source), "--out", str(out), "--models", str(models), "--reasons", "all"]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)

@@ -443,7 +443,7 @@ def dashboard_page(request: Request) -> Response[str]:
     tracker = request.app.state.tracker
     snapshot = tracker.snapshot() if tracker is not None else (None, {}, 0)
     # An unreadable filter is the client's mistake: a 400, with the page saying which one and why.
-    filters = challenge.read_filters(request.query_params)
+    filters = challenge.read_filters(request.query_params.multi_items())
     page = dashboard.render(request.app.state.holder.current().model.card, request.app.state.db, snapshot, filters)
     return _html(page, status=400 if filters.problems else 200)
 

@@ -9,7 +9,7 @@ ownership. A filter's value comes from the query string: it is read through the 
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,11 +41,21 @@ class Filters:
     problems: list[str] = field(default_factory=list)
 
 
-def read_filters(params: Mapping[str, str]) -> Filters:
-    """The filters in a query string: any accepted spelling of a category; blank is 'all'."""
+def read_filters(pairs: Iterable[tuple[str, str]]) -> Filters:
+    """The filters in a query string's (name, value) pairs: any accepted spelling of a category; blank is 'all'.
+
+    A filter given twice is refused, as GET /v1/score refuses a repeated field: which one was meant?
+    """
+    values: dict[str, list[str]] = {}
+    for name, value in pairs:
+        if name in FILTERS:
+            values.setdefault(name, []).append(value)
     chosen, problems = {}, []
     for param, feature in FILTERS.items():
-        given = params.get(param, "")
+        given = (values.get(param) or [""])[0]
+        if len(values.get(param, [])) > 1:
+            problems.append(f"filter {param} is given {len(values[param])} times; give it once")
+            continue
         if not given.strip(contract.BLANKS):
             continue
         category = rules.normalise_category(feature, given)

@@ -95,6 +95,7 @@ def test_challenge_filters_narrow_every_panel_and_read_portuguese(trained, score
         status, everything = challenge_counts(client)
         status_a, grade_a = challenge_counts(client, grade="A", home="Alugada")
         status_bad, bad = challenge_counts(client, grade="A' or 1=1 --", intent="Gambling")
+        twice = client.get("/?grade=A&grade=B")
     (expected,) = query(
         scored_db, "select count(*) from marts.applicants where loan_grade = 'A' and person_home_ownership = 'Rent'"
     )
@@ -108,6 +109,7 @@ def test_challenge_filters_narrow_every_panel_and_read_portuguese(trained, score
     assert "filter grade: &quot;A&#x27; or 1=1 --&quot; is not one of A, B" in bad
     assert "filter intent: &#x27;Gambling&#x27; is not one of" in bad
     assert f"{total[0]:,} loans · empréstimos: all applicants" in bad
+    assert twice.status_code == 400 and "filter grade is given 2 times; give it once" in twice.text
 
 
 def test_dashboard_without_stored_scores(trained, tmp_path):

@@ -2,10 +2,9 @@
 -- dump, where Alura's own inner join gives 34,501 because the 4 blank person_id values join each
 -- other 4x4). Borrower, loan and bureau records are left-joined so no application is lost.
 --
--- Rules: every numeric column goes through the ref macros, which read the contract's declarations
--- from ref.feature_rules (seeded from features/contract.py, which the scoring path applies too,
--- column-wise, in features/rules.py); declaring a bound, cap or start age there changes this view
--- with no edit here. On the real dump:
+-- Rules: every numeric column goes through the ref macros, which restore writes from the contract's
+-- declarations (features/contract.py, which the scoring path applies too, column-wise, in
+-- features/rules.py); declaring a bound, cap or start age there changes this view with no edit here. On the real dump:
 -- * ref.bounded: a value outside its valid range is impossible and becomes NULL (5 ages of 123 or
 --   144, 2 employment lengths of 123 years); a value above its cap is winsorised (9 incomes above
 --   1,000,000, up to 6,000,000);

@@ -34,9 +34,9 @@ table{border-collapse:collapse;width:100%;font-size:.9rem} td,th{padding:.25rem 
 form{display:grid;grid-template-columns:repeat(3,1fr);gap:.5rem} label{font-size:.8rem;display:flex;flex-direction:column}
 input,select{padding:.3rem;font-size:.9rem} button{grid-column:1/4;padding:.5rem;background:#14325c;color:#fff;border:0;border-radius:4px;font-size:1rem}
 #result{margin-top:1rem;font-size:1rem} .approve{color:#1b7a3a;font-weight:700} .deny{color:#b3261e;font-weight:700}
-.muted{color:#777} .charts{display:flex;gap:1rem}
+.muted{color:#777} .charts{display:flex;flex-wrap:wrap;gap:1rem}
 .login{max-width:24rem;margin:4rem auto;display:flex;flex-direction:column;gap:.75rem}
-.charts{flex-wrap:wrap} figure{margin:0} figcaption{font-size:.8rem;color:#555;max-width:420px}
+figure{margin:0} figcaption{font-size:.8rem;color:#555;max-width:420px}
 form.filters{grid-template-columns:repeat(3,1fr) auto;align-items:end} form.filters button{grid-column:auto}
 .pt{color:#777;font-weight:400} .evaluated{display:grid;grid-template-columns:minmax(16rem,1fr) 2fr;gap:1.5rem}
 """

@@ -349,35 +349,36 @@ def _literal(token: str, kind: str, encoding: str) -> str | None:
     upper = token.upper()
     if upper == "NULL":
         return "NULL"
-    if token.endswith("'"):
-        if hexed := HEX_RE.fullmatch(token):
-            data = bytes.fromhex(hexed.group(2))
-        elif bits := BITS_RE.fullmatch(token):
-            data = _bits(bits.group(1))
-        else:
-            # 'text' or _charset'text': the introducer names how MySQL reads it; the dump's own set did.
-            text = _unescape(INTRODUCER_RE.sub("", token, count=1).lstrip()[1:-1])
-            if kind == BYTES:
-                return _blob(encode(text, encoding))
-            if kind != BIT:
-                return "'" + text.replace("'", "''") + "'"
-            data = encode(text, encoding)  # mysqldump writes a BIT as its bytes without --hex-blob
-    elif hexed := HEX_RE.fullmatch(token):
-        data = bytes.fromhex(hexed.group(1).rjust(len(hexed.group(1)) + len(hexed.group(1)) % 2, "0"))
-    elif bits := BITS_RE.fullmatch(token):
-        data = _bits(bits.group(2))
+    if hexed := HEX_RE.fullmatch(token):  # 0x.. or X'..'
+        digits = hexed.group(1) or hexed.group(2) or ""
+        data = bytes.fromhex(digits.zfill(len(digits) + len(digits) % 2))
+    elif bits := BITS_RE.fullmatch(token):  # b'..' or 0b..
+        data = _bits(bits.group(1) or bits.group(2) or "")
+    elif token.endswith("'"):
+        # 'text' or _charset'text': the introducer names how MySQL reads it; the dump's own set did.
+        text = _unescape(INTRODUCER_RE.sub("", token, count=1).lstrip()[1:-1])
+        if kind == BYTES:
+            return _blob(encode(text, encoding))
+        if kind != BIT:
+            return _csv_text(text)
+        data = encode(text, encoding)  # mysqldump writes a BIT as its bytes without --hex-blob
     elif NUMBER_RE.fullmatch(token):
         return token.lstrip("+")
     elif upper in ("TRUE", "FALSE"):
         return "1" if upper == "TRUE" else "0"
     else:
         return None
-    # A hex or bit literal: bytes for a BLOB, a number in a numeric column, text otherwise.
+    # A hex or bit literal, or a BIT's bytes: bytes for a BLOB, a number in a numeric column, text otherwise.
     if kind == BYTES:
         return _blob(data)
     if kind in NUMERIC_KINDS:
         return str(int.from_bytes(data, "big"))
-    return "'" + data.decode("utf-8", "surrogateescape").replace("'", "''") + "'"
+    return _csv_text(data.decode("utf-8", "surrogateescape"))
+
+
+def _csv_text(text: str) -> str:
+    """A text value in the CSV dialect restore loads: `'` as quote and as its own escape."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 # Column types a hex or bit literal reads as a number in (MySQL: numeric context).

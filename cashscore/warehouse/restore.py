@@ -33,8 +33,6 @@ CSV_OPTIONS = (
     "allow_quoted_nulls = false, auto_detect = false, strict_mode = true, new_line = '\\n'"
 )
 DUCKDB_LINE_RE = re.compile(r"CSV Error on Line: (\d+)")
-# The schemas a cashscore database holds; a database file may not be named after one.
-SCHEMAS = ("raw", "ref", "staging", "marts", "pt", "scores", "model_eval", "monitoring")
 # A new dump may drop at most this share of a required table's rows without --force.
 MAX_SHRINK = 0.5
 
@@ -384,6 +382,8 @@ def _check_tables(loader: Loader, files: list[Path]) -> None:
 
 # History a new dump does not replace: drift and fairness measured over time (monitoring/tables.py).
 KEPT_SCHEMAS = ("monitoring",)
+# The schemas a cashscore database holds; a database file may not be named after one.
+SCHEMAS = ("raw", "ref", *views.LAYERS, "scores", "model_eval", *KEPT_SCHEMAS)
 
 
 def _carry_over(db: Path, target: Path, force: bool) -> None:

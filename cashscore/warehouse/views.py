@@ -6,7 +6,6 @@ import graphlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import sqlglot
@@ -82,10 +81,12 @@ def _number(value: float | None) -> str:
     return "NULL" if value is None else repr(float(value))
 
 
-def _by_feature(build: Callable[[tuple[Any, ...]], str]) -> str:
-    """CASE feature_name WHEN 'name' THEN (expression for its rule) ... END over the numeric features."""
+def _by_feature(build: Callable[[contract.Feature], str]) -> str:
+    """CASE feature_name WHEN 'name' THEN (its rule's expression) ... END over the numeric features."""
     whens = " ".join(
-        f"when '{rule[0].replace(chr(39), chr(39) * 2)}' then ({build(rule)})" for rule in contract.rule_rows()
+        f"when {exp.Literal.string(f.name).sql('duckdb')} then ({build(f)})"
+        for f in contract.FEATURES
+        if f.kind == "numeric"
     )
     return f"case feature_name {whens} end"
 
@@ -97,22 +98,22 @@ def macros() -> list[str]:
         # Outside [valid_min, valid_max] is impossible: NULL; above the cap: the cap.
         "create or replace macro ref.bounded(feature_name, x) as "
         + _by_feature(
-            lambda r: (
-                f"case when x < {_number(r[1])} or x > {_number(r[2])} then null "
-                f"when x > {_number(r[3])} then {_number(r[3])} else x end"
+            lambda f: (
+                f"case when x < {_number(f.valid_min)} or x > {_number(f.valid_max)} then null "
+                f"when x > {_number(f.cap)} then {_number(f.cap)} else x end"
             )
         ),
         # Years that would have started before min_start_age are impossible: NULL.
         "create or replace macro ref.after_start_age(feature_name, x, age) as "
-        + _by_feature(lambda r: f"case when x > age - {_number(r[4])} then null else x end"),
+        + _by_feature(lambda f: f"case when x > age - {_number(f.min_start_age)} then null else x end"),
         # A missing derived value is numerator / denominator (denominator above 0), rounded.
         "create or replace macro ref.derived(feature_name, stated, numerator, denominator) as "
         + _by_feature(
-            lambda r: (
+            lambda f: (
                 "stated"
-                if r[5] is None
-                else f"case when stated is null and denominator > 0 then round(numerator / denominator, {int(r[5])}) "
-                "else stated end"
+                if f.derived is None
+                else "case when stated is null and denominator > 0 "
+                f"then round(numerator / denominator, {int(f.derived.places)}) else stated end"
             )
         ),
     ]

@@ -72,8 +72,12 @@ def main() -> None:
             df.to_parquet(work / "baseline.parquet")
 
         t_base = median_seconds(baseline, args.repeat)
+        # A stored table ten times as long: a cross join in the scored query would measure DuckDB
+        # holding one side of it, not the scorer.
+        con.execute("create table big as select portfolio.* from portfolio, range(10)")
         con.close()
-        # Peak memory of the whole command, streaming: the same rows once, then ten times over.
+        # Peak memory of the whole command, streaming: the same rows once, then ten times over
+        # (DuckDB's cache bounded by CASHSCORE_STREAM_MEMORY, as the command runs by default).
         rss_1, rss_10 = (
             peak_rss(
                 [
@@ -92,7 +96,7 @@ def main() -> None:
             )  # fmt: skip
             for query, out in (
                 ("select * from portfolio", "one.parquet"),
-                ("select p.* from portfolio p, range(10)", "ten.parquet"),
+                ("select * from big", "ten.parquet"),
             )
         )
     print(

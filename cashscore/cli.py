@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import itertools
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -137,14 +139,16 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _scoring_connection(db: Path, models: Path, read_only: bool) -> tuple[Any, Any]:
+def _scoring_connection(db: Path, models: Path, read_only: bool, memory: str | None = None) -> tuple[Any, Any]:
     from cashscore.artefact.store import load_verified
     from cashscore.scoring import batch
     from cashscore.scoring.scorer import Scorer
     from cashscore.warehouse.export import connect
 
+    if memory is not None:
+        memory = config.memory_size(memory, "CASHSCORE_STREAM_MEMORY")
     scorer = Scorer(load_verified(models))
-    con = connect(db, read_only=read_only)
+    con = connect(db, read_only=read_only, memory=memory)
     batch.register_udfs(con, scorer)
     return con, scorer
 
@@ -162,7 +166,8 @@ def _measure(args: argparse.Namespace) -> Any:
     from cashscore.monitoring import drift, fairness, tables
 
     bands = fairness.parse_bands(args.age_bands, "--age-bands")
-    con, scorer = _scoring_connection(args.db, args.models, read_only=args.no_store)
+    memory = args.settings.batch.stream_memory
+    con, scorer = _scoring_connection(args.db, args.models, read_only=args.no_store, memory=memory)
     try:
         label = f"table {args.table}" if args.table else f"sql {args.sql}"
         found = drift.measure(con, scorer, _source_query(args), label[:500], bands)
@@ -279,7 +284,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     if args.out is None and args.into is None:
         raise CashscoreError("say where the scores go: --out FILE, --into TABLE, or both")
     out_sink = FileSink(args.out) if args.out is not None else None  # an unknown format fails here, first
-    con, scorer = _scoring_connection(args.db, args.models, read_only=args.into is None)
+    memory = args.settings.batch.stream_memory
+    con, scorer = _scoring_connection(args.db, args.models, read_only=args.into is None, memory=memory)
     try:
         query = _source_query(args)
         try:
@@ -371,6 +377,35 @@ def cmd_audit_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+# Records `audit show` prints for one request; a batch request answers many rows.
+SHOW_MAX = 20
+
+
+def cmd_audit_show(args: argparse.Namespace) -> int:
+    from cashscore.audit import log, lookup
+
+    verdict = log.verify(args.log, args.settings.audit.key)
+    found = list(itertools.islice(lookup.find(args.log, args.request_id, args.id), SHOW_MAX + 1))
+    if not found:
+        which = f"request {args.request_id!r}" + (f", row id {args.id!r}" if args.id is not None else "")
+        raise CashscoreError(f"{args.log}: no decision answers {which}")
+    scorers: dict[str, Any] = {}
+    for item in found[:SHOW_MAX]:
+        replayed = None if args.no_replay else lookup.rescore(item.record, args.models, scorers)
+        if args.json:
+            print(json.dumps({"where": item.where, "record": item.record, "scored_again": replayed}))
+        else:
+            print(lookup.describe(item, replayed), end="\n\n")
+    if len(found) > SHOW_MAX:
+        print(f"... and more: this request scored a batch; the first {SHOW_MAX} are shown; name a row with --id",
+              file=sys.stderr)  # fmt: skip
+    if verdict.problem:
+        print(f"{args.log}: NOT intact, so these records cannot be trusted: {verdict.problem}", file=sys.stderr)
+        return 1
+    print(f"the log is intact: {verdict.records:,} records, chained by hash", file=sys.stderr)
+    return 0
+
+
 def cmd_audit_export(args: argparse.Namespace) -> int:
     from cashscore.audit.export import export
 
@@ -444,22 +479,32 @@ def cmd_sql(args: argparse.Namespace) -> int:
     try:
         if args.command_text is not None:
             return 0 if run(args.command_text) else 1
-        print(
-            f"cashscore sql on {args.db}, model {scorer.version}: score_default(...) and score_decision(...) "
-            "take the 11 contract fields. End statements with ';', quit with .quit or Ctrl-D."
-        )
+        # A terminal gets a banner and prompts; a piped script gets only its results, and its exit
+        # status says whether every statement ran.
+        interactive = sys.stdin.isatty()
+        if interactive:
+            print(
+                f"cashscore sql on {args.db}, model {scorer.version}: score(a), score_default(a) and "
+                "score_decision(a) take a whole row (from marts.applicants a) or the 11 contract fields. "
+                "End statements with ';', quit with .quit or Ctrl-D."
+            )
         buffer: list[str] = []
+        failed = False
         while True:
             try:
-                line = input("cashscore> " if not buffer else "      ...> ")
+                line = input(("cashscore> " if not buffer else "      ...> ") if interactive else "")
             except EOFError:
-                print()
-                return 0
+                # The end of the input ends the last statement, ';' or not.
+                if "\n".join(buffer).strip():
+                    failed = not run("\n".join(buffer)) or failed
+                if interactive:
+                    print()
+                return 1 if failed and not interactive else 0
             if line.strip() in (".quit", ".exit") and not buffer:
-                return 0
+                return 1 if failed and not interactive else 0
             buffer.append(line)
             if line.rstrip().endswith(";"):
-                run("\n".join(buffer))
+                failed = not run("\n".join(buffer)) or failed
                 buffer = []
     finally:
         con.close()
@@ -615,7 +660,7 @@ def build_parser(settings: config.Settings | None = None) -> argparse.ArgumentPa
         models(p, "model folder")
         p.set_defaults(func=cmd_monitor if extra else cmd_fairness, fail_on=None)
 
-    p = sub.add_parser("audit", help="verify, replay, export or prune the decision log")
+    p = sub.add_parser("audit", help="verify, show, replay, export or prune the decision log")
     audit_sub = p.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     audit_log = settings.audit.log
 
@@ -629,6 +674,16 @@ def build_parser(settings: config.Settings | None = None) -> argparse.ArgumentPa
     log_flag(q)
     models(q, "model folder holding the versions")
     q.set_defaults(func=cmd_audit_replay)
+    q = audit_sub.add_parser(
+        "show", help="one decision in words: why, what the model saw, and whether its model answers the same again"
+    )
+    log_flag(q)
+    q.add_argument("request_id", metavar="REQUEST_ID", help="the X-Request-ID the answer carried (run:row in batch)")
+    q.add_argument("--id", help="the row's id, for a batch request's rows")
+    q.add_argument("--no-replay", action="store_true", help="do not score the record again")
+    q.add_argument("--json", action="store_true", help="one JSON object per record")
+    models(q, "model folder holding the versions")
+    q.set_defaults(func=cmd_audit_show)
     q = audit_sub.add_parser("export", help="write a period's records to Parquet")
     log_flag(q)
     q.add_argument("--out", type=Path, required=True, help="the .parquet file")

@@ -10,7 +10,7 @@ from typing import Any
 from cashscore.artefact import store
 from cashscore.audit import log
 from cashscore.core.errors import CashscoreError
-from cashscore.scoring.scorer import Scorer
+from cashscore.scoring.scorer import Scored, Scorer
 
 CHUNK = 10_000
 # Differences listed in full; beyond, only counted.
@@ -29,6 +29,19 @@ class Replayed:
         self.differing += 1
         if len(self.differences) < SHOWN:
             self.differences.append(f"{where}: {message}")
+
+
+def difference(record: dict[str, Any], result: Scored) -> str | None:
+    """How a record and its input scored again differ: probability (exactly), decision, then the
+    reasons where the record has them; None when they agree."""
+    then = record.get("default_probability")
+    if result.default_probability != then:
+        return f"probability {then!r} then, {result.default_probability!r} now"
+    if result.decision != record.get("decision"):
+        return f"decision {record.get('decision')!r} then, {result.decision!r} now"
+    if record.get("reasons") is not None and [r.text for r in result.reasons] != record["reasons"]:
+        return "the reasons differ"
+    return None
 
 
 def replay(folder: Path, models: Path, progress: Callable[[int], None] | None = None) -> Replayed:
@@ -72,15 +85,9 @@ def replay(folder: Path, models: Path, progress: Callable[[int], None] | None = 
                         one = None
                     again.append(one)
             for (where, record), result in zip(items, again, strict=True):
-                if result is None:
-                    continue
-                then = record.get("default_probability")
-                if result.default_probability != then:
-                    out.differ(where, f"probability {then!r} then, {result.default_probability!r} now")
-                elif result.decision != record.get("decision"):
-                    out.differ(where, f"decision {record.get('decision')!r} then, {result.decision!r} now")
-                elif record.get("reasons") is not None and [r.text for r in result.reasons] != record["reasons"]:
-                    out.differ(where, "the reasons differ")
+                found = difference(record, result) if result is not None else None
+                if found:
+                    out.differ(where, found)
         out.records += len(batch)
         batch.clear()
         if progress:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.resources
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,6 +117,18 @@ class MonitoringSettings:
 
 
 @dataclass(frozen=True)
+class BatchSettings:
+    """How the streaming commands (score, monitor, fairness) use memory."""
+
+    stream_memory: str = setting(
+        "CASHSCORE_STREAM_MEMORY",
+        "64MB",
+        "DuckDB's memory in a streaming pass (score, monitor, fairness): blocks read beyond it are dropped, "
+        "not cached; a query needing more spills to disk",
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every setting, by concern."""
 
@@ -125,6 +138,26 @@ class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
+    batch: BatchSettings = field(default_factory=BatchSettings)
+
+
+_UNITS = {"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+# Below this DuckDB cannot pin the blocks a scan needs.
+MIN_MEMORY_BYTES = 16 * 10**6
+
+
+def memory_size(text: str, variable: str) -> str:
+    """A memory size as DuckDB's memory_limit reads it ("128MB", "2 GiB"), checked before DuckDB sees it.
+
+    Raises:
+        CashscoreError: naming the variable, for anything but a number and a unit of at least 16MB.
+    """
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b)\s*", text, re.IGNORECASE)
+    if match is None:
+        raise CashscoreError(f"{variable}={text[:40]!r}: expected a number and a unit, e.g. 128MB or 2GiB")
+    if float(match[1]) * _UNITS[match[2].lower()] < MIN_MEMORY_BYTES:
+        raise CashscoreError(f"{variable}={text[:40]!r}: DuckDB needs at least 16MB to read a table")
+    return f"{match[1]}{match[2]}"
 
 
 def _convert(name: str, kind: str, text: str) -> Any:
@@ -170,13 +203,22 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         server=_read(ServerSettings, env),
         audit=_read(AuditSettings, env),
         monitoring=_read(MonitoringSettings, env),
+        batch=_read(BatchSettings, env),
     )
 
 
 def variables() -> list[tuple[str, Any, str]]:
     """(variable, default, meaning) of every setting, for the README's table and its test."""
     rows = []
-    for cls in (PathSettings, RestoreSettings, TrainingSettings, ServerSettings, AuditSettings, MonitoringSettings):
+    for cls in (
+        PathSettings,
+        RestoreSettings,
+        TrainingSettings,
+        ServerSettings,
+        AuditSettings,
+        MonitoringSettings,
+        BatchSettings,
+    ):
         for f in dataclasses.fields(cls):
             rows.append((f.metadata["env"], f.default, f.metadata["doc"]))
     return rows

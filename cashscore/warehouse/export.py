@@ -62,7 +62,9 @@ def is_lock_conflict(exc: BaseException) -> bool:
     return "Could not set lock" in str(exc) or "Conflicting lock" in str(exc)
 
 
-def open_waiting(db: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyConnection:
+def open_waiting(
+    db: Path, read_only: bool, wait: float, options: dict[str, str] | None = None
+) -> duckdb.DuckDBPyConnection:
     """Open a DuckDB file, retrying while another process holds it (up to `wait` seconds).
 
     DuckDB lets one process write a file or several read it, never both. cashscore's readers (the
@@ -75,7 +77,7 @@ def open_waiting(db: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyConne
     pause = 0.01
     while True:
         try:
-            return duckdb.connect(str(db), read_only=read_only)
+            return duckdb.connect(str(db), read_only=read_only, config=options or {})
         except duckdb.Error as exc:
             if not is_lock_conflict(exc) or time.monotonic() + pause > deadline:
                 raise
@@ -83,13 +85,18 @@ def open_waiting(db: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyConne
         pause = min(pause * 2, 0.25)
 
 
-def connect(db: Path, read_only: bool = True, wait: float | None = None) -> duckdb.DuckDBPyConnection:
+def connect(
+    db: Path, read_only: bool = True, wait: float | None = None, memory: str | None = None
+) -> duckdb.DuckDBPyConnection:
     """Open a restored database, with a clear message when there is none.
 
     Args:
         db: the DuckDB file.
         read_only: open without write access (the default).
         wait: how long to wait for another process's lock on the file (CASHSCORE_LOCK_WAIT by default).
+        memory: DuckDB's memory_limit (CASHSCORE_STREAM_MEMORY for a streaming pass). DuckDB keeps
+            every block it reads cached up to its limit, 80% of RAM by default, so without one a
+            pass over a table grows with the table.
 
     Returns:
         The connection.
@@ -101,8 +108,9 @@ def connect(db: Path, read_only: bool = True, wait: float | None = None) -> duck
         raise CashscoreError(f"{db}: no database here; run `cashscore restore DUMP --db {db}` first")
     if wait is None:
         wait = config.load().restore.lock_wait
+    options = {"memory_limit": memory} if memory is not None else None
     try:
-        return open_waiting(db, read_only, wait)
+        return open_waiting(db, read_only, wait, options)
     except duckdb.Error as exc:
         if is_lock_conflict(exc):
             raise CashscoreError(

@@ -99,6 +99,39 @@ def test_batch_and_api_decisions_replay_exactly(trained, audit_log, tmp_path, ca
     assert "0.123 then" in capsys.readouterr().out
 
 
+def test_audit_show_explains_one_decision_and_checks_it(trained, audit_log, capsys):
+    _, models, _ = trained
+    refused = {**GOOD, "loan_amnt": 30000.0, "loan_percent_income": None}
+    with TestClient(app=create_app(models, api_key="")) as client:
+        answer = client.post("/v1/score", json=refused, headers={"X-Request-ID": "review-7"}).json()
+        rows = [{**GOOD, "id": "a"}, {**GOOD, "id": "b", "loan_amnt": 1000}]
+        assert client.post("/v1/score/batch", json=rows, headers={"X-Request-ID": "batch-1"}).status_code == 200
+    show = ["audit", "show", "--log", str(audit_log), "--models", str(models)]
+    assert main([*show, "review-7"]) == 0
+    out, err = capsys.readouterr()
+    assert f"decision: {answer['decision']}: probability of default {answer['default_probability']:.2%}" in out
+    assert all(f". {reason['text']}" in out for reason in answer["reasons"])
+    assert "Amount requested (loan_amnt): 30,000" in out
+    assert f"scored again with model {answer['model_version']}: the same probability, decision and reasons" in out
+    assert "the log is intact: 3 records" in err
+    # A batch request's row by its id; --json for tools.
+    assert main([*show, "batch-1", "--id", "b", "--json"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    shown = json.loads(line)
+    assert shown["record"]["id"] == "b" and shown["record"]["input"]["loan_amnt"] == 1000.0
+    assert main([*show, "nobody"]) == 1
+    assert "no decision answers request 'nobody'" in capsys.readouterr().err
+    # An edited record: its model gives another answer, and the chain no longer holds.
+    (segment,) = log.segments(audit_log)
+    lines = segment.read_bytes().splitlines(keepends=True)
+    record = json.loads(lines[0])
+    record["default_probability"] = 0.0123
+    segment.write_bytes(log.canonical(record) + b"\n" + b"".join(lines[1:]))
+    assert main([*show, "review-7"]) == 1
+    out, err = capsys.readouterr()
+    assert "NOT the same: probability 0.0123 then" in out and "NOT intact" in err
+
+
 def test_every_record_of_a_missing_version_counts_in_every_chunk(trained, audit_log, tmp_path, monkeypatch):
     _, models, _ = trained
     with TestClient(app=create_app(models, api_key="")) as client:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 
@@ -186,6 +187,38 @@ def test_bad_queries_write_nothing(trained, tmp_path, capsys, argv, message):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_streaming_pass_bounds_duckdbs_cache(trained, tmp_path, monkeypatch):
+    # DuckDB caches every block it reads up to its memory limit (80% of RAM by default), so an
+    # unbounded pass over a table grows with the table: `score` and `monitor` set the limit.
+    db, models, _ = trained
+    monkeypatch.setenv("CASHSCORE_STREAM_MEMORY", "96MiB")
+    out = tmp_path / "s.json"
+    query = "select current_setting('memory_limit') as duckdb_memory, * from marts.applicants limit 5"
+    argv = ["score", "--sql", query, "--out", str(out), "--db", str(db), "--models", str(models)]
+    assert main(argv) == 0
+    assert {row["duckdb_memory"] for row in json.loads(out.read_text())} == {"96.0 MiB"}
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("lots", "expected a number and a unit"),
+        ("-1GB", "expected a number and a unit"),
+        ("1GB; drop table x", "expected a number and a unit"),
+        ("10KB", "at least 16MB"),
+    ],
+)
+def test_bad_stream_memory_is_refused_before_reading(trained, tmp_path, capsys, monkeypatch, value, message):
+    db, models, _ = trained
+    monkeypatch.setenv("CASHSCORE_STREAM_MEMORY", value)
+    out = tmp_path / "s.parquet"
+    argv = ["score", "--table", "marts.applicants", "--out", str(out), "--db", str(db), "--models", str(models)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "CASHSCORE_STREAM_MEMORY" in err and message in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_sql_shell_runs_one_query(trained, capsys):
     db, models, _ = trained
     query = f"select loan_grade, round(avg(score_default({ARGS})), 3) as pd from marts.applicants group by 1 order by 1"
@@ -194,6 +227,26 @@ def test_sql_shell_runs_one_query(trained, capsys):
     assert "loan_grade" in shown and "pd" in shown and "│" in shown
     assert main(["sql", "-c", "select nonsense from", "--db", str(db), "--models", str(models)]) == 1
     assert "error:" in capsys.readouterr().err
+
+
+def test_sql_shell_runs_a_piped_script_to_its_end(trained, capsys, monkeypatch):
+    db, models, _ = trained
+    argv = ["sql", "--db", str(db), "--models", str(models)]
+    first = "select 41 + 1 as answer"
+    last = "select count(*) as n\nfrom marts.applicants a\nwhere score_decision(a) = 'deny'"
+    expected = ""
+    for query in (first, last):
+        assert main([*argv, "-c", query]) == 0
+        expected += capsys.readouterr().out
+    # The last statement needs no ';': the end of the input ends it. No banner or prompts in the output.
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"{first};\n{last}"))
+    assert main(argv) == 0
+    assert capsys.readouterr().out == expected
+    # A failing statement does not stop the script, but its exit status says one failed.
+    monkeypatch.setattr("sys.stdin", io.StringIO("select nonsense from;\nselect 7 as seven;\n"))
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    assert "seven" in captured.out and "error:" in captured.err
 
 
 def test_real_dump_score_udf_and_api_agree_exactly(real_db, real_model, tmp_path):

@@ -17,11 +17,15 @@ from cashscore.features import contract, rules
 
 MAX_REASONS = 4
 # A feature is named only when removing its contribution would lower the probability by at least
-# this much (0.05 points): smaller ones would read "raises it by 0.0 points".
+# this much (0.05 points): one that barely moves the probability is no reason for a decision.
 MIN_IMPACT = 0.0005
 SEPARATOR = " | "
-# ", which raises ... by 12.3 points" for every tenth of a point an impact can take (in [0, 1]).
-_TAILS = [f", which raises the probability of default by {t / 10:.1f} points" for t in range(1001)]
+# A reason's words give its odds factor, exp(contribution): exact at any probability, and it
+# multiplies up to the applicant's odds. Points of probability saturate near 0 and 1: at 99.7 % a
+# feature multiplying the odds by 49 would read "raises it by 11.5 points" (`impact` keeps them).
+_TAIL = ", which multiplies the odds of default by "
+# Factors below this get two decimals, from it on whole numbers.
+_WHOLE_FROM = 9.995
 # Formatted values kept per feature; a feature with more distinct values starts again.
 _CACHE = 50_000
 
@@ -102,11 +106,12 @@ class Wording:
         self._lead = [f"{f.description} is " for f in contract.FEATURES]
         self._beside = [f" (typical applicant: {format_value(t)})" for t in self._typical]
         self._heads: list[dict[Any, str]] = [{} for _ in contract.FEATURES]
+        self._tails: dict[int, str] = {}
 
     def texts(self, picked: Picked, cleaned: Mapping[str, np.ndarray]) -> list[Sequence[str]]:
         """Per row, the words of each of its reasons, in order:
-        "<description> is <value> (typical applicant: <value>), which raises the probability of
-        default by <points>"; the typical value is shown only when the row's value differs.
+        "<description> is <value> (typical applicant: <value>), which multiplies the odds of
+        default by <exp(contribution)>"; the typical value is shown only when the row's value differs.
         Rows without reasons share one empty tuple (a list each cost more than the words)."""
         n = len(picked.features)
         out: list[Sequence[str]] = [()] * n
@@ -114,21 +119,27 @@ class Wording:
         if not len(rows):
             return out
         chosen = picked.features[rows].tolist()
-        tenths = np.rint(picked.impacts[rows] * 1000).astype(np.int64).clip(0, 1000).tolist()
+        factors = np.exp(np.minimum(picked.contributions[rows], 700.0))
+        # One key per distinct wording: hundredths below _WHOLE_FROM, minus the whole number above.
+        keys = np.where(factors < _WHOLE_FROM, np.rint(factors * 100), -np.rint(factors)).astype(np.int64).tolist()
+        tails = self._tails
         used = np.flatnonzero(np.bincount(picked.features[rows].ravel() + 1, minlength=len(contract.NAMES) + 1)[1:])
         values = {k: rules.as_python(cleaned[contract.NAMES[k]][rows]) for k in used.tolist()}
         heads = self._heads
         for j, i in enumerate(rows.tolist()):
             words: list[str] = []
             out[i] = words
-            for k, t in zip(chosen[j], tenths[j], strict=True):
+            for k, t in zip(chosen[j], keys[j], strict=True):
                 if k < 0:
                     break
                 value = values[k][j]
                 head = heads[k].get(value)
                 if head is None:
                     head = self._head(k, value)
-                words.append(head + _TAILS[t])
+                tail = tails.get(t)
+                if tail is None:
+                    tail = tails[t] = _TAIL + (f"{t / 100:.2f}" if t > 0 else f"{-t:,}")
+                words.append(head + tail)
         return out
 
     def _head(self, k: int, value: Any) -> str:

@@ -46,8 +46,9 @@ def by_hand(p, contributions, row, typical):
         value = row[f.name]
         value = None if isinstance(value, float) and math.isnan(value) else value
         beside = f" (typical applicant: {fmt(typical[f.name])})" if value != typical[f.name] else ""
-        points = f"{round(impact * 1000) / 10:.1f} points"
-        text = f"{f.description} is {fmt(value)}{beside}, which raises the probability of default by {points}"
+        factor = math.exp(c)
+        odds = f"{round(factor * 100) / 100:.2f}" if factor < 9.995 else f"{round(factor):,}"
+        text = f"{f.description} is {fmt(value)}{beside}, which multiplies the odds of default by {odds}"
         found.append((f.name, c, impact, text))
     return found
 

@@ -165,8 +165,5 @@ def as_python(column: np.ndarray) -> list[Any]:
 def clean_record(record: Mapping[str, Any]) -> dict[str, float | str | None]:
     """`clean_columns` for one applicant: numbers as float or None, categories as canonical strings or None."""
     cleaned, _ = clean_columns({name: [record.get(name)] for name in NAMES}, 1)
-    out: dict[str, float | str | None] = {}
-    for name, column in cleaned.items():
-        value = column[0]
-        out[name] = None if value is None or (isinstance(value, float) and np.isnan(value)) else value
-    return out
+    # Python values, not numpy scalars: JSON encoders take them as they are, without a hook per value.
+    return {name: as_python(column)[0] for name, column in cleaned.items()}

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import time
-from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -32,9 +31,10 @@ class Window:
         self.filled = 0
         self.position = 0
         self._lock = threading.Lock()
-        # Per-row binning in plain Python: one applicant is too small for numpy calls to pay off.
         self._numeric = [
-            (i, b.name, b.edges, len(b.labels) - 1) for i, b in enumerate(self.bins) if b.kind == "numeric"
+            (i, b.name, np.asarray(b.edges, dtype=np.float64), len(b.labels) - 1)
+            for i, b in enumerate(self.bins)
+            if b.kind == "numeric"
         ]
         self._categories = [
             (i, b.name, {label: k for k, label in enumerate(b.labels[:-1])}, len(b.labels) - 1)
@@ -43,21 +43,28 @@ class Window:
         ]
 
     def add(self, records: Sequence[Mapping[str, Any]], probabilities: Sequence[float]) -> None:
-        """Bin cleaned applicants (numbers as floats or None, categories canonical or None) and their PD."""
-        rows = []
-        for record, p in zip(records, probabilities, strict=True):
-            row = [0] * len(self.bins)
-            for i, name, edges, missing in self._numeric:
-                value = p if name == SCORE else record.get(name)
-                row[i] = missing if value is None or value != value else bisect_left(edges, value)
-            for i, name, lookup, missing in self._categories:
-                row[i] = lookup.get(record.get(name), missing)
-            rows.append(row)
-        if not rows:
+        """Bin cleaned applicants (numbers as floats or None, categories canonical or None) and their PD.
+
+        Column by column: a 1,000-row batch took 1.3 ms row by row, a tenth of its whole answer.
+        """
+        if len(records) != len(probabilities):
+            raise ValueError(f"{len(records)} applicants but {len(probabilities)} probabilities")
+        records = records[-self.size :]
+        n = len(records)
+        if not n:
             return
-        block = np.asarray(rows, dtype=np.int16)[-self.size :]
+        block = np.empty((n, len(self.bins)), dtype=np.int16)
+        for i, name, edges, missing in self._numeric:
+            # None becomes NaN here; NaN and None land in the missing bin.
+            raw = probabilities[-n:] if name == SCORE else [r.get(name) for r in records]
+            values = np.asarray(raw, dtype=np.float64)
+            codes = np.searchsorted(edges, values, side="left")
+            codes[np.isnan(values)] = missing
+            block[:, i] = codes
+        for i, name, lookup, missing in self._categories:
+            get = lookup.get
+            block[:, i] = [get(r.get(name), missing) for r in records]
         with self._lock:
-            n = len(block)
             end = self.position + n
             if end <= self.size:
                 self.codes[self.position : end] = block

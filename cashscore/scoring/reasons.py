@@ -154,22 +154,26 @@ class Wording:
         return head
 
     def records(self, picked: Picked, cleaned: Mapping[str, np.ndarray]) -> list[list[Reason]]:
-        """The API's reasons: per row, a list of `Reason`."""
+        """The API's reasons: per row, a list of `Reason` (values read column-wise, as the words are)."""
         words = self.texts(picked, cleaned)
-        contributions = np.round(picked.contributions, 6).tolist()
-        impacts = np.round(picked.impacts, 6).tolist()
-        out: list[list[Reason]] = []
-        for i, chosen in enumerate(picked.features.tolist()):
-            row = []
-            for r, k in enumerate(chosen):
+        n = len(picked.features)
+        out: list[list[Reason]] = [[] for _ in range(n)]
+        rows = np.flatnonzero(picked.features[:, 0] >= 0)
+        if not len(rows):
+            return out
+        chosen = picked.features[rows].tolist()
+        contributions = np.round(picked.contributions[rows], 6).tolist()
+        impacts = np.round(picked.impacts[rows], 6).tolist()
+        used = np.unique(picked.features[rows])
+        values = {k: rules.as_python(cleaned[contract.NAMES[k]][rows]) for k in used[used >= 0].tolist()}
+        typical, features = self._typical, contract.FEATURES
+        for j, i in enumerate(rows.tolist()):
+            row, texts = out[i], words[i]
+            for r, k in enumerate(chosen[j]):
                 if k < 0:
                     break
-                f = contract.FEATURES[k]
-                value = _python(cleaned[f.name][i])
-                row.append(
-                    Reason(f.name, f.label_pt, value, self._typical[k], contributions[i][r], impacts[i][r], words[i][r])
-                )
-            out.append(row)
+                f, c, impact = features[k], contributions[j][r], impacts[j][r]
+                row.append(Reason(f.name, f.label_pt, values[k][j], typical[k], c, impact, texts[r]))
         return out
 
 
@@ -180,9 +184,3 @@ def format_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:,.2f}".rstrip("0").rstrip(".") if not value.is_integer() else f"{value:,.0f}"
     return str(value)
-
-
-def _python(value: Any) -> Any:
-    if isinstance(value, float | np.floating):
-        return None if np.isnan(value) else float(value)
-    return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import re
 
 import duckdb
@@ -76,6 +77,34 @@ def test_window_is_a_ring_of_the_latest_rows(trained):
     assert np.isfinite(list(window.psi().values())).all()
     # Too few applicants for a PSI: NaN, not an alert.
     assert np.isnan(list(Window(card.population, 10).psi().values())).all()
+
+
+def test_window_bins_columns_as_bisecting_each_value_would(trained):
+    card = store.load_verified(trained[1]).card
+    window = Window(card.population, 5000, min_rows=1)
+    rng = np.random.default_rng(11)
+    records, probabilities = [], []
+    for _ in range(3000):
+        record = {}
+        for bins in window.bins[:-1]:
+            if bins.kind == "numeric":
+                # Values on the edges themselves, between them, beyond them, NaN and None.
+                pool = [*bins.edges, *(e + 0.5 for e in bins.edges), -1e9, 1e9, float("nan"), None]
+            else:
+                pool = [*bins.labels[:-1], "Unknown", None]
+            record[bins.name] = pool[rng.integers(len(pool))]
+        records.append(record)
+        probabilities.append(float(rng.choice([0.0, 0.5, 1.0, float("nan"), *window.bins[-1].edges])))
+    window.add(records, probabilities)
+    for row, (record, p) in enumerate(zip(records, probabilities, strict=True)):
+        for i, bins in enumerate(window.bins):
+            missing = len(bins.labels) - 1
+            value = p if i == len(window.bins) - 1 else record[bins.name]
+            if bins.kind == "numeric":
+                expected = missing if value is None or value != value else bisect.bisect_left(bins.edges, value)
+            else:
+                expected = {label: k for k, label in enumerate(bins.labels[:-1])}.get(value, missing)
+            assert window.codes[row, i] == expected, (bins.name, value)
 
 
 @pytest.mark.parametrize("size", ["0"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -17,6 +18,8 @@ from cashscore.monitoring.drift import SCORE
 
 # Below this many applicants a PSI says more about the sample than the population: NaN instead.
 MIN_ROWS = 100
+# Below this many applicants, binning one value at a time beats numpy's per-call cost.
+SMALL = 32
 
 
 class Window:
@@ -32,10 +35,9 @@ class Window:
         self.position = 0
         self._lock = threading.Lock()
         self._numeric = [
-            (i, b.name, np.asarray(b.edges, dtype=np.float64), len(b.labels) - 1)
-            for i, b in enumerate(self.bins)
-            if b.kind == "numeric"
+            (i, b.name, list(b.edges), len(b.labels) - 1) for i, b in enumerate(self.bins) if b.kind == "numeric"
         ]
+        self._edges = {i: np.asarray(edges, dtype=np.float64) for i, _, edges, _ in self._numeric}
         self._categories = [
             (i, b.name, {label: k for k, label in enumerate(b.labels[:-1])}, len(b.labels) - 1)
             for i, b in enumerate(self.bins)
@@ -45,7 +47,8 @@ class Window:
     def add(self, records: Sequence[Mapping[str, Any]], probabilities: Sequence[float]) -> None:
         """Bin cleaned applicants (numbers as floats or None, categories canonical or None) and their PD.
 
-        Column by column: a 1,000-row batch took 1.3 ms row by row, a tenth of its whole answer.
+        A batch column by column (1,000 rows: 0.6 ms, 1.3 ms row by row); fewer than SMALL row by
+        row (one applicant: 3 µs, 20 µs column by column).
         """
         if len(records) != len(probabilities):
             raise ValueError(f"{len(records)} applicants but {len(probabilities)} probabilities")
@@ -53,17 +56,7 @@ class Window:
         n = len(records)
         if not n:
             return
-        block = np.empty((n, len(self.bins)), dtype=np.int16)
-        for i, name, edges, missing in self._numeric:
-            # None becomes NaN here; NaN and None land in the missing bin.
-            raw = probabilities[-n:] if name == SCORE else [r.get(name) for r in records]
-            values = np.asarray(raw, dtype=np.float64)
-            codes = np.searchsorted(edges, values, side="left")
-            codes[np.isnan(values)] = missing
-            block[:, i] = codes
-        for i, name, lookup, missing in self._categories:
-            get = lookup.get
-            block[:, i] = [get(r.get(name), missing) for r in records]
+        block = self._rows(records, probabilities[-n:]) if n < SMALL else self._columns(records, probabilities[-n:])
         with self._lock:
             end = self.position + n
             if end <= self.size:
@@ -74,6 +67,34 @@ class Window:
                 self.codes[: n - split] = block[split:]
             self.position = end % self.size
             self.filled = min(self.filled + n, self.size)
+
+    def _rows(self, records: Sequence[Mapping[str, Any]], probabilities: Sequence[float]) -> np.ndarray:
+        """The bins of a few applicants, one value at a time (numpy's per-call cost is the whole job here)."""
+        rows = []
+        for record, p in zip(records, probabilities, strict=True):
+            row = [0] * len(self.bins)
+            for i, name, edges, missing in self._numeric:
+                value = p if name == SCORE else record.get(name)
+                row[i] = missing if value is None or value != value else bisect_left(edges, value)
+            for i, name, lookup, missing in self._categories:
+                row[i] = lookup.get(record.get(name), missing)
+            rows.append(row)
+        return np.asarray(rows, dtype=np.int16)
+
+    def _columns(self, records: Sequence[Mapping[str, Any]], probabilities: Sequence[float]) -> np.ndarray:
+        """The bins of a batch, column by column."""
+        block = np.empty((len(records), len(self.bins)), dtype=np.int16)
+        for i, name, _, missing in self._numeric:
+            # None becomes NaN here; NaN and None land in the missing bin.
+            raw = probabilities if name == SCORE else [r.get(name) for r in records]
+            values = np.asarray(raw, dtype=np.float64)
+            codes = np.searchsorted(self._edges[i], values, side="left")
+            codes[np.isnan(values)] = missing
+            block[:, i] = codes
+        for i, name, lookup, missing in self._categories:
+            get = lookup.get
+            block[:, i] = [get(r.get(name), missing) for r in records]
+        return block
 
     def psi(self) -> dict[str, float]:
         """PSI of every feature and of the score over the window (NaN below `min_rows` applicants)."""

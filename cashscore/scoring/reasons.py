@@ -113,20 +113,28 @@ class Wording:
         "<description> is <value> (typical applicant: <value>), which multiplies the odds of
         default by <exp(contribution)>"; the typical value is shown only when the row's value differs.
         Rows without reasons share one empty tuple (a list each cost more than the words)."""
+        return self._worded(picked, cleaned)[0]
+
+    def _worded(
+        self, picked: Picked, cleaned: Mapping[str, np.ndarray]
+    ) -> tuple[list[Sequence[str]], list[int], list[list[int]], dict[int, list[Any]]]:
+        """`texts`, with what `records` needs besides: the explained rows, their features and the
+        values of every feature named (read once per call, as Python values)."""
         n = len(picked.features)
         out: list[Sequence[str]] = [()] * n
-        rows = np.flatnonzero(picked.features[:, 0] >= 0)
-        if not len(rows):
-            return out
-        chosen = picked.features[rows].tolist()
-        factors = np.exp(np.minimum(picked.contributions[rows], 700.0))
+        explained = np.flatnonzero(picked.features[:, 0] >= 0)
+        if not len(explained):
+            return out, [], [], {}
+        chosen = picked.features[explained].tolist()
+        factors = np.exp(np.minimum(picked.contributions[explained], 700.0))
         # One key per distinct wording: hundredths below _WHOLE_FROM, minus the whole number above.
         keys = np.where(factors < _WHOLE_FROM, np.rint(factors * 100), -np.rint(factors)).astype(np.int64).tolist()
         tails = self._tails
-        used = np.flatnonzero(np.bincount(picked.features[rows].ravel() + 1, minlength=len(contract.NAMES) + 1)[1:])
-        values = {k: rules.as_python(cleaned[contract.NAMES[k]][rows]) for k in used.tolist()}
+        used = {k for ks in chosen for k in ks if k >= 0}
+        values = {k: rules.as_python(cleaned[contract.NAMES[k]][explained]) for k in used}
         heads = self._heads
-        for j, i in enumerate(rows.tolist()):
+        rows = explained.tolist()
+        for j, i in enumerate(rows):
             words: list[str] = []
             out[i] = words
             for k, t in zip(chosen[j], keys[j], strict=True):
@@ -140,7 +148,7 @@ class Wording:
                 if tail is None:
                     tail = tails[t] = _TAIL + (f"{t / 100:.2f}" if t > 0 else f"{-t:,}")
                 words.append(head + tail)
-        return out
+        return out, rows, chosen, values
 
     def _head(self, k: int, value: Any) -> str:
         """ "<description> is <value>" and the typical value when it differs, kept per feature."""
@@ -154,20 +162,15 @@ class Wording:
         return head
 
     def records(self, picked: Picked, cleaned: Mapping[str, np.ndarray]) -> list[list[Reason]]:
-        """The API's reasons: per row, a list of `Reason` (values read column-wise, as the words are)."""
-        words = self.texts(picked, cleaned)
-        n = len(picked.features)
-        out: list[list[Reason]] = [[] for _ in range(n)]
-        rows = np.flatnonzero(picked.features[:, 0] >= 0)
-        if not len(rows):
+        """The API's reasons: per row, a list of `Reason` (the values read once, with the words)."""
+        words, rows, chosen, values = self._worded(picked, cleaned)
+        out: list[list[Reason]] = [[] for _ in range(len(picked.features))]
+        if not rows:
             return out
-        chosen = picked.features[rows].tolist()
         contributions = np.round(picked.contributions[rows], 6).tolist()
         impacts = np.round(picked.impacts[rows], 6).tolist()
-        used = np.unique(picked.features[rows])
-        values = {k: rules.as_python(cleaned[contract.NAMES[k]][rows]) for k in used[used >= 0].tolist()}
         typical, features = self._typical, contract.FEATURES
-        for j, i in enumerate(rows.tolist()):
+        for j, i in enumerate(rows):
             row, texts = out[i], words[i]
             for r, k in enumerate(chosen[j]):
                 if k < 0:

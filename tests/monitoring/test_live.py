@@ -95,7 +95,10 @@ def test_window_bins_columns_as_bisecting_each_value_would(trained):
             record[bins.name] = pool[rng.integers(len(pool))]
         records.append(record)
         probabilities.append(float(rng.choice([0.0, 0.5, 1.0, float("nan"), *window.bins[-1].edges])))
-    window.add(records, probabilities)
+    # A batch column by column, then a few at a time row by row (live.SMALL): the same bins.
+    window.add(records[:2000], probabilities[:2000])
+    for start in range(2000, 3000, 5):
+        window.add(records[start : start + 5], probabilities[start : start + 5])
     for row, (record, p) in enumerate(zip(records, probabilities, strict=True)):
         for i, bins in enumerate(window.bins):
             missing = len(bins.labels) - 1

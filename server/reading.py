@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from cashscore.warehouse.export import is_lock_conflict, open_waiting
+from cashscore.warehouse.export import is_lock_conflict, open_waiting, schema_named
 
 # A page waits this long for a writer's lock before its panels show what they read last.
 READ_WAIT_SECONDS = 0.5
@@ -35,6 +35,10 @@ def reading(db: Path | None) -> Iterator[Reading]:
     """Open `db` read-only for one page; a missing, locked or unreadable file gives a Reading without one."""
     if db is None or not db.is_file():
         yield Reading(db, None, "no database configured (CASHSCORE_DB)")
+        return
+    problem = schema_named(db)
+    if problem:
+        yield Reading(db, None, problem)
         return
     try:
         con = open_waiting(db, read_only=True, wait=READ_WAIT_SECONDS)

@@ -10,6 +10,7 @@ import duckdb
 from cashscore.core import config
 from cashscore.core.atomic import write_atomic
 from cashscore.core.errors import CashscoreError
+from cashscore.warehouse import views
 
 # Every file cashscore writes from DuckDB, by extension; `export` writes the first two.
 FORMATS = {
@@ -55,6 +56,26 @@ def copy_to(con: duckdb.DuckDBPyConnection, query: str, out: Path, allowed: tupl
         # A failure while rows are written (a full disk, a row the query cannot compute): a message, not a
         # traceback, and the old file as it was (write_atomic renames only a complete file).
         raise CashscoreError(f"{out}: writing failed, the old file is kept: {str(exc).splitlines()[0]}") from None
+
+
+# History a new dump does not replace: drift and fairness measured over time (monitoring/tables.py).
+KEPT_SCHEMAS = ("monitoring",)
+# The schemas a cashscore database holds; a database file may not be named after one.
+SCHEMAS = ("raw", "ref", *views.LAYERS, "scores", "model_eval", *KEPT_SCHEMAS)
+
+
+def schema_named(db: Path) -> str | None:
+    """Why `db` cannot be a cashscore database, when its file is named after one of its schemas.
+
+    DuckDB names a database after its file: in raw.duckdb or marts.duckdb, `raw.loans` or
+    `marts.applicants` is ambiguous and every query fails with a Binder Error.
+    """
+    if db.name.split(".")[0].lower() not in SCHEMAS:
+        return None
+    return (
+        f"{db}: a database named after one of its schemas ({', '.join(SCHEMAS)}) makes DuckDB's names "
+        "ambiguous; choose (or rename the file to) another name"
+    )
 
 
 def is_lock_conflict(exc: BaseException) -> bool:
@@ -106,6 +127,9 @@ def connect(
     """
     if not db.is_file():
         raise CashscoreError(f"{db}: no database here; run `cashscore restore DUMP --db {db}` first")
+    problem = schema_named(db)
+    if problem:
+        raise CashscoreError(problem)
     if wait is None:
         wait = config.load().restore.lock_wait
     options = {"memory_limit": memory} if memory is not None else None

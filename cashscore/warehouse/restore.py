@@ -16,7 +16,7 @@ import duckdb
 from cashscore.core import sqlnames
 from cashscore.core.atomic import build_dir, fault_point, sweep_stale
 from cashscore.core.errors import CashscoreError
-from cashscore.warehouse import views
+from cashscore.warehouse import export, views
 from cashscore.warehouse.ddl import STORED_AS, create_table
 from cashscore.warehouse.dump import Statement, parse_insert, statements
 
@@ -246,12 +246,9 @@ def restore(
     started = time.perf_counter()
     files = dump_files(paths)
     db = db.resolve()
-    if db.name.split(".")[0].lower() in SCHEMAS:
-        # DuckDB names a database after its file: raw.duckdb would make `raw.loans` ambiguous.
-        raise CashscoreError(
-            f"{db}: a database named after one of its schemas ({', '.join(SCHEMAS)}) makes DuckDB's names "
-            "ambiguous; choose another file name"
-        )
+    problem = export.schema_named(db)
+    if problem:
+        raise CashscoreError(problem)
     if raw_only and db.exists() and not force:
         # No guard can tell a raw dump's tables from the data they would replace: never silently.
         raise CashscoreError(f"{db} exists; a --raw-only restore replaces it only with --force (or give another --db)")
@@ -380,10 +377,7 @@ def _check_tables(loader: Loader, files: list[Path]) -> None:
         raise CashscoreError(f"{names}: the dump lacks table(s) {', '.join(missing)}; tables found: {found}")
 
 
-# History a new dump does not replace: drift and fairness measured over time (monitoring/tables.py).
-KEPT_SCHEMAS = ("monitoring",)
-# The schemas a cashscore database holds; a database file may not be named after one.
-SCHEMAS = ("raw", "ref", *views.LAYERS, "scores", "model_eval", *KEPT_SCHEMAS)
+KEPT_SCHEMAS = export.KEPT_SCHEMAS
 
 
 def _carry_over(db: Path, target: Path, force: bool) -> None:

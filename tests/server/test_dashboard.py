@@ -118,6 +118,14 @@ def test_dashboard_without_stored_scores(trained, tmp_path):
     assert page.status_code == 200 and "no database configured" in page.text
 
 
+def test_dashboard_names_a_database_it_cannot_read(trained, tmp_path):
+    db = tmp_path / "scores.duckdb"
+    db.write_bytes(trained[0].read_bytes())
+    with TestClient(app=create_app(trained[1], api_key="", db=db)) as client:
+        page = client.get("/")
+    assert page.status_code == 200 and "a database named after one of its schemas" in page.text
+
+
 @pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="Debian's chromium is not installed")
 @pytest.mark.slow
 def test_dashboard_in_headless_chromium(trained, scored_db):

@@ -16,6 +16,7 @@ import pytest
 from helpers.dumps import SQL_DIR
 
 from cashscore.core.errors import CashscoreError
+from cashscore.warehouse.export import connect
 from cashscore.warehouse.restore import restore
 
 # mysqldump 8.0.36 on a utf8mb4 server, as its documentation and source describe the output.
@@ -117,6 +118,12 @@ def test_a_database_named_after_a_schema_is_refused(tmp_path):
     (tmp_path / "dump.sql").write_text(MYSQL8)
     with pytest.raises(CashscoreError, match=r"raw.duckdb: a database named after one of its schemas"):
         restore([tmp_path / "dump.sql"], tmp_path / "raw.duckdb", SQL_DIR, say=lambda _: None, raw_only=True)
+    # A good database copied to such a name is refused by every command that opens it, with the
+    # same words, not DuckDB's "Ambiguous reference to catalog or schema".
+    restored(tmp_path, MYSQL8)
+    (tmp_path / "restored.duckdb").rename(tmp_path / "Marts.duckdb")
+    with pytest.raises(CashscoreError, match=r"Marts.duckdb: a database named after one of its schemas"):
+        connect(tmp_path / "Marts.duckdb")
 
 
 def one_column(sql_type: str, value: str) -> str:

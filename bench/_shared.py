@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
@@ -91,13 +92,16 @@ def sample_table(work: Path, rows: int, source: str = "marts.applicants") -> tup
     return db, con
 
 
-def peak_rss(command: list[str]) -> int:
-    """Peak resident memory (KiB) of one run of a `cashscore` command."""
+def peak_rss(command: list[str], env: dict[str, str] | None = None) -> int:
+    """Peak resident memory (KiB) of one run of a `cashscore` command (`env` added to the environment)."""
     probe = (
         "import resource, subprocess, sys; "
         "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
     )
     cli = [sys.executable, "-m", "cashscore.cli", *command]
-    done = subprocess.run([sys.executable, "-c", probe, *cli], check=True, capture_output=True, text=True)
+    environment = {**os.environ, **(env or {})}
+    done = subprocess.run(
+        [sys.executable, "-c", probe, *cli], check=True, capture_output=True, text=True, env=environment
+    )
     return int(done.stdout.strip())

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from cashscore.warehouse.export import is_lock_conflict, open_waiting, schema_named
+from cashscore.warehouse.export import is_lock_conflict, open_waiting, schema_clash
 
 # A page waits this long for a writer's lock before its panels show what they read last.
 READ_WAIT_SECONDS = 0.5
@@ -36,15 +36,16 @@ def reading(db: Path | None) -> Iterator[Reading]:
     if db is None or not db.is_file():
         yield Reading(db, None, "no database configured (CASHSCORE_DB)")
         return
-    problem = schema_named(db)
-    if problem:
-        yield Reading(db, None, problem)
-        return
     try:
         con = open_waiting(db, read_only=True, wait=READ_WAIT_SECONDS)
     except duckdb.Error as exc:
         locked = is_lock_conflict(exc)
         yield Reading(db, None, "the database is being written" if locked else str(exc).splitlines()[0], locked)
+        return
+    problem = schema_clash(con, db)
+    if problem:
+        con.close()
+        yield Reading(db, None, problem)
         return
     try:
         yield Reading(db, con)

@@ -120,11 +120,11 @@ class MonitoringSettings:
 class BatchSettings:
     """How the streaming commands (score, monitor, fairness) use memory."""
 
-    stream_memory: str = setting(
+    stream_memory: str | None = setting(
         "CASHSCORE_STREAM_MEMORY",
-        "64MB",
-        "DuckDB's memory in a streaming pass (score, monitor, fairness): blocks read beyond it are dropped, "
-        "not cached; a query needing more spills to disk",
+        None,
+        "DuckDB's memory limit in a streaming pass (score, monitor, fairness), e.g. 64MB: bounds the blocks it "
+        "keeps cached, which grow with the table read up to 80% of RAM; a query whose joins need more fails",
     )
 
 

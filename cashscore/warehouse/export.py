@@ -64,18 +64,29 @@ KEPT_SCHEMAS = ("monitoring",)
 SCHEMAS = ("raw", "ref", *views.LAYERS, "scores", "model_eval", *KEPT_SCHEMAS)
 
 
-def schema_named(db: Path) -> str | None:
-    """Why `db` cannot be a cashscore database, when its file is named after one of its schemas.
-
-    DuckDB names a database after its file: in raw.duckdb or marts.duckdb, `raw.loans` or
-    `marts.applicants` is ambiguous and every query fails with a Binder Error.
-    """
-    if db.name.split(".")[0].lower() not in SCHEMAS:
-        return None
+def _named_after_a_schema(db: Path) -> str:
     return (
         f"{db}: a database named after one of its schemas ({', '.join(SCHEMAS)}) makes DuckDB's names "
         "ambiguous; choose (or rename the file to) another name"
     )
+
+
+def schema_named(db: Path) -> str | None:
+    """Why `db` cannot become a cashscore database: its file is named after one of the schemas it will hold.
+
+    DuckDB names a database after its file: in raw.duckdb or marts.duckdb, `raw.loans` or
+    `marts.applicants` is ambiguous and every query fails with a Binder Error.
+    """
+    return _named_after_a_schema(db) if db.name.split(".")[0].lower() in SCHEMAS else None
+
+
+def schema_clash(con: duckdb.DuckDBPyConnection, db: Path) -> str | None:
+    """`schema_named` for an open database: only when it does hold a schema named like its file."""
+    clash = con.execute(
+        "select 1 from duckdb_schemas() where database_name = current_database() "
+        "and lower(schema_name) = lower(current_database())"
+    ).fetchall()
+    return _named_after_a_schema(db) if clash else None
 
 
 def is_lock_conflict(exc: BaseException) -> bool:
@@ -127,14 +138,16 @@ def connect(
     """
     if not db.is_file():
         raise CashscoreError(f"{db}: no database here; run `cashscore restore DUMP --db {db}` first")
-    problem = schema_named(db)
-    if problem:
-        raise CashscoreError(problem)
     if wait is None:
         wait = config.load().restore.lock_wait
     options = {"memory_limit": memory} if memory is not None else None
     try:
-        return open_waiting(db, read_only, wait, options)
+        con = open_waiting(db, read_only, wait, options)
+        problem = schema_clash(con, db)
+        if problem:
+            con.close()
+            raise CashscoreError(problem)
+        return con
     except duckdb.Error as exc:
         if is_lock_conflict(exc):
             raise CashscoreError(

@@ -199,6 +199,18 @@ def test_streaming_pass_bounds_duckdbs_cache(trained, tmp_path, monkeypatch):
     assert {row["duckdb_memory"] for row in json.loads(out.read_text())} == {"96.0 MiB"}
 
 
+def test_a_query_beyond_the_stream_memory_says_which_setting_to_raise(trained, tmp_path, capsys, monkeypatch):
+    db, models, _ = trained
+    monkeypatch.setenv("CASHSCORE_STREAM_MEMORY", "16MB")
+    # One 200 MB string: more than the limit lets DuckDB hold, whatever it spills.
+    query = "select a.*, length(big.s) as n from marts.applicants a, (select repeat('x', 200000000) as s) big"
+    out = tmp_path / "s.parquet"
+    assert main(["score", "--sql", query, "--out", str(out), "--db", str(db), "--models", str(models)]) == 1
+    err = capsys.readouterr().err
+    assert "Out of Memory" in err and "CASHSCORE_STREAM_MEMORY=16MB: raise or unset it" in err
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [

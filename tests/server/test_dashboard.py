@@ -119,7 +119,7 @@ def test_dashboard_without_stored_scores(trained, tmp_path):
 
 
 def test_dashboard_names_a_database_it_cannot_read(trained, tmp_path):
-    db = tmp_path / "scores.duckdb"
+    db = tmp_path / "marts.duckdb"
     db.write_bytes(trained[0].read_bytes())
     with TestClient(app=create_app(trained[1], api_key="", db=db)) as client:
         page = client.get("/")

@@ -121,9 +121,9 @@ def test_a_database_named_after_a_schema_is_refused(tmp_path):
     # A good database copied to such a name is refused by every command that opens it, with the
     # same words, not DuckDB's "Ambiguous reference to catalog or schema".
     restored(tmp_path, MYSQL8)
-    (tmp_path / "restored.duckdb").rename(tmp_path / "Marts.duckdb")
-    with pytest.raises(CashscoreError, match=r"Marts.duckdb: a database named after one of its schemas"):
-        connect(tmp_path / "Marts.duckdb")
+    (tmp_path / "restored.duckdb").rename(tmp_path / "Raw.duckdb")
+    with pytest.raises(CashscoreError, match=r"Raw.duckdb: a database named after one of its schemas"):
+        connect(tmp_path / "Raw.duckdb")
 
 
 def one_column(sql_type: str, value: str) -> str:

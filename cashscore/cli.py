@@ -324,6 +324,7 @@ def cmd_score(args: argparse.Namespace) -> int:
             on_decided = None
             if args.audit:
                 on_decided = _audit_batch(stack, args.settings, scorer)
+            progress = batch.progress_printer(total)
             try:
                 outcome = batch.score_relation(
                     con,
@@ -332,12 +333,14 @@ def cmd_score(args: argparse.Namespace) -> int:
                     on_scored=lambda chunk: [sink.write(chunk) for sink in sinks],
                     on_rejected=on_rejected,
                     reasons=args.reasons,
-                    progress=batch.progress_printer(total),
+                    progress=progress,
                     counter_offer=args.counter_offer,
                     on_decided=on_decided,
                 )
             except CashscoreError as exc:
                 raise _out_of_memory_hint(exc, memory) from None
+            finally:
+                progress.close()
         if args.out is not None:
             print(
                 f"scored {outcome.scored:,} rows into {args.out} with model {scorer.version} in {outcome.seconds:.2f} s"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -128,6 +128,23 @@ def open_reader(con: duckdb.DuckDBPyConnection, query: str) -> pa.RecordBatchRea
     return reader
 
 
+def _read(reader: pa.RecordBatchReader, counts: dict[str, int]) -> Iterator[pa.RecordBatch]:
+    """The reader's chunks; a query that fails part way (a cast on row 900,000) is the user's SQL.
+
+    DuckDB's error reaches here through Arrow's stream as an OSError, not a duckdb.Error.
+    """
+    chunks = iter(reader)
+    while True:
+        try:
+            batch = next(chunks)
+        except StopIteration:
+            return
+        except (duckdb.Error, pa.ArrowException, OSError) as exc:
+            message = str(exc).strip().splitlines()[0]
+            raise CashscoreError(f"the query failed after {counts['done']:,} rows: {message}") from None
+        yield batch
+
+
 def score_relation(
     con: duckdb.DuckDBPyConnection,
     scorer: Scorer,
@@ -192,7 +209,7 @@ def score_relation(
     # The model scores one chunk (on both cores, without the GIL) while this thread reads, cleans,
     # words and writes its neighbours: at most two chunks are held at once.
     pending = None
-    for batch in reader:
+    for batch in _read(reader, counts):
         ahead = prepare(batch)
         if pending is not None:
             finish(*pending)
@@ -280,12 +297,18 @@ def register_udfs(con: duckdb.DuckDBPyConnection, scorer: Scorer) -> None:
         )
 
 
-def progress_printer(total: int | None) -> Callable[[int], None]:
+class Progress:
     """A one-line progress bar on stderr (only when it is a terminal or the run is long)."""
-    started = time.perf_counter()
 
-    def show(done: int) -> None:
-        elapsed = time.perf_counter() - started
+    def __init__(self, total: int | None) -> None:
+        self.total = total
+        self.started = time.perf_counter()
+        # The bar's line is open: a message printed now needs a line of its own.
+        self.open = False
+
+    def __call__(self, done: int) -> None:
+        total = self.total
+        elapsed = time.perf_counter() - self.started
         if elapsed < 1 and not sys.stderr.isatty():
             return
         if total:
@@ -294,8 +317,19 @@ def progress_printer(total: int | None) -> Callable[[int], None]:
             sys.stderr.write(f"\r[{bar}] {done:,}/{total:,} rows, {done / max(elapsed, 1e-9):,.0f} rows/s")
         else:
             sys.stderr.write(f"\r{done:,} rows, {done / max(elapsed, 1e-9):,.0f} rows/s")
+        self.open = True
         if total and done >= total:
             sys.stderr.write("\n")
+            self.open = False
         sys.stderr.flush()
 
-    return show
+    def close(self) -> None:
+        """End the bar's line, if it is open."""
+        if self.open:
+            sys.stderr.write("\n")
+            self.open = False
+
+
+def progress_printer(total: int | None) -> Progress:
+    """A one-line progress bar on stderr (only when it is a terminal or the run is long)."""
+    return Progress(total)

@@ -199,6 +199,24 @@ def test_streaming_pass_bounds_duckdbs_cache(trained, tmp_path, monkeypatch):
     assert {row["duckdb_memory"] for row in json.loads(out.read_text())} == {"96.0 MiB"}
 
 
+def test_a_query_failing_part_way_is_a_message_and_writes_nothing(trained, tmp_path, capsys, monkeypatch):
+    db, models, _ = trained
+    copy = tmp_path / "copy.duckdb"
+    copy.write_bytes(db.read_bytes())
+    with duckdb.connect(str(copy)) as con:
+        con.execute("create table portfolio as select a.* from marts.applicants a, range(100)")
+        n = con.execute("select count(*) from portfolio").fetchall()[0][0]
+    monkeypatch.setattr(batch, "CHUNK", 1000)
+    # DuckDB's error arrives through Arrow's stream, as an OSError, once some chunks were scored.
+    query = f"select *, case when rowid >= {n - 10} then ('x' || loan_id)::int else 1 end as boom from portfolio"
+    out = tmp_path / "out" / "s.parquet"
+    out.parent.mkdir()
+    assert main(["score", "--sql", query, "--out", str(out), "--db", str(copy), "--models", str(models)]) == 1
+    err = capsys.readouterr().err
+    assert "error: the query failed after " in err and "Conversion Error" in err
+    assert list(out.parent.iterdir()) == []
+
+
 def test_a_query_beyond_the_stream_memory_says_which_setting_to_raise(trained, tmp_path, capsys, monkeypatch):
     db, models, _ = trained
     monkeypatch.setenv("CASHSCORE_STREAM_MEMORY", "16MB")

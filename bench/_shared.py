@@ -92,6 +92,10 @@ def sample_table(work: Path, rows: int, source: str = "marts.applicants") -> tup
     return db, con
 
 
+# The bound on DuckDB's block cache (CASHSCORE_STREAM_MEMORY) the memory benchmarks also measure with.
+STREAM_BOUND = "64MB"
+
+
 def peak_rss(command: list[str], env: dict[str, str] | None = None) -> int:
     """Peak resident memory (KiB) of one run of a `cashscore` command (`env` added to the environment)."""
     probe = (

@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _shared import median_seconds, peak_rss, refit, sample_table  # noqa: E402
+from _shared import STREAM_BOUND, median_seconds, peak_rss, refit, sample_table  # noqa: E402
 from cashscore.features import contract, inputs  # noqa: E402
 
 from cashscore.artefact import store  # noqa: E402
@@ -22,9 +22,6 @@ from cashscore.scoring import batch  # noqa: E402
 from cashscore.scoring.scorer import Scorer  # noqa: E402
 from cashscore.scoring.sinks import FileSink  # noqa: E402
 from cashscore.training import onnx_export  # noqa: E402
-
-# The bound on DuckDB's block cache the memory figures are also taken with.
-BOUND = "64MB"
 
 
 def main() -> None:
@@ -83,7 +80,7 @@ def main() -> None:
         # times as long; with DuckDB's own memory limit (80% of RAM: its block cache grows with the
         # table read) and with CASHSCORE_STREAM_MEMORY bounding that cache.
         rss = {}
-        for limit in (None, BOUND):
+        for limit in (None, STREAM_BOUND):
             for table, out in (("portfolio", "one.parquet"), ("big", "ten.parquet")):
                 command = ["score", "--table", table, "--out", str(work / out), "--reasons", "none"]
                 command += ["--db", str(db), "--models", str(args.models)]
@@ -100,7 +97,7 @@ def main() -> None:
     print(f"cashscore (no reasons) vs pandas + sklearn: {(scored / t_none) / (rows_ort / t_base):.1f}x")
     none_vs_raw = (scored / t_none) / (rows_ort / t_ort)
     print(f"--reasons deny vs none: {t_none / t_deny:.0%} of the rate; none vs raw onnxruntime: {none_vs_raw:.0%}")
-    for limit in (None, BOUND):
+    for limit in (None, STREAM_BOUND):
         one, ten = rss[(limit, "portfolio")], rss[(limit, "big")]
         print(f"peak RSS of `cashscore score`, CASHSCORE_STREAM_MEMORY {limit or 'unset'}: {one / 1024:,.0f} MB for "
               f"{n:,} rows, {ten / 1024:,.0f} MB for {10 * n:,} ({ten / one:.2f}x; the limit is 1.3x)")  # fmt: skip

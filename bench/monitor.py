@@ -16,7 +16,7 @@ import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _shared import median_seconds, peak_rss, sample_table  # noqa: E402
+from _shared import STREAM_BOUND, median_seconds, peak_rss, sample_table  # noqa: E402
 
 from cashscore.artefact import store  # noqa: E402
 from cashscore.monitoring import drift, fairness  # noqa: E402
@@ -57,7 +57,7 @@ def main() -> None:
         con.execute("create table big as select * from portfolio, range(10)")
         con.close()
         # With DuckDB's own memory limit (its block cache grows with the table read), then bounded.
-        for limit in (None, "64MB"):
+        for limit in (None, STREAM_BOUND):
             env = {"CASHSCORE_STREAM_MEMORY": limit} if limit else None
             command = ["monitor", "--no-store", "--db", str(db), "--models", str(args.models), "--table"]
             rss_1, rss_10 = (peak_rss([*command, table], env) for table in ("portfolio", "big"))

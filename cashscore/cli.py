@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -139,11 +140,17 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _out_of_memory_hint(exc: CashscoreError, memory: str | None) -> CashscoreError:
+@contextlib.contextmanager
+def _out_of_memory_hint(memory: str | None) -> Iterator[None]:
     """DuckDB's Out of Memory error under CASHSCORE_STREAM_MEMORY, with what to change."""
-    if memory is not None and "Out of Memory" in str(exc):
-        return CashscoreError(f"{exc}; the query needs more than CASHSCORE_STREAM_MEMORY={memory}: raise or unset it")
-    return exc
+    try:
+        yield
+    except CashscoreError as exc:
+        if memory is None or "Out of Memory" not in str(exc):
+            raise
+        raise CashscoreError(
+            f"{exc}; the query needs more than CASHSCORE_STREAM_MEMORY={memory}: raise or unset it"
+        ) from None
 
 
 def _scoring_connection(db: Path, models: Path, read_only: bool, memory: str | None = None) -> tuple[Any, Any]:
@@ -177,10 +184,8 @@ def _measure(args: argparse.Namespace) -> Any:
     con, scorer = _scoring_connection(args.db, args.models, read_only=args.no_store, memory=memory)
     try:
         label = f"table {args.table}" if args.table else f"sql {args.sql}"
-        try:
+        with _out_of_memory_hint(memory):
             found = drift.measure(con, scorer, _source_query(args), label[:500], bands)
-        except CashscoreError as exc:
-            raise _out_of_memory_hint(exc, memory) from None
         if not args.no_store:
             tables.store(con, found, drift=args.command == "monitor", fairness=args.command == "fairness")
     finally:
@@ -280,7 +285,6 @@ def _score_on_spark(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    import contextlib
 
     from cashscore.scoring import batch
     from cashscore.scoring.sinks import FileSink, TableSink
@@ -324,21 +328,20 @@ def cmd_score(args: argparse.Namespace) -> int:
             on_decided = None
             if args.audit:
                 on_decided = _audit_batch(stack, args.settings, scorer)
-            progress = batch.progress_printer(total)
+            progress = batch.Progress(total)
             try:
-                outcome = batch.score_relation(
-                    con,
-                    scorer,
-                    query,
-                    on_scored=lambda chunk: [sink.write(chunk) for sink in sinks],
-                    on_rejected=on_rejected,
-                    reasons=args.reasons,
-                    progress=progress,
-                    counter_offer=args.counter_offer,
-                    on_decided=on_decided,
-                )
-            except CashscoreError as exc:
-                raise _out_of_memory_hint(exc, memory) from None
+                with _out_of_memory_hint(memory):
+                    outcome = batch.score_relation(
+                        con,
+                        scorer,
+                        query,
+                        on_scored=lambda chunk: [sink.write(chunk) for sink in sinks],
+                        on_rejected=on_rejected,
+                        reasons=args.reasons,
+                        progress=progress,
+                        counter_offer=args.counter_offer,
+                        on_decided=on_decided,
+                    )
             finally:
                 progress.close()
         if args.out is not None:
@@ -386,7 +389,7 @@ def cmd_audit_replay(args: argparse.Namespace) -> int:
     from cashscore.audit.replay import replay
     from cashscore.scoring import batch
 
-    done = replay(args.log, args.models, progress=batch.progress_printer(None))
+    done = replay(args.log, args.models, progress=batch.Progress(None))
     sys.stderr.write("\n")
     for line in done.differences:
         print(line)
@@ -515,17 +518,19 @@ def cmd_sql(args: argparse.Namespace) -> int:
                 line = input(("cashscore> " if not buffer else "      ...> ") if interactive else "")
             except EOFError:
                 # The end of the input ends the last statement, ';' or not.
-                if "\n".join(buffer).strip():
-                    failed = not run("\n".join(buffer)) or failed
+                pending = "\n".join(buffer)
+                if pending.strip():
+                    failed = not run(pending) or failed
                 if interactive:
                     print()
-                return 1 if failed and not interactive else 0
+                break
             if line.strip() in (".quit", ".exit") and not buffer:
-                return 1 if failed and not interactive else 0
+                break
             buffer.append(line)
             if line.rstrip().endswith(";"):
                 failed = not run("\n".join(buffer)) or failed
                 buffer = []
+        return 1 if failed and not interactive else 0
     finally:
         con.close()
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import duckdb
 from cashscore.features import contract, rules
 from cashscore.server import charts
-from cashscore.server.reading import Reading
+from cashscore.server.reading import Reading, Unreadable
 
 # Query parameter -> contract feature.
 FILTERS = {"grade": "loan_grade", "intent": "loan_intent", "home": "person_home_ownership"}
@@ -29,8 +28,6 @@ NAMES = {
 }
 # Points drawn in the scatter: a fixed sample (by a hash of the loan id), the same on every reload.
 SCATTER_POINTS = 800
-# The last reading per database and filters: shown while a writer holds the file.
-_LAST: dict[tuple[Path | None, tuple[tuple[str, str], ...]], dict[str, Any]] = {}
 
 
 @dataclass(frozen=True)
@@ -52,10 +49,11 @@ def read_filters(pairs: Iterable[tuple[str, str]]) -> Filters:
             values.setdefault(name, []).append(value)
     chosen, problems = {}, []
     for param, feature in FILTERS.items():
-        given = (values.get(param) or [""])[0]
-        if len(values.get(param, [])) > 1:
-            problems.append(f"filter {param} is given {len(values[param])} times; give it once")
+        all_given = values.get(param, [""])
+        if len(all_given) > 1:
+            problems.append(f"filter {param} is given {len(all_given)} times; give it once")
             continue
+        (given,) = all_given
         if not given.strip(contract.BLANKS):
             continue
         category = rules.normalise_category(feature, given)
@@ -138,25 +136,11 @@ def panel(page: Reading, filters: Filters) -> str:
         + '<button type="submit">Filter · Filtrar</button></form>'
     )
     problems = "".join(f'<p class="deny">{html.escape(p)}</p>' for p in filters.problems)
-    key = (page.db, tuple(sorted(filters.chosen.items())))
-    note = ""
-    if page.con is None:
-        if not (page.locked and key in _LAST):
-            return (
-                form
-                + problems
-                + f'<p class="muted">cannot read marts.applicants: {html.escape(page.problem or "")}</p>'
-            )
-        data, note = _LAST[key], '<p class="muted">shown as last read: the database is being written</p>'
-    else:
-        try:
-            data = _LAST[key] = _read(page.con, filters)
-        except duckdb.Error as exc:
-            return (
-                form
-                + problems
-                + f'<p class="muted">cannot read marts.applicants: {html.escape(str(exc).splitlines()[0])}</p>'
-            )
+    try:
+        data, stale = page.read(("challenge", tuple(sorted(filters.chosen.items()))), lambda con: _read(con, filters))
+    except Unreadable as exc:
+        return form + problems + f'<p class="muted">cannot read marts.applicants: {html.escape(str(exc))}</p>'
+    note = '<p class="muted">shown as last read: the database is being written</p>' if stale else ""
     total = sum(data["payers"].values())
     shown = ", ".join(label(f, c) for f, c in filters.chosen.items()) or "all applicants · todos"
     rates = "".join(

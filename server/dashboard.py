@@ -18,7 +18,7 @@ import duckdb
 import msgspec
 from cashscore.features import contract
 from cashscore.server import challenge, charts
-from cashscore.server.reading import Reading, reading
+from cashscore.server.reading import Reading, Unreadable, reading
 
 from cashscore.artefact.card import ModelCard
 from cashscore.core import sqlnames
@@ -93,11 +93,6 @@ def _mean_pd(rows: list[tuple[str, float, int]], feature: str) -> str:
     )
 
 
-# The last portfolio read per database: shown while a writer holds the file (DuckDB lets one
-# process write or several read, never both).
-_LAST: dict[Path, tuple[str, str]] = {}
-
-
 def _read_portfolio(con: duckdb.DuckDBPyConnection) -> tuple[str, str]:
     tables = con.execute("select table_name from duckdb_tables() where schema_name = 'scores'").fetchall()
     latest, when = None, None
@@ -149,17 +144,11 @@ def _read_portfolio(con: duckdb.DuckDBPyConnection) -> tuple[str, str]:
 
 def _portfolio(page: Reading) -> tuple[str, str]:
     """(description, HTML) of the latest stored batch scores, by grade and by intent."""
-    if page.con is None:
-        if page.locked and page.db in _LAST:
-            text, body = _LAST[page.db]
-            return f"{text} (shown as last read: the database is being written)", body
-        return f"cannot read the stored scores: {page.problem}", ""
-    assert page.db is not None
     try:
-        _LAST[page.db] = _read_portfolio(page.con)
-    except duckdb.Error as exc:
-        return f"cannot read the stored scores: {str(exc).splitlines()[0]}", ""
-    return _LAST[page.db]
+        (text, body), stale = page.read("portfolio", _read_portfolio)
+    except Unreadable as exc:
+        return f"cannot read the stored scores: {exc}", ""
+    return (f"{text} (shown as last read: the database is being written)" if stale else text), body
 
 
 # The metrics and the model in words, English and Portuguese: what an analyst reads on the card.

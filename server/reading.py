@@ -8,9 +8,10 @@ the milliseconds its panels take, instead of once per panel.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import duckdb
 
@@ -18,6 +19,13 @@ from cashscore.warehouse.export import is_lock_conflict, open_waiting, schema_cl
 
 # A page waits this long for a writer's lock before its panels show what they read last.
 READ_WAIT_SECONDS = 0.5
+# What each panel read last, per database and panel key: shown while a writer holds the file.
+_LAST: dict[tuple[Path | None, Hashable], Any] = {}
+T = TypeVar("T")
+
+
+class Unreadable(Exception):
+    """A panel has neither a fresh reading nor a last one; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +36,26 @@ class Reading:
     con: duckdb.DuckDBPyConnection | None
     problem: str | None = None
     locked: bool = False
+
+    def read(self, key: Hashable, read: Callable[[duckdb.DuckDBPyConnection], T]) -> tuple[T, bool]:
+        """`read(con)`, remembered under `key`; while a writer holds the file, what it gave last.
+
+        Returns:
+            The value, and whether it is the last reading instead of a fresh one.
+
+        Raises:
+            Unreadable: when there is neither, naming why.
+        """
+        remembered = (self.db, key)
+        if self.con is not None:
+            try:
+                value = _LAST[remembered] = read(self.con)
+            except duckdb.Error as exc:
+                raise Unreadable(str(exc).splitlines()[0]) from None
+            return value, False
+        if self.locked and remembered in _LAST:
+            return _LAST[remembered], True
+        raise Unreadable(self.problem or "")
 
 
 @contextlib.contextmanager

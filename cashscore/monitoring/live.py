@@ -52,11 +52,11 @@ class Window:
         """
         if len(records) != len(probabilities):
             raise ValueError(f"{len(records)} applicants but {len(probabilities)} probabilities")
-        records = records[-self.size :]
+        records, probabilities = records[-self.size :], probabilities[-self.size :]
         n = len(records)
         if not n:
             return
-        block = self._rows(records, probabilities[-n:]) if n < SMALL else self._columns(records, probabilities[-n:])
+        block = (self._rows if n < SMALL else self._columns)(records, probabilities)
         with self._lock:
             end = self.position + n
             if end <= self.size:

@@ -328,8 +328,3 @@ class Progress:
         if self.open:
             sys.stderr.write("\n")
             self.open = False
-
-
-def progress_printer(total: int | None) -> Progress:
-    """A one-line progress bar on stderr (only when it is a terminal or the run is long)."""
-    return Progress(total)

@@ -198,9 +198,14 @@ def _charset(name: str, current: str, saved: str, where: str) -> str:
     return found
 
 
+def _named(encoding: str) -> str:
+    """An encoding as a message names it."""
+    return "UTF-8" if encoding == "utf-8" else encoding
+
+
 def _undecodable(where: str, at: tuple[int, int], encoding: str) -> str:
     return (
-        f"{where}:{at[0]}: bytes that are not {'UTF-8' if encoding == 'utf-8' else encoding} at column {at[1]} "
+        f"{where}:{at[0]}: bytes that are not {_named(encoding)} at column {at[1]} "
         "(cashscore reads dumps written with --default-character-set=utf8mb4, or the character set they name)"
     )
 
@@ -335,7 +340,7 @@ def _rewrite_row(stmt: Statement, index: int, row: str, types: Sequence[str], na
             name = names[column] if column < len(names) else f"#{column + 1}"
             raise CashscoreError(
                 f"{stmt.where()}: row {index} of this INSERT, column `{name}`: bytes that are not "
-                f"{'UTF-8' if stmt.encoding == 'utf-8' else stmt.encoding} in a text value (cashscore reads "
+                f"{_named(stmt.encoding)} in a text value (cashscore reads "
                 "dumps written with --default-character-set=utf8mb4, or the character set they name; "
                 "only a BLOB holds any bytes)"
             )

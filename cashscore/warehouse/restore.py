@@ -377,9 +377,6 @@ def _check_tables(loader: Loader, files: list[Path]) -> None:
         raise CashscoreError(f"{names}: the dump lacks table(s) {', '.join(missing)}; tables found: {found}")
 
 
-KEPT_SCHEMAS = export.KEPT_SCHEMAS
-
-
 def _carry_over(db: Path, target: Path, force: bool) -> None:
     """Copy the old database's history tables into the new one before the swap.
 
@@ -401,8 +398,8 @@ def _carry_over(db: Path, target: Path, force: bool) -> None:
             ) from None
         found = con.execute(
             "select schema_name, table_name from duckdb_tables() where database_name = 'old_db' and schema_name in "
-            f"({', '.join('?' for _ in KEPT_SCHEMAS)}) order by all",
-            list(KEPT_SCHEMAS),
+            f"({', '.join('?' for _ in export.KEPT_SCHEMAS)}) order by all",
+            list(export.KEPT_SCHEMAS),
         ).fetchall()
         for schema, table in found:
             con.execute(f"create schema if not exists {sqlnames.quote(schema)}")

@@ -13,6 +13,7 @@ from typing import Any
 
 from cashscore.core import config, sqlnames
 from cashscore.core.errors import CashscoreError
+from cashscore.features.contract import LANGUAGES
 from cashscore.warehouse.dump import CHARSETS
 
 
@@ -274,7 +275,14 @@ def _score_on_spark(args: argparse.Namespace) -> int:
     session = spark.session(args.master or "local[*]")
     try:
         outcome = spark.score_files(
-            session, args.models, args.input, str(args.out), args.reasons, args.counter_offer, args.input_format
+            session,
+            args.models,
+            args.input,
+            str(args.out),
+            args.reasons,
+            args.counter_offer,
+            args.input_format,
+            language=args.lang,
         )
     finally:
         session.stop()
@@ -327,7 +335,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
             on_decided = None
             if args.audit:
-                on_decided = _audit_batch(stack, args.settings, scorer)
+                on_decided = _audit_batch(stack, args.settings, scorer, args.lang)
             progress = batch.Progress(total)
             try:
                 with _out_of_memory_hint(memory):
@@ -341,6 +349,7 @@ def cmd_score(args: argparse.Namespace) -> int:
                         progress=progress,
                         counter_offer=args.counter_offer,
                         on_decided=on_decided,
+                        language=args.lang,
                     )
             finally:
                 progress.close()
@@ -451,7 +460,7 @@ def cmd_audit_prune(args: argparse.Namespace) -> int:
     return 0
 
 
-def _audit_batch(stack: Any, settings: config.Settings, scorer: Any) -> Any:
+def _audit_batch(stack: Any, settings: config.Settings, scorer: Any, language: str) -> Any:
     """A batch run's decisions to the decision log: each chunk durable before it is written out."""
     import uuid
 
@@ -462,6 +471,8 @@ def _audit_batch(stack: Any, settings: config.Settings, scorer: Any) -> Any:
     stack.callback(decisions.close)
     run = uuid.uuid4().hex
     done = 0
+    # English records say nothing, as before languages: `audit replay` words the rest in theirs.
+    worded = {} if language == "en" else {"language": language}
 
     def on_decided(table: Any, inputs: list[dict[str, Any]], why: list[list[str] | None]) -> None:
         nonlocal done
@@ -476,7 +487,7 @@ def _audit_batch(stack: Any, settings: config.Settings, scorer: Any) -> Any:
         records = [
             commit.decision(
                 f"{run}:{done + i}", "batch", scorer.version, scorer.threshold, inputs[i], p[i], outcomes[i], why[i],
-                **({} if ids is None else {"id": ids[i]}),
+                **worded, **({} if ids is None else {"id": ids[i]}),
             )
             for i in range(len(p))
         ]  # fmt: skip
@@ -645,6 +656,12 @@ def build_parser(settings: config.Settings | None = None) -> argparse.ArgumentPa
         choices=("all", "deny", "none"),
         default="deny",
         help="rows that get reasons (default deny: every refusal is explained)",
+    )
+    p.add_argument(
+        "--lang",
+        choices=LANGUAGES,
+        default="en",
+        help="the reasons' language: en (default) or pt (Brazilian Portuguese, the contract's labels)",
     )
     p.add_argument(
         "--counter-offer",

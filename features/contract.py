@@ -70,6 +70,10 @@ class Feature:
     integer: bool = False
 
 
+# The languages the contract describes each feature in (`description`; `label_pt`, `categories_pt`),
+# and so the languages reasons are worded in.
+LANGUAGES = ("en", "pt")
+
 # Yes/no spellings shared by every flag column.
 _YES_NO = {
     "y": "Y", "yes": "Y", "s": "Y", "sim": "Y", "true": "Y", "1": "Y",

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from cashscore.features import contract
@@ -62,6 +62,9 @@ TOKEN_SECONDS = 3600
 MAX_QUERY_PARAMS = 32
 # Requests handled at once by one worker; more answer 503 with Retry-After (CASHSCORE_MAX_IN_FLIGHT).
 MAX_IN_FLIGHT = 256
+LANGUAGES = contract.LANGUAGES
+# `?lang=`: a query parameter of this type is refused with a 400 naming the choices.
+Language = Literal[LANGUAGES]  # type: ignore[valid-type]
 
 
 @contextlib.contextmanager
@@ -182,15 +185,15 @@ def _score_response(scorer: Scorer, result: Scored, contributions: bool = True, 
     )
 
 
-async def _score_one(request: Request, record: dict[str, Any], counter_offer: bool = False) -> Score:
+async def _score_one(request: Request, record: dict[str, Any], counter_offer: bool = False, lang: str = "en") -> Score:
     scorer = request.app.state.holder.current()
     try:
-        (result,) = scorer.score([record], counter_offer=counter_offer, inputs=_wants_inputs(request))
+        (result,) = scorer.score([record], counter_offer=counter_offer, inputs=_wants_inputs(request), language=lang)
     except InvalidApplicant as exc:
         raise ValidationException(
             detail=f"Validation failed: {exc}", extra=[{"key": exc.field, "message": exc.message}]
         ) from None
-    await _keep(request, scorer, [(None, result)])
+    await _keep(request, scorer, [(None, result)], language=lang)
     _watch(request, scorer, [result])
     metrics.decided([result.decision], scorer.version)
     return _score_response(scorer, result, offer=counter_offer)
@@ -209,8 +212,15 @@ def _watch(request: Request, scorer: Scorer, results: list[Scored]) -> None:
         tracker.observe(scorer.version, scorer.model.card.population, records, [r.default_probability for r in results])
 
 
-async def _keep(request: Request, scorer: Scorer, results: list[tuple[Any, Scored]], explained: bool = True) -> None:
-    """Log the decisions (with the caller's row ids) durably before any of them is answered.
+async def _keep(
+    request: Request,
+    scorer: Scorer,
+    results: list[tuple[Any, Scored]],
+    explained: bool = True,
+    language: str = "en",
+) -> None:
+    """Log the decisions (with the caller's row ids) durably before any of them is answered; a
+    record worded in another language than English says which, for `audit replay`.
 
     Raises:
         HTTPException: 503 when the decision log cannot be written: no decision leaves unrecorded.
@@ -224,6 +234,8 @@ async def _keep(request: Request, scorer: Scorer, results: list[tuple[Any, Score
         extra: dict[str, Any] = {"worker": os.getpid()} if row_id is None else {"id": row_id, "worker": os.getpid()}
         if r.counter_offer is not None:
             extra["counter_offer"] = r.counter_offer
+        if language != "en":
+            extra["language"] = language
         texts = [reason.text for reason in r.reasons] if explained else None
         decided = (r.inputs, r.default_probability, r.decision, texts)
         records.append(commit.decision(rid, "api", scorer.version, scorer.threshold, *decided, **extra))
@@ -243,12 +255,14 @@ async def score_post(
     data: JSONBody[Applicant],  # type: ignore[valid-type]
     request: Request,
     counter_offer: FromQuery[bool] = False,
+    lang: FromQuery[Language] = "en",
 ) -> Score:
     """Probability of default, decision, risk band, reasons and contributions for one applicant (JSON body).
 
-    `?counter_offer=true` adds, for a refusal, the largest loan the model would approve (or null).
+    `?counter_offer=true` adds, for a refusal, the largest loan the model would approve (or null);
+    `?lang=pt` words the reasons in Brazilian Portuguese.
     """
-    return await _score_one(request, to_record(data), counter_offer)
+    return await _score_one(request, to_record(data), counter_offer, lang)
 
 
 @dataclass
@@ -280,11 +294,14 @@ async def score_get(request: Request) -> Score:
     offer = params.pop("counter_offer", "false").lower()
     if offer not in ("true", "false", "1", "0"):
         raise ValidationException(detail="Validation failed: counter_offer must be true or false")
+    lang = params.pop("lang", "en")
+    if lang not in LANGUAGES:
+        raise ValidationException(detail=f"Validation failed: lang must be one of {', '.join(LANGUAGES)}")
     try:
         applicant = msgspec.convert(params, Applicant, strict=False)
     except msgspec.ValidationError as exc:
         raise ValidationException(detail=f"Validation failed: {exc}") from None
-    return await _score_one(request, to_record(applicant), offer in ("true", "1"))
+    return await _score_one(request, to_record(applicant), offer in ("true", "1"), lang)
 
 
 def _row_id(raw: msgspec.Raw) -> str | int | None:
@@ -321,11 +338,13 @@ async def score_batch(
     reasons: FromQuery[bool] = True,
     contributions: FromQuery[bool] = False,
     counter_offer: FromQuery[bool] = False,
+    lang: FromQuery[Language] = "en",
 ) -> BatchResult:
     """A JSON array of applicants (each may carry an `id`, echoed back); invalid rows get their own error.
 
     `?reasons=false` leaves the reasons out; `?contributions=true` adds each feature's contribution;
-    `?counter_offer=true` searches a counter-offer for each refusal.
+    `?counter_offer=true` searches a counter-offer for each refusal; `?lang=pt` words the reasons in
+    Brazilian Portuguese.
     """
     scorer = request.app.state.holder.current()
     max_batch = request.app.state.max_batch
@@ -370,9 +389,10 @@ async def score_batch(
         contributions=contributions,
         counter_offer=counter_offer,
         inputs=_wants_inputs(request),
+        language=lang,
     )
     kept = [(rows[pos].id, result) for (pos, _), result in zip(valid, results, strict=True)]
-    await _keep(request, scorer, kept, explained=reasons)
+    await _keep(request, scorer, kept, explained=reasons, language=lang)
     _watch(request, scorer, results)
     metrics.decided([r.decision for r in results], scorer.version)
     for (pos, _), result in zip(valid, results, strict=True):

@@ -50,6 +50,7 @@ form.addEventListener('submit', async (event) => {
   const body = {};
   const inputs = [];
   for (const [key, value] of new FormData(form).entries()) {
+    if (key === 'lang') continue;
     const label = form.elements[key].closest('label').firstChild.textContent.trim();
     inputs.push('<tr><td>' + esc(label) + '</td><td>' + (value === '' ? '<span class="muted">missing</span>' : esc(value)) + '</td></tr>');
     if (value === '') continue;
@@ -57,7 +58,8 @@ form.addEventListener('submit', async (event) => {
   }
   const out = document.getElementById('result');
   out.textContent = 'scoring...';
-  const response = await fetch('/v1/score?counter_offer=true', {method: 'POST', headers: {'Content-Type': 'application/json'},
+  const lang = encodeURIComponent(form.elements.lang.value);
+  const response = await fetch('/v1/score?counter_offer=true&lang=' + lang, {method: 'POST', headers: {'Content-Type': 'application/json'},
                                              body: JSON.stringify(body)});
   const data = await response.json();
   if (!response.ok) {
@@ -257,6 +259,11 @@ def _form(reference: dict[str, Any]) -> str:
                 f'min="{f.valid_min:g}" max="{f.valid_max:g}"{" required" if f.name in contract.REQUIRED else ""}>'
                 "</label>"
             )
+    # The reasons' language: a query parameter of the request, never a field of the applicant.
+    fields.append(
+        "<label>Reasons in <span class='muted'>motivos em</span><select name=\"lang\">"
+        '<option value="en" selected>English</option><option value="pt">Português</option></select></label>'
+    )
     return f'<form id="whatif">{"".join(fields)}<button type="submit">Score this applicant</button></form>'
 
 

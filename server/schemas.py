@@ -113,7 +113,7 @@ def field_schema(f: contract.Feature) -> Schema:
 
 
 def query_parameters() -> list[Parameter]:
-    """GET /v1/score's query parameters, one per contract field, and counter_offer."""
+    """GET /v1/score's query parameters, one per contract field, counter_offer and lang."""
     fields = [
         Parameter(name=f.name, param_in=ParamType.QUERY, schema=field_schema(f), required=f.name in REQUIRED)
         for f in contract.FEATURES
@@ -125,7 +125,14 @@ def query_parameters() -> list[Parameter]:
         required=False,
         description="for a refusal, search the largest loan the model would approve",
     )
-    return [*fields, offer]
+    lang = Parameter(
+        name="lang",
+        param_in=ParamType.QUERY,
+        schema=Schema(type=OpenAPIType.STRING, enum=list(contract.LANGUAGES), default="en"),
+        required=False,
+        description="the reasons' language: en, or pt (Brazilian Portuguese)",
+    )
+    return [*fields, offer, lang]
 
 
 def batch_body_schema() -> Schema:

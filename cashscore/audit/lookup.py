@@ -14,7 +14,7 @@ from typing import Any
 
 from cashscore.artefact import store
 from cashscore.audit import log
-from cashscore.audit.replay import difference
+from cashscore.audit.replay import difference, language
 from cashscore.core.errors import CashscoreError
 from cashscore.features import contract
 from cashscore.scoring.reasons import format_value
@@ -58,7 +58,7 @@ def rescore(record: dict[str, Any], models: Path, scorers: dict[str, Scorer | st
     if isinstance(scorer, str):
         return f"NOT scored again: {scorer}"
     try:
-        (again,) = scorer.score([record.get("input") or {}])
+        (again,) = scorer.score([record.get("input") or {}], language=language(record))
     except Exception as exc:  # an input the rules now refuse is itself a finding
         return f"NOT the same: its input cannot be scored again: {exc}"
     found = difference(record, again)
@@ -91,7 +91,8 @@ def describe(found: Found, replayed: str | None) -> str:
     elif not reasons:
         lines.append("reasons: no feature raised the risk above the typical applicant's")
     else:
-        lines.append("reasons, as answered:")
+        worded = r.get("language", "en")
+        lines.append("reasons, as answered" + ("" if worded == "en" else f" (language {str(worded)[:20]})") + ":")
         lines.extend(f"  {i}. {text}" for i, text in enumerate(reasons, 1))
     if r.get("counter_offer"):
         offer = r["counter_offer"]

@@ -10,6 +10,7 @@ from typing import Any
 from cashscore.artefact import store
 from cashscore.audit import log
 from cashscore.core.errors import CashscoreError
+from cashscore.scoring.reasons import LANGUAGES
 from cashscore.scoring.scorer import Scored, Scorer
 
 CHUNK = 10_000
@@ -29,6 +30,18 @@ class Replayed:
         self.differing += 1
         if len(self.differences) < SHOWN:
             self.differences.append(f"{where}: {message}")
+
+
+def language(record: dict[str, Any]) -> str:
+    """The language the record's reasons were worded in (English unless it says otherwise).
+
+    Raises:
+        ValueError: for a language no reasons are worded in.
+    """
+    found = record.get("language", "en")
+    if found not in LANGUAGES:
+        raise ValueError(f"its reasons' language {str(found)[:20]!r} is none of {', '.join(LANGUAGES)}")
+    return found
 
 
 def difference(record: dict[str, Any], result: Scored) -> str | None:
@@ -57,10 +70,11 @@ def replay(folder: Path, models: Path, progress: Callable[[int], None] | None = 
     batch: list[tuple[str, dict[str, Any]]] = []
 
     def flush() -> None:
-        by_version: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        by_version: dict[tuple[str, Any], list[tuple[str, dict[str, Any]]]] = {}
         for where, record in batch:
-            by_version.setdefault(str(record.get("model_version")), []).append((where, record))
-        for version, items in by_version.items():
+            key = (str(record.get("model_version")), record.get("language", "en"))
+            by_version.setdefault(key, []).append((where, record))
+        for (version, _), items in by_version.items():
             if version not in scorers:
                 try:
                     scorers[version] = Scorer(store.load_verified(models, version))
@@ -74,12 +88,12 @@ def replay(folder: Path, models: Path, progress: Callable[[int], None] | None = 
                 out.differing += len(items)
                 continue
             try:
-                again = scorer.score([r["input"] for _, r in items])
+                again = scorer.score([r["input"] for _, r in items], language=language(items[0][1]))
             except Exception:  # one bad input: replay the chunk's records one at a time
                 again = []
                 for where, record in items:
                     try:
-                        (one,) = scorer.score([record["input"]])
+                        (one,) = scorer.score([record["input"]], language=language(record))
                     except Exception as inner:
                         out.differ(where, f"its input cannot be scored again: {inner}")
                         one = None

@@ -80,10 +80,10 @@ def split_chunk(batch: pa.RecordBatch) -> Chunk:
 
 
 def decide_chunk(
-    scorer: Scorer, chunk: Chunk, scores: Scores, reasons: str, counter_offer: bool
+    scorer: Scorer, chunk: Chunk, scores: Scores, reasons: str, counter_offer: bool, language: str = "en"
 ) -> tuple[pa.Table, list[Any] | None, np.ndarray]:
     """The kept rows with the columns `cashscore score` adds: default_probability, decision,
-    risk_band, reasons, model_version (and the counter-offer's two).
+    risk_band, reasons (worded in `language`), model_version (and the counter-offer's two).
 
     Returns:
         (the table, each explained row's reasons or None when none were asked for, which rows were explained).
@@ -91,7 +91,7 @@ def decide_chunk(
     p = scores.p
     deny = p >= scorer.threshold
     which = {"all": np.ones(len(p), bool), "deny": deny, "none": np.zeros(len(p), bool)}[reasons]
-    lists = scorer.reason_lists(chunk.good, scores, which) if which.any() else None
+    lists = scorer.reason_lists(chunk.good, scores, which, language) if which.any() else None
     texts = reasons_module.joined(lists) if lists is not None else pa.repeat("", len(p))
     table = pa.Table.from_batches([chunk.kept])
     for name, values in (
@@ -155,6 +155,7 @@ def score_relation(
     progress: Callable[[int], None] | None = None,
     counter_offer: bool = False,
     on_decided: Callable[[pa.Table, list[dict[str, Any]], list[list[str] | None]], None] | None = None,
+    language: str = "en",
 ) -> Outcome:
     """Score every row a query returns, chunk by chunk, handing each chunk on as soon as it is scored.
 
@@ -170,6 +171,7 @@ def score_relation(
         counter_offer: add counter_offer_amount and counter_offer_probability for refused rows.
         on_decided: receives each scored chunk (before `on_scored`) with the cleaned values the
             model saw and each row's reasons (None where none were asked for): the decision log.
+        language: the reasons' words, one of reasons.LANGUAGES.
 
     Returns:
         Rows scored and rejected, and the time taken; memory holds one chunk at a time.
@@ -193,7 +195,7 @@ def score_relation(
         return chunk, _AHEAD.submit(scorer.evaluate, chunk.good, detail)
 
     def finish(chunk: Chunk, running: Future) -> None:
-        table, lists, which = decide_chunk(scorer, chunk, running.result(), reasons, counter_offer)
+        table, lists, which = decide_chunk(scorer, chunk, running.result(), reasons, counter_offer, language)
         if on_decided is not None and table.num_rows:
             asked = which.tolist()
             n = table.num_rows
@@ -225,7 +227,8 @@ def register_udfs(con: duckdb.DuckDBPyConnection, scorer: Scorer) -> None:
 
     - `score_default(...)` and `score_decision(...)`: the probability of default and the decision;
     - `score(...)`: one struct with default_probability, decision, risk_band, reasons, base_log_odds
-      and contributions (a struct with one field per feature), so one pass gives everything.
+      and contributions (a struct with one field per feature), so one pass gives everything;
+      `score_pt(...)` the same with the reasons in Portuguese.
 
     Each takes either the 11 contract fields in contract order or a whole row (`score(a)` for
     `from marts.applicants a`). A row the server would reject (missing required field, value out
@@ -259,9 +262,9 @@ def register_udfs(con: duckdb.DuckDBPyConnection, scorer: Scorer) -> None:
         _, scores, ok = _scored(*arrays)
         return pa.array(scorer.decisions(scores.p).tolist(), pa.string(), mask=~ok)
 
-    def score_all(*arrays: pa.Array) -> pa.Array:
+    def score_all(*arrays: pa.Array, language: str = "en") -> pa.Array:
         cleaned, scores, ok = _scored(*arrays, detail=True)
-        texts = scorer.reason_texts(cleaned, scores, ok)
+        texts = scorer.reason_texts(cleaned, scores, ok, language)
         contributions = pa.StructArray.from_arrays(
             [pa.array(scores.contributions[:, k], pa.float64()) for k in range(len(contract.NAMES))],
             names=list(contract.NAMES),
@@ -277,6 +280,9 @@ def register_udfs(con: duckdb.DuckDBPyConnection, scorer: Scorer) -> None:
         names = ["default_probability", "decision", "risk_band", "reasons", "base_log_odds", "contributions"]
         return pa.StructArray.from_arrays(fields, names=names, mask=pa.array(~ok))
 
+    def score_all_pt(*arrays: pa.Array) -> pa.Array:
+        return score_all(*arrays, language="pt")
+
     # DuckDB counts the Python function's parameters: give each UDF one per contract field.
     signature = inspect.Signature(
         [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in contract.NAMES]
@@ -287,6 +293,7 @@ def register_udfs(con: duckdb.DuckDBPyConnection, scorer: Scorer) -> None:
         ("score_default", score_default, double),
         ("score_decision", score_decision, varchar),
         ("score", score_all, everything),
+        ("score_pt", score_all_pt, everything),
     ):
         fn.__signature__ = signature  # type: ignore[attr-defined]
         internal = f"cashscore_{name}"

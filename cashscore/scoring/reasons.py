@@ -23,7 +23,23 @@ SEPARATOR = " | "
 # A reason's words give its odds factor, exp(contribution): exact at any probability, and it
 # multiplies up to the applicant's odds. Points of probability saturate near 0 and 1: at 99.7 % a
 # feature multiplying the odds by 49 would read "raises it by 11.5 points" (`impact` keeps them).
-_TAIL = ", which multiplies the odds of default by "
+# Worded in English, or in Brazilian Portuguese with the contract's `label_pt` and `categories_pt`,
+# the words of the bank's analysts ("chance" is Portuguese for odds).
+LANGUAGES = contract.LANGUAGES
+
+
+class _Words(NamedTuple):
+    lead: str  # "{label} is "
+    typical: str  # " (typical applicant: {value})"
+    tail: str
+    missing: str
+    decimal: str  # the decimal separator; the thousands one is the other of "." and ","
+
+
+_WORDS = {
+    "en": _Words("{} is ", " (typical applicant: {})", ", which multiplies the odds of default by ", "missing", "."),
+    "pt": _Words("{} é ", " (cliente típico: {})", ", o que multiplica a chance de inadimplência por ", "ausente", ","),
+}
 # Factors below this get two decimals, from it on whole numbers.
 _WHOLE_FROM = 9.995
 # Formatted values kept per feature; a feature with more distinct values starts again.
@@ -101,17 +117,27 @@ class Wording:
     ready-made parts per reason. Per-row formatting was most of the cost of explaining a refusal.
     """
 
-    def __init__(self, reference: Mapping[str, Any]) -> None:
+    def __init__(self, reference: Mapping[str, Any], language: str = "en") -> None:
+        if language not in _WORDS:
+            raise ValueError(f"reasons are worded in {', '.join(LANGUAGES)}, not {language!r}")
+        words = self._words = _WORDS[language]
         self._typical = [reference[f.name] for f in contract.FEATURES]
-        self._lead = [f"{f.description} is " for f in contract.FEATURES]
-        self._beside = [f" (typical applicant: {format_value(t)})" for t in self._typical]
+        portuguese = language == "pt"
+        self._lead = [words.lead.format(f.label_pt if portuguese else f.description) for f in contract.FEATURES]
+        # Categories as the language names them (the contract's canonical spelling in English).
+        self._names = [
+            dict(zip(f.categories, f.categories_pt, strict=True)) if portuguese else {} for f in contract.FEATURES
+        ]
+        self._beside = [words.typical.format(self._format(k, t)) for k, t in enumerate(self._typical)]
         self._heads: list[dict[Any, str]] = [{} for _ in contract.FEATURES]
         self._tails: dict[int, str] = {}
 
     def texts(self, picked: Picked, cleaned: Mapping[str, np.ndarray]) -> list[Sequence[str]]:
         """Per row, the words of each of its reasons, in order:
         "<description> is <value> (typical applicant: <value>), which multiplies the odds of
-        default by <exp(contribution)>"; the typical value is shown only when the row's value differs.
+        default by <exp(contribution)>" (in Portuguese: "<label_pt> é <valor> (cliente típico:
+        <valor>), o que multiplica a chance de inadimplência por <fator>", with Brazilian separators
+        and categories); the typical value is shown only when the row's value differs.
         Rows without reasons share one empty tuple (a list each cost more than the words)."""
         return self._worded(picked, cleaned)[0]
 
@@ -146,7 +172,8 @@ class Wording:
                     head = self._head(k, value)
                 tail = tails.get(t)
                 if tail is None:
-                    tail = tails[t] = _TAIL + (f"{t / 100:.2f}" if t > 0 else f"{-t:,}")
+                    factor = f"{t / 100:.2f}" if t > 0 else f"{-t:,}"
+                    tail = tails[t] = self._words.tail + _separators(factor, self._words.decimal)
                 words.append(head + tail)
         return out, rows, chosen, values
 
@@ -154,12 +181,20 @@ class Wording:
         """ "<description> is <value>" and the typical value when it differs, kept per feature."""
         typical = self._typical[k]
         same = typical is None if value is None else value == typical
-        head = self._lead[k] + format_value(value) + ("" if same else self._beside[k])
+        head = self._lead[k] + self._format(k, value) + ("" if same else self._beside[k])
         cache = self._heads[k]
         if len(cache) >= _CACHE:
             cache.clear()
         cache[value] = head
         return head
+
+    def _format(self, k: int, value: Any) -> str:
+        """A value of feature k in this language's words."""
+        if value is None:
+            return self._words.missing
+        if isinstance(value, str):
+            return self._names[k].get(value, value)
+        return _separators(format_value(value), self._words.decimal)
 
     def records(self, picked: Picked, cleaned: Mapping[str, np.ndarray]) -> list[list[Reason]]:
         """The API's reasons: per row, a list of `Reason` (the values read once, with the words)."""
@@ -178,6 +213,14 @@ class Wording:
                 f, c, impact = features[k], contributions[j][r], impacts[j][r]
                 row.append(Reason(f.name, f.label_pt, values[k][j], typical[k], c, impact, texts[r]))
         return out
+
+
+def _separators(number: str, decimal: str) -> str:
+    """An English-formatted number ("1,234.5") with the language's separators ("1.234,5" in Portuguese)."""
+    return number if decimal == "." else number.translate(_SWAP)
+
+
+_SWAP = str.maketrans(",.", ".,")
 
 
 def format_value(value: Any) -> str:

@@ -141,7 +141,7 @@ class Scorer:
         self.version = model.version
         self.threshold = model.threshold
         self.reference = rules.clean_record(model.card.reference)
-        self.wording = reasons.Wording(self.reference)
+        self.wordings = {language: reasons.Wording(self.reference, language) for language in reasons.LANGUAGES}
 
     def evaluate(self, cleaned: Mapping[str, np.ndarray], detail: bool = True) -> Scores:
         """The model on columns cleaned by `rules.clean_columns`.
@@ -196,18 +196,23 @@ class Scorer:
         return list(_POOL.map(lambda part: session.run(None, part), parts))
 
     def explain(
-        self, cleaned: Mapping[str, np.ndarray], scores: Scores, which: np.ndarray
+        self, cleaned: Mapping[str, np.ndarray], scores: Scores, which: np.ndarray, language: str = "en"
     ) -> list[list[reasons.Reason]]:
-        """The reasons of every row in `which` (an empty list elsewhere), from the graph's contributions."""
-        return self.wording.records(reasons.pick(scores.p, scores.contributions, which), cleaned)
+        """The reasons of every row in `which` (an empty list elsewhere), from the graph's
+        contributions, worded in `language` (one of reasons.LANGUAGES)."""
+        return self.wordings[language].records(reasons.pick(scores.p, scores.contributions, which), cleaned)
 
-    def reason_lists(self, cleaned: Mapping[str, np.ndarray], scores: Scores, which: np.ndarray) -> list[Sequence[str]]:
+    def reason_lists(
+        self, cleaned: Mapping[str, np.ndarray], scores: Scores, which: np.ndarray, language: str = "en"
+    ) -> list[Sequence[str]]:
         """The words of the reasons of every row in `which` (an empty list elsewhere)."""
-        return self.wording.texts(reasons.pick(scores.p, scores.contributions, which), cleaned)
+        return self.wordings[language].texts(reasons.pick(scores.p, scores.contributions, which), cleaned)
 
-    def reason_texts(self, cleaned: Mapping[str, np.ndarray], scores: Scores, which: np.ndarray) -> pa.Array:
+    def reason_texts(
+        self, cleaned: Mapping[str, np.ndarray], scores: Scores, which: np.ndarray, language: str = "en"
+    ) -> pa.Array:
         """The reasons of every row in `which` as one string each, " | " between them ("" elsewhere)."""
-        return reasons.joined(self.reason_lists(cleaned, scores, which))
+        return reasons.joined(self.reason_lists(cleaned, scores, which, language))
 
     def counter_offers(
         self, cleaned: Mapping[str, np.ndarray], scores: Scores, which: np.ndarray
@@ -258,6 +263,7 @@ class Scorer:
         explain: bool = True,
         counter_offer: bool = False,
         inputs: bool = False,
+        language: str = "en",
     ) -> list[Scored]:
         """Score applicants: the same rules as the SQL mart, then the model, decision, band and reasons.
 
@@ -266,6 +272,7 @@ class Scorer:
             explain: name the reasons (the contributions come with every score).
             counter_offer: search a counter-offer for each refusal (63 more model rows each).
             inputs: keep the cleaned values in each result (for the decision log).
+            language: the reasons' words, one of reasons.LANGUAGES.
 
         Returns:
             One result per record, in order.
@@ -274,7 +281,7 @@ class Scorer:
             InvalidApplicant: for an unknown category spelling or a blank required one.
         """
         valid = [validate_categories(r) for r in records]
-        return self.score_valid(valid, explain, counter_offer=counter_offer, inputs=inputs)
+        return self.score_valid(valid, explain, counter_offer=counter_offer, inputs=inputs, language=language)
 
     def score_valid(
         self,
@@ -283,6 +290,7 @@ class Scorer:
         contributions: bool = True,
         counter_offer: bool = False,
         inputs: bool = False,
+        language: str = "en",
     ) -> list[Scored]:
         """`score` for records whose categories `validate_categories` has already accepted (the batch
         endpoint checks each row itself, to report the invalid ones). Without `contributions` the
@@ -302,7 +310,7 @@ class Scorer:
             field, _, message = str(problems[bad[0]]).partition(": ")
             raise InvalidApplicant(field, message)
         scores = self.evaluate(cleaned, detail=explain or contributions)
-        why = self.explain(cleaned, scores, np.ones(n, bool)) if explain else [[] for _ in range(n)]
+        why = self.explain(cleaned, scores, np.ones(n, bool), language) if explain else [[] for _ in range(n)]
         offers = self.counter_offers(cleaned, scores, np.ones(n, bool)) if counter_offer else [None] * n
         by_feature = (
             [dict(zip(contract.NAMES, c, strict=True)) for c in np.round(scores.contributions, 6).tolist()]

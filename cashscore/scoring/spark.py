@@ -6,6 +6,14 @@ session, and scores every Arrow batch with `batch.split_chunk` and `batch.decide
 functions the DuckDB path runs. Scored rows are written as Parquet with exactly the columns
 `cashscore score` writes; rejected rows go to `OUT.rejects` with their `reject_reason`.
 
+Who writes them depends on `OUT`:
+- a path (a folder every executor and the driver see: local mode, NFS, Databricks' /Volumes): the
+  Python workers write their Parquet parts themselves, scores and rejects in one pass over the
+  input. Spark's own writer would turn each Arrow batch back into rows and encode them again in
+  the JVM: on 2 cores that was a third of the job's CPU, and the rejects took a second pass.
+- a URI (s3://, abfss://, hdfs://, file://): Spark's writer and committer, with the cluster's
+  credentials; the rejects come from a second pass that runs the rules alone.
+
 Also a `spark-submit` entry point: `spark-submit [--master URL] cashscore/scoring/spark.py --input
 PATH --out PATH --models DIR` (see the README's "Scoring on Spark").
 """
@@ -33,6 +41,7 @@ import pyarrow as pa
 from cashscore.artefact import store
 from cashscore.core.errors import CashscoreError
 from cashscore.features import contract
+from cashscore.scoring.reasons import LANGUAGES
 
 # Columns `decide_chunk` adds, in its order, and their Arrow types.
 SCORED = (
@@ -88,6 +97,7 @@ def score_batches(
     schema: pa.Schema,
     reasons: str,
     counter_offer: bool,
+    language: str = "en",
 ) -> Iterator[pa.RecordBatch]:
     """mapInArrow's function for the scores: each input batch's rows the contract accepts, scored."""
     from cashscore.scoring import batch as chunks
@@ -98,8 +108,83 @@ def score_batches(
         chunk = chunks.split_chunk(rows)
         if chunk.kept.num_rows:
             scores = scorer.evaluate(chunk.good, detail)
-            table, _, _ = chunks.decide_chunk(scorer, chunk, scores, reasons, counter_offer)
+            table, _, _ = chunks.decide_chunk(scorer, chunk, scores, reasons, counter_offer, language)
             yield from table.cast(schema).to_batches()
+
+
+class _Part:
+    """One task's Parquet part in one output folder: written under a name of its own, renamed to
+    `part-NNNNN.parquet` (the partition's number) when the task's input is done. A retried or
+    speculative attempt of the partition writes the same rows and renames over the same name."""
+
+    def __init__(self, folder: Path, name: str, attempt: str, schema: pa.Schema) -> None:
+        self.final = folder / name
+        self.temp = folder / f".{name}.{attempt}.tmp"
+        self.schema = schema
+        self.writer: Any = None
+        self.rows = 0
+
+    def write(self, table: pa.Table) -> None:
+        import pyarrow.parquet as pq
+
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.temp, self.schema)
+        self.writer.write_table(table.cast(self.schema))
+        self.rows += table.num_rows
+
+    def commit(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+            os.replace(self.temp, self.final)
+
+    def abandon(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+        self.temp.unlink(missing_ok=True)
+
+
+# What each task of the one-pass job answers the driver: its partition and what it wrote.
+TASK_SUMMARY = pa.schema([("partition", pa.int32()), ("scored", pa.int64()), ("rejected", pa.int64())])
+
+
+def write_batches(
+    batches: Iterator[pa.RecordBatch],
+    names: dict[str, str],
+    digests: dict[str, str],
+    schemas: tuple[pa.Schema, pa.Schema],
+    folders: tuple[str, str],
+    reasons: str,
+    counter_offer: bool,
+    language: str = "en",
+) -> Iterator[pa.RecordBatch]:
+    """mapInArrow's function for the one-pass job: the task's scored rows and rejects written as
+    one Parquet part in each of `folders`, as they come; one summary row answered."""
+    from pyspark import TaskContext
+
+    from cashscore.scoring import batch as chunks
+
+    scorer = _executor_scorer(names, digests)
+    detail = reasons != "none"
+    context = TaskContext.get()
+    name = f"part-{context.partitionId():05d}.parquet"
+    attempt = f"{context.attemptNumber()}-{uuid.uuid4().hex[:8]}"
+    scored, rejected = parts = [_Part(Path(f), name, attempt, s) for f, s in zip(folders, schemas, strict=True)]
+    try:
+        for rows in batches:
+            chunk = chunks.split_chunk(rows)
+            if chunk.kept.num_rows:
+                scores = scorer.evaluate(chunk.good, detail)
+                scored.write(chunks.decide_chunk(scorer, chunk, scores, reasons, counter_offer, language)[0])
+            if chunk.rejected is not None:
+                rejected.write(chunk.rejected)
+        for part in parts:
+            part.commit()
+    finally:
+        for part in parts:
+            part.abandon()
+    yield pa.record_batch([[context.partitionId()], [scored.rows], [rejected.rows]], schema=TASK_SUMMARY)
 
 
 def reject_batches(batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
@@ -169,6 +254,7 @@ def score_files(
     counter_offer: bool = False,
     input_format: str | None = None,
     ship: Path | None = None,
+    language: str = "en",
 ) -> Outcome:
     """Score every row of `source` on Spark and write Parquet to `out` (rejects to `out.rejects`).
 
@@ -181,6 +267,7 @@ def score_files(
         counter_offer: add the counter-offer columns.
         input_format: parquet or csv; by default from the extension (folders: parquet).
         ship: the graph file to ship instead of the verified one (tests: a corrupted copy).
+        language: the reasons' words, one of reasons.LANGUAGES.
 
     Raises:
         CashscoreError: on a path Spark cannot read, missing required columns, a model the
@@ -203,31 +290,32 @@ def score_files(
     names = {name: _ship(spark, name, data) for name, data in shipped.items()}
     spark.conf.set("spark.sql.files.minPartitionNum", str(SPLITS_PER_CORE * spark.sparkContext.defaultParallelism))
 
-    from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
+    from pyspark.sql.pandas.types import to_arrow_schema
 
     arrow_in = to_arrow_schema(df.schema)
     scored_schema = pa.schema([*arrow_in, *(pa.field(n, t) for n, t in (*SCORED, *(OFFER if counter_offer else ())))])
     rejects_schema = pa.schema([*arrow_in, pa.field(REJECT, pa.string())])
 
+    rejects = out.rstrip("/") + ".rejects"
+    tag = uuid.uuid4().hex[:8]
+    if "://" not in out:
+        n_scored, n_rejected = _one_pass(df, names, digests, (scored_schema, rejects_schema), out, rejects, tag,
+                                         reasons, counter_offer, language)  # fmt: skip
+        return Outcome(n_scored, n_rejected, time.perf_counter() - started, out, rejects if n_rejected else None)
+
     def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        return score_batches(batches, names, digests, scored_schema, reasons, counter_offer)
+        return score_batches(batches, names, digests, scored_schema, reasons, counter_offer, language)
 
     def refuse(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         return reject_batches(batches, rejects_schema)
 
-    # Two passes over the input, each written once: the scores, then the rejects by the rules alone.
-    # Cheaper than one pass whose rows are cached, counted and written twice by the JVM.
-    rejects = out.rstrip("/") + ".rejects"
-    tag = uuid.uuid4().hex[:8]
+    # Spark's writer: two passes over the input, each written once: the scores, then the rejects by
+    # the rules alone. Cheaper than one pass whose rows are cached, counted and written twice by the JVM.
     built: list[tuple[str, str]] = []
     try:
         for target, function, schema in ((out, score, scored_schema), (rejects, refuse, rejects_schema)):
-            with warnings.catch_warnings():
-                # pyspark warns about pandas 3 whenever it plans Arrow work; cashscore hands it no frame.
-                warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
-                frame = df.mapInArrow(function, from_arrow_schema(schema))
             try:
-                built.append((_build(frame, target, tag), target))
+                built.append((_build(_mapped(df, function, schema), target, tag), target))
             except Exception as exc:  # the executors' error arrives wrapped in Py4J / PythonException text
                 raise CashscoreError(f"the Spark job failed: {_executor_message(exc)}") from None
         n_scored, n_rejected = (spark.read.parquet(_literal(path)).count() for path, _ in built)
@@ -242,6 +330,88 @@ def score_files(
         for path, _ in built:
             _discard(path)
     return Outcome(n_scored, n_rejected, time.perf_counter() - started, out, rejects if n_rejected else None)
+
+
+def _mapped(df: Any, function: Any, schema: pa.Schema) -> Any:
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    with warnings.catch_warnings():
+        # pyspark warns about pandas 3 whenever it plans Arrow work; cashscore hands it no frame.
+        warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
+        return df.mapInArrow(function, from_arrow_schema(schema))
+
+
+def _one_pass(
+    df: Any,
+    names: dict[str, str],
+    digests: dict[str, str],
+    schemas: tuple[pa.Schema, pa.Schema],
+    out: str,
+    rejects: str,
+    tag: str,
+    reasons: str,
+    counter_offer: bool,
+    language: str,
+) -> tuple[int, int]:
+    """Score and reject in one pass, each task writing its own parts into folders built beside the
+    targets; the targets are swapped in only when every part the tasks reported is there.
+
+    Returns:
+        (rows scored, rows rejected).
+    """
+    targets = [Path(out), Path(rejects)]
+    folders = [t.with_name(f".{t.name}.{tag}.building") for t in targets]
+    for folder in folders:
+        folder.mkdir(parents=True)
+    try:
+
+        def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+            folder_names = (str(folders[0]), str(folders[1]))
+            return write_batches(batches, names, digests, schemas, folder_names, reasons, counter_offer, language)
+
+        try:
+            tasks = _mapped(df, write, TASK_SUMMARY).collect()
+        except Exception as exc:  # the executors' error arrives wrapped in Py4J / PythonException text
+            raise CashscoreError(f"the Spark job failed: {_executor_message(exc)}") from None
+        totals = [sum(t[i] for t in tasks) for i in (1, 2)]
+        for folder, schema, i in zip(folders, schemas, (1, 2), strict=True):
+            for stray in folder.glob(".*.tmp"):  # a failed or killed attempt's
+                stray.unlink()
+            check_parts(folder, [(t[0], t[i]) for t in tasks], out)
+            if not totals[i - 1] and i == 1:
+                _write_empty(folder / "part-00000.parquet", schema)  # the columns, for whoever reads it
+            (folder / "_SUCCESS").touch()
+        if not totals[1]:
+            shutil.rmtree(folders.pop())
+            targets.pop()
+            if Path(rejects).exists():
+                shutil.rmtree(rejects)  # a stale one would describe another run
+        for folder, target in zip(folders, targets, strict=True):
+            _commit(str(folder), str(target), tag)
+        folders.clear()
+        return totals[0], totals[1]
+    finally:
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def check_parts(folder: Path, written: list[tuple[int, int]], out: str) -> None:
+    """Refuse to commit unless the driver sees the part of every task that wrote rows
+    (`written`: partition, rows): on a cluster, a path only some machines see loses rows silently.
+    """
+    unseen = [str(part) for part, rows in written if rows and not (folder / f"part-{part:05d}.parquet").exists()]
+    if unseen:
+        raise CashscoreError(
+            f"--out {out}: the driver cannot see the parts {len(unseen)} task(s) wrote in {folder} (partition "
+            f"{', '.join(unseen[:5])}): a path must be a folder the driver and every executor share; on a "
+            "cluster without one, give a URI (s3://, abfss://, hdfs://)"
+        )
+
+
+def _write_empty(path: Path, schema: pa.Schema) -> None:
+    import pyarrow.parquet as pq
+
+    pq.write_table(schema.empty_table(), path)
 
 
 _SHIPPED: list[Path] = []
@@ -315,12 +485,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--master", help="default: what spark-submit set")
     parser.add_argument("--reasons", choices=("all", "deny", "none"), default="deny")
     parser.add_argument("--counter-offer", action="store_true")
+    parser.add_argument("--lang", choices=LANGUAGES, default="en")
     parser.add_argument("--input-format", choices=("parquet", "csv"))
     args = parser.parse_args(argv)
     try:
         spark = session(args.master)
         outcome = score_files(
-            spark, args.models, args.input, args.out, args.reasons, args.counter_offer, args.input_format
+            spark,
+            args.models,
+            args.input,
+            args.out,
+            args.reasons,
+            args.counter_offer,
+            args.input_format,
+            language=args.lang,
         )
     except CashscoreError as exc:
         print(f"cashscore spark: error: {exc}", file=sys.stderr)

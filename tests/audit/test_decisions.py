@@ -132,6 +132,35 @@ def test_audit_show_explains_one_decision_and_checks_it(trained, audit_log, caps
     assert "NOT the same: probability 0.0123 then" in out and "NOT intact" in err
 
 
+def test_decisions_worded_in_portuguese_keep_their_language_and_replay(trained, audit_log, tmp_path, capsys):
+    db, models, _ = trained
+    refused = {**GOOD, "loan_amnt": 30000.0, "loan_percent_income": None}
+    with TestClient(app=create_app(models, api_key="")) as client:
+        pt = client.post("/v1/score?lang=pt", json=refused, headers={"X-Request-ID": "pt-1"}).json()
+        assert client.post("/v1/score", json=refused, headers={"X-Request-ID": "en-1"}).status_code == 200
+    assert main(["score", "--table", "marts.applicants", "--out", str(tmp_path / "s.parquet"), "--db", str(db),
+                 "--models", str(models), "--audit", "--lang", "pt"]) == 0  # fmt: skip
+    records = kept(audit_log)
+    assert records[0]["reasons"] == [r["text"] for r in pt["reasons"]] and records[0]["language"] == "pt"
+    assert "language" not in records[1]  # English, as every record before languages
+    batch = records[2:]
+    assert {r.get("language") for r in batch} == {"pt"} and any(r["reasons"] for r in batch)
+    assert all(" é " in text for r in batch for text in r["reasons"] or [])
+    done = replay(audit_log, models)
+    assert done.records == len(records) and done.differing == 0, done.differences
+    assert main(["audit", "show", "--log", str(audit_log), "--models", str(models), "pt-1"]) == 0
+    shown = capsys.readouterr().out
+    assert "reasons, as answered (language pt):" in shown and f"1. {pt['reasons'][0]['text']}" in shown
+    assert "the same probability, decision and reasons" in shown
+    # Its language edited away, the record's reasons are not what the model says in English.
+    (segment,) = log.segments(audit_log)
+    lines = segment.read_bytes().splitlines(keepends=True)
+    record = json.loads(lines[0])
+    del record["language"]
+    segment.write_bytes(log.canonical(record) + b"\n" + b"".join(lines[1:]))
+    assert [d.split("): ")[1] for d in replay(audit_log, models).differences] == ["the reasons differ"]
+
+
 def test_every_record_of_a_missing_version_counts_in_every_chunk(trained, audit_log, tmp_path, monkeypatch):
     _, models, _ = trained
     with TestClient(app=create_app(models, api_key="")) as client:

@@ -98,10 +98,13 @@ def score_table(
     batch_size = settings.get("BatchSize", 1000)
     reasons = settings.get("Reasons", False)
     culture = settings.get("Culture")
+    language = settings.get("Language", "en")
     if not (isinstance(batch_size, int | float) and batch_size == int(batch_size) and 1 <= batch_size <= 10_000):
         raise MError("BatchSize must be a whole number from 1 to 10,000")
     if not isinstance(reasons, bool):
         raise MError("Reasons must be true or false")
+    if language not in ("en", "pt"):
+        raise MError('Language must be "en" or "pt"')
     # Indexed = Table.Buffer(Table.AddIndexColumn(Source, "cashscore_row", ...)): one evaluation.
     indexed = [{**row, "cashscore_row": i} for i, row in enumerate(source())]
     present = [f for f in contract.NAMES if indexed and f in indexed[0]]
@@ -124,7 +127,7 @@ def score_table(
         headers = headers or token_headers(client, key)  # M evaluates Token lazily: not for an empty source
         response = client.post(
             "/v1/score/batch",
-            params={"reasons": "true" if reasons else "false"},
+            params={"reasons": "true" if reasons else "false", "lang": language},
             content=m_json(batch),
             headers=headers,
         )
@@ -152,14 +155,18 @@ def score_table(
     return out
 
 
-def score_applicant(client: Any, key: str | None, fields: dict[str, Any], culture: str | None = None) -> dict:
+def score_applicant(
+    client: Any, key: str | None, fields: dict[str, Any], culture: str | None = None, language: str | None = None
+) -> dict:
     """ScoreApplicant(BaseUrl, ...) step by step: one row as a record."""
+    if language not in (None, "en", "pt"):
+        raise MError('Language must be "en" or "pt"')
     applicant = {
         name: to_number(fields.get(name), culture) if name in NUMBERS else fields.get(name) for name in contract.NAMES
     }
     response = client.post(
         "/v1/score",
-        params={"counter_offer": "true"},
+        params={"counter_offer": "true", "lang": language or "en"},
         content=m_json(applicant),
         headers=token_headers(client, key),
     )

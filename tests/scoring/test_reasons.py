@@ -7,6 +7,7 @@ import math
 import duckdb
 import numpy as np
 import onnx
+import pytest
 from cashscore.features import contract, inputs, rules
 
 from cashscore.artefact import graph, store
@@ -31,7 +32,16 @@ def fmt(value):
     return str(value)
 
 
-def by_hand(p, contributions, row, typical):
+def fmt_pt(value, feature):
+    """A value as a Brazilian reads it: categories in the contract's Portuguese, 1.234,5 for 1,234.5."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "ausente"
+    if isinstance(value, str):
+        return feature.categories_pt[feature.categories.index(value)]
+    return fmt(value).replace(",", "_").replace(".", ",").replace("_", ".")
+
+
+def by_hand(p, contributions, row, typical, language="en"):
     """One applicant's reasons as the method states them, one feature at a time."""
     z = math.log(p) - math.log1p(-p)
     found = []
@@ -45,10 +55,15 @@ def by_hand(p, contributions, row, typical):
         f = contract.FEATURES[k]
         value = row[f.name]
         value = None if isinstance(value, float) and math.isnan(value) else value
-        beside = f" (typical applicant: {fmt(typical[f.name])})" if value != typical[f.name] else ""
         factor = math.exp(c)
         odds = f"{round(factor * 100) / 100:.2f}" if factor < 9.995 else f"{round(factor):,}"
-        text = f"{f.description} is {fmt(value)}{beside}, which multiplies the odds of default by {odds}"
+        if language == "pt":
+            beside = f" (cliente típico: {fmt_pt(typical[f.name], f)})" if value != typical[f.name] else ""
+            odds = odds.replace(",", "_").replace(".", ",").replace("_", ".")
+            text = f"{f.label_pt} é {fmt_pt(value, f)}{beside}, o que multiplica a chance de inadimplência por {odds}"
+        else:
+            beside = f" (typical applicant: {fmt(typical[f.name])})" if value != typical[f.name] else ""
+            text = f"{f.description} is {fmt(value)}{beside}, which multiplies the odds of default by {odds}"
         found.append((f.name, c, impact, text))
     return found
 
@@ -72,22 +87,23 @@ def test_margin_only_graph_gives_the_same_probabilities_from_one_target(trained)
     assert [o.name for o in cut.graph.output] == [store.OUTPUT]
 
 
-def test_reasons_equal_a_row_by_row_reading_for_every_applicant(trained):
+@pytest.mark.parametrize("language", reasons.LANGUAGES)
+def test_reasons_equal_a_row_by_row_reading_for_every_applicant(trained, language):
     db, models, _ = trained
     scorer = Scorer(store.load_verified(models))
     cleaned = mart(db)
     scores = scorer.evaluate(cleaned)
     which = np.ones(len(scores.p), bool)
     which[::5] = False
-    got = scorer.explain(cleaned, scores, which)
-    joined = scorer.reason_texts(cleaned, scores, which).to_pylist()
+    got = scorer.explain(cleaned, scores, which, language)
+    joined = scorer.reason_texts(cleaned, scores, which, language).to_pylist()
     named = 0
     for i in range(len(scores.p)):
         if not which[i]:
             assert got[i] == [] and joined[i] == ""
             continue
         row = {name: cleaned[name][i] for name in contract.NAMES}
-        want = by_hand(float(scores.p[i]), scores.contributions[i], row, scorer.reference)
+        want = by_hand(float(scores.p[i]), scores.contributions[i], row, scorer.reference, language)
         assert [r.feature for r in got[i]] == [w[0] for w in want], i
         assert [r.text for r in got[i]] == [w[3] for w in want], i
         assert np.allclose([r.impact for r in got[i]], [w[2] for w in want], atol=1e-6)
@@ -95,6 +111,35 @@ def test_reasons_equal_a_row_by_row_reading_for_every_applicant(trained):
         assert joined[i] == " | ".join(w[3] for w in want)
         named += len(want)
     assert named > len(scores.p)  # most rows have several reasons: the comparison is not vacuous
+
+
+def test_portuguese_words_separators_and_categories():
+    reference = {n: None for n in contract.NAMES} | {"person_income": 55_000.0, "loan_intent": "Education"}
+    n = len(contract.NAMES)
+    k = {name: contract.NAMES.index(name) for name in ("person_income", "loan_intent", "cb_person_default_on_file")}
+    contributions = np.zeros((1, n))
+    contributions[0, [k["person_income"], k["loan_intent"], k["cb_person_default_on_file"]]] = [0.96, 0.5, 7.2]
+    picked = reasons.pick(np.array([0.9]), contributions, np.array([True]))
+    cleaned = {name: np.array([np.nan]) for name in contract.NAMES} | {
+        "person_income": np.array([24_000.5]),
+        "loan_intent": np.array(["Debtconsolidation"], dtype=object),
+        "cb_person_default_on_file": np.array(["Y"], dtype=object),
+    }
+    assert reasons.Wording(reference, "pt").texts(picked, cleaned) == [
+        [
+            "Inadimplência no histórico é S (cliente típico: ausente), o que multiplica a chance de inadimplência"
+            " por 1.339",
+            "Salário anual é 24.000,5 (cliente típico: 55.000), o que multiplica a chance de inadimplência por 2,61",
+            "Motivo do empréstimo é Pagamento de débitos (cliente típico: Educativo), o que multiplica a chance de"
+            " inadimplência por 1,65",
+        ]
+    ]
+    assert reasons.Wording(reference).texts(picked, cleaned)[0][1] == (
+        "Yearly income of the borrower is 24,000.5 (typical applicant: 55,000), which multiplies the odds of"
+        " default by 2.61"
+    )
+    with pytest.raises(ValueError, match="reasons are worded in en, pt, not 'fr'"):
+        reasons.Wording(reference, "fr")
 
 
 def test_rows_without_reasons_join_to_empty_text():

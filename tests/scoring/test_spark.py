@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
@@ -74,10 +75,16 @@ def test_spark_equals_cashscore_score_on_every_real_applicant(spark, real_db, re
     assert scored.schema == duck.schema
     assert scored.equals(duck)
     assert rejects.schema == duck_rejects.schema and rejects.equals(duck_rejects)
+    # A URI goes through Spark's own writer and committer (two passes): the same rows, to the bit.
+    uri = (tmp_path / "by-spark").as_uri()
+    again = engine.score_files(spark, real_model, str(source), uri, "all", True)
+    assert (again.scored, again.rejected, again.rejects) == (outcome.scored, outcome.rejected, uri + ".rejects")
+    by_spark, by_spark_rejects = _spark_scores(str(tmp_path / "by-spark"))
+    assert by_spark.equals(scored) and by_spark_rejects.equals(rejects)
 
 
 def test_csv_input_and_the_command_line(trained, tmp_path):
-    """The CLI in its own process (its own JVM): CSV in, the same answers as the DuckDB path."""
+    """The CLI in its own process (its own JVM): CSV in, the same answers (in Portuguese) as the DuckDB path."""
     if shutil.which("java") is None or not _has_pyspark():
         if os.environ.get("CI"):
             pytest.fail("CI must install pyspark and Java")
@@ -85,10 +92,11 @@ def test_csv_input_and_the_command_line(trained, tmp_path):
     db, models = trained[0], trained[1]
     source = tmp_path / "applicants.csv"
     _export(db, source)
-    duck, duck_rejects = _duckdb_scores(db, models, str(source), tmp_path / "duck.parquet", "--reasons", "all")
+    flags = ("--reasons", "all", "--lang", "pt")
+    duck, duck_rejects = _duckdb_scores(db, models, str(source), tmp_path / "duck.parquet", *flags)
     out = tmp_path / "scores [2026] {v1}"  # Hadoop reads [ ] { } as a glob: the output must not be one
     command = [sys.executable, "-m", "cashscore.cli", "score", "--engine", "spark", "--master", "local[2]",
-               "--input", str(source), "--out", str(out), "--models", str(models), "--reasons", "all"]  # fmt: skip
+               "--input", str(source), "--out", str(out), "--models", str(models), *flags]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"scored {duck.num_rows:,} rows into {out}" in done.stdout
@@ -97,6 +105,7 @@ def test_csv_input_and_the_command_line(trained, tmp_path):
     for column in ("loan_id", "default_probability", "decision", "risk_band", "reasons"):
         assert scored.column(column).to_pylist() == duck.column(column).to_pylist(), column
     assert rejects.column("reject_reason").to_pylist() == duck_rejects.column("reject_reason").to_pylist()
+    assert any(" é " in text for text in scored.column("reasons").to_pylist())
 
 
 def test_a_corrupted_model_is_refused_on_the_executors(spark, trained, tmp_path):
@@ -115,6 +124,40 @@ def test_a_corrupted_model_is_refused_on_the_executors(spark, trained, tmp_path)
     with pytest.raises(CashscoreError, match=r"Spark executor .*cashscore.onnx has sha256 .* changed or corrupted"):
         engine.score_files(spark, models, str(source), str(out), "none", ship=corrupted)
     assert (out / "previous.parquet").read_bytes() == b"the last good run"  # the old output is untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["applicants.parquet", "copy", "out"]  # nothing half-built
+
+
+def test_every_row_rejected_gives_an_empty_scored_folder_with_its_columns(spark, trained, tmp_path):
+    from cashscore.scoring import spark as engine
+
+    db, models = trained[0], trained[1]
+    rows = pq.read_table(_export(db, tmp_path / "applicants.parquet")).slice(0, 50)
+    bad = tmp_path / "bad.parquet"
+    pq.write_table(rows.set_column(rows.schema.get_field_index("loan_amnt"), "loan_amnt", pa.array([-1.0] * 50)), bad)
+    stale = tmp_path / "out.rejects"
+    outcome = engine.score_files(spark, models, str(bad), str(tmp_path / "out"))
+    assert (outcome.scored, outcome.rejected, outcome.rejects) == (0, 50, str(stale))
+    scored, rejects = _spark_scores(str(tmp_path / "out"))
+    assert scored.num_rows == 0 and scored.schema.names[-5:] == ["default_probability", "decision", "risk_band",
+                                                                  "reasons", "model_version"]  # fmt: skip
+    why = rejects.column("reject_reason").to_pylist()
+    assert len(why) == 50 and all(why) and "loan_amnt: outside 0..10000000" in why
+    assert (tmp_path / "out" / "_SUCCESS").exists()
+    # Scored again from an empty input, the stale rejects folder goes: it would describe another run.
+    empty = tmp_path / "empty.parquet"
+    pq.write_table(rows.schema.empty_table(), empty)
+    outcome = engine.score_files(spark, models, str(empty), str(tmp_path / "out"))
+    assert (outcome.scored, outcome.rejected, outcome.rejects) == (0, 0, None) and not stale.exists()
+
+
+def test_parts_the_driver_cannot_see_are_refused(tmp_path):
+    """On a cluster, a plain path that is not shared leaves each executor's parts on its own disk."""
+    from cashscore.scoring import spark as engine
+
+    (tmp_path / "part-00000.parquet").write_bytes(b"")
+    engine.check_parts(tmp_path, [(0, 10), (1, 0)], "scores")  # partition 1 wrote nothing: nothing to see
+    with pytest.raises(CashscoreError, match=r"--out scores: the driver cannot see .* 1 task\(s\) .*partition 3\)"):
+        engine.check_parts(tmp_path, [(0, 10), (3, 5)], "scores")
 
 
 def test_bad_input_is_refused_by_name(spark, trained, tmp_path):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import duckdb
+import pyarrow.parquet as pq
 
 from cashscore.artefact.store import load_verified
+from cashscore.cli import main
 from cashscore.scoring import batch
 from cashscore.scoring.scorer import Scorer
 
@@ -39,3 +41,21 @@ def test_whole_row_and_fields_agree_and_score_returns_everything(trained):
         assert abs(1 / (1 + 2.718281828459045**-z) - by_row) < 1e-6
         assert s["risk_band"] in ("very low", "low", "medium", "high", "very high")
     assert any(s["reasons"] for *_, s in scored)
+
+
+def test_score_pt_words_the_reasons_as_cashscore_score_lang_pt_does(trained, tmp_path):
+    db, models, _ = trained
+    out = tmp_path / "pt.parquet"
+    assert main(["score", "--table", "marts.applicants", "--out", str(out), "--db", str(db), "--models", str(models),
+                 "--reasons", "all", "--lang", "pt"]) == 0  # fmt: skip
+    by_file = {r["loan_id"]: r["reasons"] for r in pq.read_table(out).to_pylist()}
+    with duckdb.connect(str(db), read_only=True) as con:
+        batch.register_udfs(con, Scorer(load_verified(models)))
+        rows = con.execute("select loan_id, score(a), score_pt(a) from marts.applicants a").fetchall()
+    scored = [(loan_id, en, pt) for loan_id, en, pt in rows if en is not None]
+    assert len(scored) == len(by_file) > 100
+    for loan_id, en, pt in scored:
+        assert {k: v for k, v in pt.items() if k != "reasons"} == {k: v for k, v in en.items() if k != "reasons"}
+        assert pt["reasons"] == by_file[loan_id], loan_id
+        assert pt["reasons"].count(" | ") == en["reasons"].count(" | ")
+    assert sum("o que multiplica a chance de inadimplência" in pt["reasons"] for *_, pt in scored) > 100

@@ -30,7 +30,8 @@ def test_every_operation_meets_its_openapi_contract(app):
     batch = next(op for op in operations if op.path == "/v1/score/batch")
     assert batch.definition.raw["requestBody"]["content"]["application/json"]["schema"]["type"] == "array"
     get_score = next(op for op in operations if op.path == "/v1/score" and op.method.upper() == "GET")
-    assert len([p for p in get_score.definition.raw["parameters"] if p["in"] == "query"]) == 12
+    # One per contract field, counter_offer and lang.
+    assert len([p for p in get_score.definition.raw["parameters"] if p["in"] == "query"]) == 13
     cases: dict[str, int] = {}
     for op in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):

@@ -167,6 +167,12 @@ def test_dashboard_in_headless_chromium(trained, scored_db):
             evaluated = page.locator("#evaluated-inputs tr").all_inner_texts()
             repay = page.locator("#probabilities tr").all_inner_texts()
             offer = page.locator("#counter-offer").count()
+            english = page.locator("#reasons li").all_inner_texts()
+            page.select_option("select[name=lang]", "pt")
+            page.click("#whatif button[type=submit]")
+            page.wait_for_selector("#reasons li:has-text('chance de inadimplência')", timeout=10_000)
+            portuguese = page.locator("#reasons li").all_inner_texts()
+            page.locator("#whatif-panel").screenshot(path=str(ARTIFACTS / "dashboard-client-pt.png"))
             # The what-if applicant is now in the live drift window.
             page.goto(base + "/")
             live_rows = page.locator("#drift-live tr").count()
@@ -194,6 +200,8 @@ def test_dashboard_in_headless_chromium(trained, scored_db):
         assert len(evaluated) == len(contract.NAMES)
         assert any(row.startswith("Amount requested") and "15000" in row for row in evaluated)
         assert any("Probability of repaying" in row for row in repay) and offer == (decision == "deny")
+        # The same reasons in Portuguese: as many, each worded with the contract's labels.
+        assert english and len(portuguese) == len(english) and all(" é " in text for text in portuguese)
         assert points > 100 and 0 < filtered_points < points
         assert "empréstimos: G" in filtered
         assert Path(ARTIFACTS / "dashboard-challenge.png").stat().st_size > 20_000

@@ -56,7 +56,8 @@ def test_m_functions_use_the_contract_fields_and_endpoints():
         "BatchSize >= 1 and BatchSize <= 10000",
         "Table.Split(Renamed, CheckedSize)",
         'RelativePath = "v1/score/batch"',
-        'Query = [reasons = if CheckedReasons then "true" else "false"]',
+        'Query = [reasons = if CheckedReasons then "true" else "false", lang = CheckedLanguage]',
+        'if Language = "en" or Language = "pt" then Language',
         "ManualStatusHandling = {400, 401",
         "Table.FromRows(",  # typed even when empty
         "JoinKind.LeftOuter",
@@ -197,6 +198,14 @@ def test_reasons_only_on_request(client, applicants):
     assert [r["default_probability"] for r in plain] == [r["default_probability"] for r in worded]
     rejected = [r for r in plain if r["decision"] == "rejected"]
     assert rejected and all(r["error"] and r["default_probability"] is None for r in rejected)
+    # In Portuguese: the same rows and numbers, the same number of reasons, other words.
+    pt = score_table(client, lambda: rows, KEY, {"Reasons": True, "Language": "pt"})
+    assert [r["default_probability"] for r in pt] == [r["default_probability"] for r in worded]
+    for ours, theirs in zip(pt, worded, strict=True):
+        assert (ours["reasons"] or "").count("; ") == (theirs["reasons"] or "").count("; ")
+    assert any("o que multiplica a chance de inadimplência" in (r["reasons"] or "") for r in pt)
+    with pytest.raises(MError, match='Language must be "en" or "pt"'):
+        score_table(client, lambda: rows, KEY, {"Language": "fr"})
 
 
 # ---- the key stays in the credential store ---------------------------------------------------
@@ -257,6 +266,11 @@ def test_score_applicant_answers_with_both_probabilities_and_a_counter_offer(cli
     assert english == row  # loan_percent_income left out is derived as amount / income
     if row["decision"] == "deny":
         assert row["counter_offer_amount"] is None or row["counter_offer_amount"] < 35_000
+    pt = score_applicant(client, KEY, fields, culture="pt-BR", language="pt")
+    assert {k: v for k, v in pt.items() if k != "reasons"} == {k: v for k, v in row.items() if k != "reasons"}
+    assert pt["reasons"].count("; ") == row["reasons"].count("; ") and " é " in pt["reasons"]
+    with pytest.raises(MError, match='Language must be "en" or "pt"'):
+        score_applicant(client, KEY, fields, language="EN")
 
 
 def test_score_applicant_surfaces_the_servers_words(client):

@@ -70,6 +70,30 @@ def test_score_get_matches_post(client):
     assert get.json() == post
 
 
+def test_reasons_in_portuguese_change_only_the_words(client):
+    refused = {**GOOD, "loan_amnt": 30000.0, "loan_percent_income": None}
+    english = client.post("/v1/score", json=refused).json()
+    portuguese = client.post("/v1/score?lang=pt", json=refused)
+    assert portuguese.status_code == 200, portuguese.text
+    pt = portuguese.json()
+    assert {k: v for k, v in pt.items() if k != "reasons"} == {k: v for k, v in english.items() if k != "reasons"}
+    assert len(pt["reasons"]) == len(english["reasons"]) >= 1
+    for ours, theirs in zip(pt["reasons"], english["reasons"], strict=True):
+        assert {k: v for k, v in ours.items() if k != "text"} == {k: v for k, v in theirs.items() if k != "text"}
+        assert ours["text"].startswith(f"{ours['label_pt']} é ")
+        assert ", o que multiplica a chance de inadimplência por " in ours["text"]
+    get = client.get("/v1/score", params={**{k: str(v) for k, v in refused.items() if v is not None}, "lang": "pt"})
+    assert get.json() == pt
+    batch = client.post("/v1/score/batch?lang=pt", json=[{**refused, "id": 1}]).json()
+    assert batch["results"][0]["score"]["reasons"] == pt["reasons"]
+    for refusal in (
+        client.post("/v1/score?lang=fr", json=refused),
+        client.get("/v1/score", params={**{k: str(v) for k, v in GOOD.items()}, "lang": "fr"}),
+        client.post("/v1/score/batch?lang=fr", json=[refused]),
+    ):
+        assert refusal.status_code == 400 and "lang" in refusal.text, refusal.text
+
+
 def test_synonyms_any_case_and_derived_share_of_income(client):
     portuguese = {
         **GOOD,

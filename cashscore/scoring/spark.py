@@ -274,6 +274,7 @@ def score_files(
             executors refuse, or a failed job; a local `out` is then left as it was.
     """
     started = time.perf_counter()
+    _refuse_overlap(source, out)
     model = store.load_verified(models)
     # The bytes the driver verified: the digests executors check, and (but for a test's `ship`) what is shipped.
     verified = {store.MODEL_FILE: model.onnx_bytes, store.META_FILE: model.card_bytes}
@@ -330,6 +331,18 @@ def score_files(
         for path, _ in built:
             _discard(path)
     return Outcome(n_scored, n_rejected, time.perf_counter() - started, out, rejects if n_rejected else None)
+
+
+def _refuse_overlap(source: str, out: str) -> None:
+    """Refuse an output that would replace the input it is read from (or the folder holding it):
+    the rows would be swapped for their scores, and the rejects moved out of them."""
+    if not (_is_local(source) and _is_local(out)):
+        return
+    read = _local(re.split(r"[\[\]{}*?]", source, maxsplit=1)[0]).resolve()  # a glob: the part before it
+    for target in (out.rstrip("/"), out.rstrip("/") + ".rejects"):
+        written = _local(target).resolve()
+        if read == written or written in read.parents:
+            raise CashscoreError(f"--out {out}: it would replace --input {source}, the rows it scores; choose another")
 
 
 def _mapped(df: Any, function: Any, schema: pa.Schema) -> Any:

@@ -166,6 +166,16 @@ def test_bad_input_is_refused_by_name(spark, trained, tmp_path):
     models = trained[1]
     with pytest.raises(CashscoreError, match="--input .*missing.parquet: Spark cannot read it"):
         engine.score_files(spark, models, str(tmp_path / "missing.parquet"), str(tmp_path / "o"))
+    # An output that would replace its own input (or the folder holding it) is refused before Spark reads.
+    source = tmp_path / "in" / "applicants.parquet"
+    source.parent.mkdir()
+    source.write_bytes(b"the portfolio")
+    for out in (source, source.parent, f"file://{source.parent}", str(source.parent) + "/"):
+        with pytest.raises(CashscoreError, match="it would replace --input"):
+            engine.score_files(spark, models, str(source), str(out))
+    with pytest.raises(CashscoreError, match="it would replace --input"):
+        engine.score_files(spark, models, str(tmp_path / "in" / "*.parquet"), str(tmp_path / "in"))
+    assert source.read_bytes() == b"the portfolio"
     partial = tmp_path / "partial.parquet"
     spark.range(3).withColumnRenamed("id", "person_age").write.parquet(str(partial))
     with pytest.raises(CashscoreError, match="lacks required column"):

@@ -406,6 +406,11 @@ def cmd_audit_replay(args: argparse.Namespace) -> int:
         print(f"{done.differing:,} of {done.records:,} records differ when scored again", file=sys.stderr)
         return 1
     print(f"all {done.records:,} records scored again give the same probability, decision and reasons")
+    if done.reworded:
+        print(
+            f"({done.reworded:,} of them were explained in words an earlier cashscore used: their probability and"
+            " decision were compared, and their reasons' words are kept as they were answered)"
+        )
     return 0
 
 

@@ -13,6 +13,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from cashscore.audit.log import DecisionLog, now
+from cashscore.scoring.reasons import WORDING
 
 # Records committed at most at once; more wait for the next commit.
 MAX_GROUP = 50_000
@@ -117,9 +118,11 @@ def decision(
         inputs: the cleaned values the model saw.
         probability: the probability of default, as answered.
         outcome: "approve" or "deny".
-        reasons: the reasons' words as answered, or None when none were asked for.
-        extra: more fields (a batch row's id, a counter-offer).
+        reasons: the reasons' words as answered, or None when none were asked for; with them, the
+            version of the words (`wording`).
+        extra: more fields (a batch row's id, a counter-offer, the reasons' language).
     """
+    worded = {} if reasons is None else {"wording": WORDING}
     return {
         "time": now(),
         "request_id": request_id,
@@ -130,5 +133,6 @@ def decision(
         "default_probability": probability,
         "decision": outcome,
         "reasons": reasons,
+        **worded,
         **extra,
     }

@@ -14,7 +14,7 @@ from typing import Any
 
 from cashscore.artefact import store
 from cashscore.audit import log
-from cashscore.audit.replay import difference, language
+from cashscore.audit.replay import difference, language, reworded
 from cashscore.core.errors import CashscoreError
 from cashscore.features import contract
 from cashscore.scoring.reasons import format_value
@@ -64,6 +64,11 @@ def rescore(record: dict[str, Any], models: Path, scorers: dict[str, Scorer | st
     found = difference(record, again)
     if found:
         return f"NOT the same: {found}"
+    if reworded(record):
+        return (
+            f"scored again with model {version}: the same probability and decision (the reasons were worded"
+            " by an earlier cashscore's words, so their words are not compared)"
+        )
     return f"scored again with model {version}: the same probability, decision and reasons"
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from cashscore.artefact import store
 from cashscore.audit import log
 from cashscore.core.errors import CashscoreError
-from cashscore.scoring.reasons import LANGUAGES
+from cashscore.scoring.reasons import LANGUAGES, WORDING
 from cashscore.scoring.scorer import Scored, Scorer
 
 CHUNK = 10_000
@@ -25,6 +25,9 @@ class Replayed:
     records: int = 0
     differing: int = 0
     differences: list[str] = field(default_factory=list)
+    # Records whose reasons were worded by other words than today's (another WORDING): their
+    # probability and decision were compared, their words could not be.
+    reworded: int = 0
 
     def differ(self, where: str, message: str) -> None:
         self.differing += 1
@@ -44,15 +47,25 @@ def language(record: dict[str, Any]) -> str:
     return found
 
 
+def reworded(record: dict[str, Any]) -> bool:
+    """Whether the record's reasons were worded by other words than today's (so not comparable)."""
+    wording = record.get("wording")
+    return record.get("reasons") is not None and wording is not None and wording != WORDING
+
+
 def difference(record: dict[str, Any], result: Scored) -> str | None:
     """How a record and its input scored again differ: probability (exactly), decision, then the
-    reasons where the record has them; None when they agree."""
+    reasons where the record has them and they were worded by today's words; None when they agree."""
     then = record.get("default_probability")
     if result.default_probability != then:
         return f"probability {then!r} then, {result.default_probability!r} now"
     if result.decision != record.get("decision"):
         return f"decision {record.get('decision')!r} then, {result.decision!r} now"
-    if record.get("reasons") is not None and [r.text for r in result.reasons] != record["reasons"]:
+    if record.get("reasons") is None or reworded(record):
+        return None
+    if [r.text for r in result.reasons] != record["reasons"]:
+        if "wording" not in record:
+            return "the reasons differ (recorded before the words were versioned: perhaps only worded differently)"
         return "the reasons differ"
     return None
 
@@ -102,6 +115,8 @@ def replay(folder: Path, models: Path, progress: Callable[[int], None] | None = 
                 found = difference(record, result) if result is not None else None
                 if found:
                     out.differ(where, found)
+                elif result is not None and reworded(record):
+                    out.reworded += 1
         out.records += len(batch)
         batch.clear()
         if progress:

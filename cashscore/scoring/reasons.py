@@ -23,6 +23,10 @@ SEPARATOR = " | "
 # A reason's words give its odds factor, exp(contribution): exact at any probability, and it
 # multiplies up to the applicant's odds. Points of probability saturate near 0 and 1: at 99.7 % a
 # feature multiplying the odds by 49 would read "raises it by 11.5 points" (`impact` keeps them).
+# The version of the words below. The decision log keeps it with each record's reasons, so that
+# `audit replay` compares words only with the same words: bump it whenever a reason's text changes
+# (2: odds factors, November 2026; records without it are older or from before it was kept).
+WORDING = 2
 # Worded in English, or in Brazilian Portuguese with the contract's `label_pt` and `categories_pt`,
 # the words of the bank's analysts ("chance" is Portuguese for odds).
 LANGUAGES = contract.LANGUAGES

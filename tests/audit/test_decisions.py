@@ -20,6 +20,7 @@ from cashscore.audit import log
 from cashscore.audit import replay as replay_module
 from cashscore.audit.replay import replay
 from cashscore.cli import main
+from cashscore.scoring import reasons
 
 
 def kept(folder):
@@ -159,6 +160,31 @@ def test_decisions_worded_in_portuguese_keep_their_language_and_replay(trained, 
     del record["language"]
     segment.write_bytes(log.canonical(record) + b"\n" + b"".join(lines[1:]))
     assert [d.split("): ")[1] for d in replay(audit_log, models).differences] == ["the reasons differ"]
+
+
+def test_reasons_worded_by_earlier_words_are_not_compared_word_for_word(trained, audit_log, capsys):
+    """Rewording the reasons (a new cashscore) must not make every old record differ on replay."""
+    _, models, _ = trained
+    refused = {**GOOD, "loan_amnt": 30000.0, "loan_percent_income": None}
+    with TestClient(app=create_app(models, api_key="")) as client:
+        for n in range(3):
+            assert client.post("/v1/score", json=refused, headers={"X-Request-ID": f"r-{n}"}).status_code == 200
+    (segment,) = log.segments(audit_log)
+    records = [json.loads(line) for line in segment.read_bytes().splitlines()]
+    assert all(r["wording"] == reasons.WORDING and r["reasons"] for r in records)
+    records[0] |= {"wording": reasons.WORDING - 1, "reasons": ["raises the probability of default by 11.5 points"]}
+    del records[1]["wording"]  # from before the words were versioned
+    records[1]["reasons"] = ["raises the probability of default by 11.5 points"]
+    records[2]["reasons"] = records[2]["reasons"][::-1] + ["edited"]  # today's words, edited
+    segment.write_bytes(b"".join(log.canonical(r) + b"\n" for r in records))
+    done = replay(audit_log, models)
+    assert (done.records, done.differing, done.reworded) == (3, 2, 1)
+    assert [d.split("): ")[1] for d in done.differences] == [
+        "the reasons differ (recorded before the words were versioned: perhaps only worded differently)",
+        "the reasons differ",
+    ]
+    assert main(["audit", "show", "--log", str(audit_log), "--models", str(models), "r-0"]) == 1  # the chain is cut
+    assert "the same probability and decision (the reasons were worded by an earlier" in capsys.readouterr().out
 
 
 def test_every_record_of_a_missing_version_counts_in_every_chunk(trained, audit_log, tmp_path, monkeypatch):

@@ -524,8 +524,8 @@ def cmd_sql(args: argparse.Namespace) -> int:
         if interactive:
             print(
                 f"cashscore sql on {args.db}, model {scorer.version}: score(a), score_default(a) and "
-                "score_decision(a) take a whole row (from marts.applicants a) or the 11 contract fields. "
-                "End statements with ';', quit with .quit or Ctrl-D."
+                "score_decision(a) take a whole row (from marts.applicants a) or the 11 contract fields; "
+                "score_pt(a) words the reasons in Portuguese. End statements with ';', quit with .quit or Ctrl-D."
             )
         buffer: list[str] = []
         failed = False

@@ -322,8 +322,8 @@ def score_files(
         n_scored, n_rejected = (spark.read.parquet(_literal(path)).count() for path, _ in built)
         if not n_rejected:
             _discard(built.pop()[0])
-            if _is_local(rejects) and _local(rejects).exists():
-                shutil.rmtree(_local(rejects))  # a stale one would describe another run
+            if _is_local(rejects):
+                _remove(_local(rejects))  # a stale one would describe another run
         for path, target in built:
             _commit(path, target, tag)
         built.clear()
@@ -397,8 +397,7 @@ def _one_pass(
         if not totals[1]:
             shutil.rmtree(folders.pop())
             targets.pop()
-            if Path(rejects).exists():
-                shutil.rmtree(rejects)  # a stale one would describe another run
+            _remove(Path(rejects))  # a stale one would describe another run
         for folder, target in zip(folders, targets, strict=True):
             _commit(str(folder), str(target), tag)
         folders.clear()
@@ -469,9 +468,17 @@ def _commit(built: str, target: str, tag: str) -> None:
         old = final.with_name(f".{final.name}.{tag}.old")
         os.replace(final, old)
         os.replace(building, final)
-        shutil.rmtree(old, ignore_errors=True)
+        _remove(old)
     else:
         os.replace(building, final)
+
+
+def _remove(path: Path) -> None:
+    """Remove what a previous run (or a user) left at an output's path: a folder or a file."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
 
 
 def _discard(built: str) -> None:

@@ -135,7 +135,9 @@ def test_every_row_rejected_gives_an_empty_scored_folder_with_its_columns(spark,
     bad = tmp_path / "bad.parquet"
     pq.write_table(rows.set_column(rows.schema.get_field_index("loan_amnt"), "loan_amnt", pa.array([-1.0] * 50)), bad)
     stale = tmp_path / "out.rejects"
+    (tmp_path / "out").write_bytes(b"a file a previous tool wrote")  # replaced by the folder, none of it left
     outcome = engine.score_files(spark, models, str(bad), str(tmp_path / "out"))
+    assert not list(tmp_path.glob(".out*"))
     assert (outcome.scored, outcome.rejected, outcome.rejects) == (0, 50, str(stale))
     scored, rejects = _spark_scores(str(tmp_path / "out"))
     assert scored.num_rows == 0 and scored.schema.names[-5:] == ["default_probability", "decision", "risk_band",
@@ -148,6 +150,9 @@ def test_every_row_rejected_gives_an_empty_scored_folder_with_its_columns(spark,
     pq.write_table(rows.schema.empty_table(), empty)
     outcome = engine.score_files(spark, models, str(empty), str(tmp_path / "out"))
     assert (outcome.scored, outcome.rejected, outcome.rejects) == (0, 0, None) and not stale.exists()
+    stale.write_bytes(b"not a folder")  # a stale file is removed as a stale folder is
+    assert engine.score_files(spark, models, str(empty), str(tmp_path / "out")).rejects is None
+    assert not stale.exists()
 
 
 def test_parts_the_driver_cannot_see_are_refused(tmp_path):

@@ -37,6 +37,8 @@ class Feature:
         cap: plausible but extreme values are winsorised to this ceiling.
         categories: canonical spellings, in risk order where the order means something.
         categories_pt: the Portuguese value of each category, in the same order (the `pt` views).
+        categories_en: how an English sentence names each category, in the same order, where the
+            canonical spelling is not words ("Debtconsolidation"); empty: the canonical spelling.
         synonyms: other spellings (any case) mapped to a canonical one.
         monotonic: +1 when a higher value (or a later category) must never lower the risk, -1 when it
             must never raise it, 0 when free.
@@ -61,6 +63,7 @@ class Feature:
     cap: float | None = None
     categories: tuple[str, ...] = ()
     categories_pt: tuple[str, ...] = ()
+    categories_en: tuple[str, ...] = ()
     synonyms: dict[str, str] = field(default_factory=dict)
     monotonic: int = 0
     monotonic_step: float | str | None = None
@@ -163,6 +166,7 @@ FEATURES: tuple[Feature, ...] = (
         "Motivo do empréstimo",
         "motivo_emprestimo",
         categories=("Education", "Medical", "Venture", "Personal", "Debtconsolidation", "Homeimprovement"),
+        categories_en=("Education", "Medical", "Venture", "Personal", "Debt consolidation", "Home improvement"),
         categories_pt=("Educativo", "Médico", "Empreendimento", "Pessoal", "Pagamento de débitos", "Melhora do lar"),
         # The seed author wrote `Dividas` and `Reforma`; accents are optional in every form.
         synonyms={

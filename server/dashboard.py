@@ -245,9 +245,11 @@ def _form(reference: dict[str, Any]) -> str:
     for f in contract.FEATURES:
         label = f"{html.escape(f.description)} <span class='muted'>{html.escape(f.label_pt)}</span>"
         if f.kind == "categorical":
+            words = f.categories_en or f.categories  # "Debt consolidation" shown, "Debtconsolidation" sent
             options = "".join(
-                f"<option{' selected' if c == reference.get(f.name) else ''}>{html.escape(c)}</option>"
-                for c in f.categories
+                f'<option value="{html.escape(c)}"{" selected" if c == reference.get(f.name) else ""}>'
+                f"{html.escape(w)}</option>"
+                for c, w in zip(f.categories, words, strict=True)
             )
             blank = '<option value=""></option>' if f.name not in contract.REQUIRED else ""
             fields.append(f'<label>{label}<select name="{f.name}">{blank}{options}</select></label>')

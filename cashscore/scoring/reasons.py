@@ -25,8 +25,9 @@ SEPARATOR = " | "
 # feature multiplying the odds by 49 would read "raises it by 11.5 points" (`impact` keeps them).
 # The version of the words below. The decision log keeps it with each record's reasons, so that
 # `audit replay` compares words only with the same words: bump it whenever a reason's text changes
-# (2: odds factors, November 2026; records without it are older or from before it was kept).
-WORDING = 2
+# (2: odds factors; 3: English categories in words, "Debt consolidation"; records without it are
+# older, or from before it was kept).
+WORDING = 3
 # Worded in English, or in Brazilian Portuguese with the contract's `label_pt` and `categories_pt`,
 # the words of the bank's analysts ("chance" is Portuguese for odds).
 LANGUAGES = contract.LANGUAGES
@@ -128,9 +129,10 @@ class Wording:
         self._typical = [reference[f.name] for f in contract.FEATURES]
         portuguese = language == "pt"
         self._lead = [words.lead.format(f.label_pt if portuguese else f.description) for f in contract.FEATURES]
-        # Categories as the language names them (the contract's canonical spelling in English).
+        # Categories as the language names them (in English, words where the canonical spelling is none).
         self._names = [
-            dict(zip(f.categories, f.categories_pt, strict=True)) if portuguese else {} for f in contract.FEATURES
+            dict(zip(f.categories, f.categories_pt if portuguese else f.categories_en or f.categories, strict=True))
+            for f in contract.FEATURES
         ]
         self._beside = [words.typical.format(self._format(k, t)) for k, t in enumerate(self._typical)]
         self._heads: list[dict[Any, str]] = [{} for _ in contract.FEATURES]

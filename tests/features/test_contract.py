@@ -30,6 +30,8 @@ def test_every_derived_form_agrees_with_the_contract(small_db):
             assert (schema.minimum, schema.maximum) == (f.valid_min, f.valid_max)
     assert tuple(f.name for f in contract.FEATURES if f.ordered) == preprocess.ORDERED
     assert inputs.frame  # the model's inputs come from the same module
+    for f in contract.FEATURES:  # every category has its words in every language reasons speak
+        assert len(f.categories_pt) == len(f.categories) and len(f.categories_en) in (0, len(f.categories))
 
 
 # Run in a fresh interpreter: the contract is patched before anything reads it, as an edit of

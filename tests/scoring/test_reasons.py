@@ -24,9 +24,11 @@ def mart(db):
     return {k: v[ok] for k, v in cleaned.items()}
 
 
-def fmt(value):
+def fmt(value, feature=None):
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "missing"
+    if isinstance(value, str) and feature is not None and feature.categories_en:
+        return feature.categories_en[feature.categories.index(value)]
     if isinstance(value, float):
         return f"{value:,.2f}".rstrip("0").rstrip(".") if not value.is_integer() else f"{value:,.0f}"
     return str(value)
@@ -62,8 +64,8 @@ def by_hand(p, contributions, row, typical, language="en"):
             odds = odds.replace(",", "_").replace(".", ",").replace("_", ".")
             text = f"{f.label_pt} é {fmt_pt(value, f)}{beside}, o que multiplica a chance de inadimplência por {odds}"
         else:
-            beside = f" (typical applicant: {fmt(typical[f.name])})" if value != typical[f.name] else ""
-            text = f"{f.description} is {fmt(value)}{beside}, which multiplies the odds of default by {odds}"
+            beside = f" (typical applicant: {fmt(typical[f.name], f)})" if value != typical[f.name] else ""
+            text = f"{f.description} is {fmt(value, f)}{beside}, which multiplies the odds of default by {odds}"
         found.append((f.name, c, impact, text))
     return found
 
@@ -134,10 +136,12 @@ def test_portuguese_words_separators_and_categories():
             " inadimplência por 1,65",
         ]
     ]
-    assert reasons.Wording(reference).texts(picked, cleaned)[0][1] == (
+    assert reasons.Wording(reference).texts(picked, cleaned)[0][1:] == [
         "Yearly income of the borrower is 24,000.5 (typical applicant: 55,000), which multiplies the odds of"
-        " default by 2.61"
-    )
+        " default by 2.61",
+        "Purpose of the loan is Debt consolidation (typical applicant: Education), which multiplies the odds of"
+        " default by 1.65",
+    ]
     with pytest.raises(ValueError, match="reasons are worded in en, pt, not 'fr'"):
         reasons.Wording(reference, "fr")
 

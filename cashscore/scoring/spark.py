@@ -26,6 +26,7 @@ import hashlib
 import os
 import re
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -165,6 +166,13 @@ def write_batches(
 
     from cashscore.scoring import batch as chunks
 
+    for folder in folders:  # the driver made them: not here, this executor does not share the path
+        if not Path(folder).is_dir():
+            raise CashscoreError(
+                f"Spark executor on {socket.gethostname()}: {folder} does not exist here: a path given as --out "
+                "must be a folder the driver and every executor share; on a cluster without one, give a URI "
+                "(s3://, abfss://, hdfs://)"
+            )
     scorer = _executor_scorer(names, digests)
     detail = reasons != "none"
     context = TaskContext.get()

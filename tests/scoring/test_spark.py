@@ -159,6 +159,11 @@ def test_parts_the_driver_cannot_see_are_refused(tmp_path):
     """On a cluster, a plain path that is not shared leaves each executor's parts on its own disk."""
     from cashscore.scoring import spark as engine
 
+    # An executor that does not see the folder the driver made refuses before it scores a row.
+    missing = str(tmp_path / ".out.building")
+    with pytest.raises(CashscoreError, match=r"Spark executor on .*\.out\.building does not exist here"):
+        next(engine.write_batches(iter(()), {}, {}, (pa.schema([]), pa.schema([])), (missing, missing), "deny", False))
+
     (tmp_path / "part-00000.parquet").write_bytes(b"")
     engine.check_parts(tmp_path, [(0, 10), (1, 0)], "scores")  # partition 1 wrote nothing: nothing to see
     with pytest.raises(CashscoreError, match=r"--out scores: the driver cannot see .* 1 task\(s\) .*partition 3\)"):

@@ -27,6 +27,10 @@ SCHEMA = pa.schema(
         ("default_probability", pa.float64()),
         ("decision", pa.string()),
         ("reasons", pa.string()),
+        # The reasons' language (en or pt) and the counter-offer, when one was given.
+        ("language", pa.string()),
+        ("counter_offer_amount", pa.float64()),
+        ("counter_offer_probability", pa.float64()),
         ("hash", pa.string()),
     ]
 )
@@ -36,6 +40,7 @@ def _row(record: dict[str, Any]) -> dict[str, Any]:
     inputs = record.get("input") or {}
     why = record.get("reasons")
     row_id = record.get("id")
+    offer = record.get("counter_offer") if isinstance(record.get("counter_offer"), dict) else {}
     return {
         "seq": record.get("seq"),
         "time": _time(record.get("time")),
@@ -48,6 +53,9 @@ def _row(record: dict[str, Any]) -> dict[str, Any]:
         "default_probability": record.get("default_probability"),
         "decision": record.get("decision"),
         "reasons": None if why is None else " | ".join(why),
+        "language": None if why is None else record.get("language", "en"),
+        "counter_offer_amount": offer.get("loan_amnt"),
+        "counter_offer_probability": offer.get("default_probability"),
         "hash": record.get("hash"),
     }
 

@@ -198,7 +198,9 @@ def test_prune_keeps_the_retention_period_and_the_chain_verifies(tmp_path):
 def test_export_writes_the_period_as_parquet(tmp_path):
     folder = tmp_path / "a"
     decisions = log.DecisionLog(folder)
-    decisions.append([decision(i, f"2026-10-{10 + i:02d}T08:00:00.000000Z") for i in range(10)])
+    october = [decision(i, f"2026-10-{10 + i:02d}T08:00:00.000000Z") for i in range(10)]
+    october[3] |= {"language": "pt", "counter_offer": {"loan_amnt": 12000.0, "default_probability": 0.15}}
+    decisions.append(october)
     decisions.append([decision(i, "2026-11-02T08:00:00.000000Z") for i in range(10, 13)])
     out = tmp_path / "oct.parquet"
     assert export(folder, out, since="2026-10-12", until="2026-11-01") == 8
@@ -206,3 +208,10 @@ def test_export_writes_the_period_as_parquet(tmp_path):
     assert [r["request_id"] for r in table] == [f"req-{i}" for i in range(2, 10)]
     assert table[0]["person_age"] == 32.0 and table[0]["loan_grade"] == "B"
     assert table[1]["reasons"] == "reason 3" and table[0]["reasons"] is None
+    assert (table[1]["language"], table[1]["counter_offer_amount"], table[1]["counter_offer_probability"]) == (
+        "pt",
+        12000.0,
+        0.15,
+    )
+    assert table[0]["language"] is None and table[0]["counter_offer_amount"] is None  # no reasons, no offer
+    assert table[4]["language"] == "en"  # explained, in English

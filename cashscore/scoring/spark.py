@@ -346,11 +346,17 @@ def _refuse_overlap(source: str, out: str) -> None:
     the rows would be swapped for their scores, and the rejects moved out of them."""
     if not (_is_local(source) and _is_local(out)):
         return
-    read = _local(re.split(r"[\[\]{}*?]", source, maxsplit=1)[0]).resolve()  # a glob: the part before it
+    prefix = re.split(r"[\[\]{}*?]", source, maxsplit=1)[0]  # a glob: the part before it
+    read = _local(prefix).resolve()
     for target in (out.rstrip("/"), out.rstrip("/") + ".rejects"):
         written = _local(target).resolve()
         if read == written or written in read.parents:
             raise CashscoreError(f"--out {out}: it would replace --input {source}, the rows it scores; choose another")
+        if prefix == source and read.is_dir() and read in written.parents:
+            raise CashscoreError(
+                f"--out {out}: it is inside --input {source}, whose next reading would take the scores for rows; "
+                "choose a folder outside it"
+            )
 
 
 def _mapped(df: Any, function: Any, schema: pa.Schema) -> Any:

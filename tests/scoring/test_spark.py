@@ -185,6 +185,8 @@ def test_bad_input_is_refused_by_name(spark, trained, tmp_path):
             engine.score_files(spark, models, str(source), str(out))
     with pytest.raises(CashscoreError, match="it would replace --input"):
         engine.score_files(spark, models, str(tmp_path / "in" / "*.parquet"), str(tmp_path / "in"))
+    with pytest.raises(CashscoreError, match="it is inside --input"):
+        engine.score_files(spark, models, str(source.parent), str(source.parent / "scores"))
     assert source.read_bytes() == b"the portfolio"
     partial = tmp_path / "partial.parquet"
     spark.range(3).withColumnRenamed("id", "person_age").write.parquet(str(partial))

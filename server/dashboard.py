@@ -52,7 +52,10 @@ form.addEventListener('submit', async (event) => {
   for (const [key, value] of new FormData(form).entries()) {
     if (key === 'lang') continue;
     const label = form.elements[key].closest('label').firstChild.textContent.trim();
-    inputs.push('<tr><td>' + esc(label) + '</td><td>' + (value === '' ? '<span class="muted">missing</span>' : esc(value)) + '</td></tr>');
+    // A category as its option shows it ("Debt consolidation"); the value sent is the canonical one.
+    const element = form.elements[key];
+    const shown = element.tagName === 'SELECT' ? element.selectedOptions[0].text : value;
+    inputs.push('<tr><td>' + esc(label) + '</td><td>' + (value === '' ? '<span class="muted">missing</span>' : esc(shown)) + '</td></tr>');
     if (value === '') continue;
     body[key] = form.elements[key].type === 'number' ? Number(value) : value;
   }

@@ -158,6 +158,7 @@ def test_dashboard_in_headless_chromium(trained, scored_db):
             page.fill("input[name=loan_int_rate]", "19.5")
             page.select_option("select[name=loan_grade]", "E")
             page.select_option("select[name=cb_person_default_on_file]", "Y")
+            page.select_option("select[name=loan_intent]", "Debtconsolidation")
             page.click("#whatif button[type=submit]")
             page.wait_for_selector("#decision", timeout=10_000)
             decision = page.inner_text("#decision")
@@ -199,6 +200,7 @@ def test_dashboard_in_headless_chromium(trained, scored_db):
         # The evaluated client's inputs beside the decision, both probabilities and the counter-offer.
         assert len(evaluated) == len(contract.NAMES)
         assert any(row.startswith("Amount requested") and "15000" in row for row in evaluated)
+        assert any(row.startswith("Purpose of the loan") and "Debt consolidation" in row for row in evaluated)
         assert any("Probability of repaying" in row for row in repay) and offer == (decision == "deny")
         # The same reasons in Portuguese: as many, each worded with the contract's labels.
         assert english and len(portuguese) == len(english) and all(" é " in text for text in portuguese)

@@ -160,6 +160,11 @@ def test_decisions_worded_in_portuguese_keep_their_language_and_replay(trained, 
     del record["language"]
     segment.write_bytes(log.canonical(record) + b"\n" + b"".join(lines[1:]))
     assert [d.split("): ")[1] for d in replay(audit_log, models).differences] == ["the reasons differ"]
+    # A language no reasons are worded in is a finding, named, not a crash.
+    record["language"] = "xx"
+    segment.write_bytes(log.canonical(record) + b"\n" + b"".join(lines[1:]))
+    (found,) = replay(audit_log, models).differences
+    assert "its reasons' language 'xx' is none of en, pt" in found
 
 
 def test_reasons_worded_by_earlier_words_are_not_compared_word_for_word(trained, audit_log, capsys):

@@ -35,7 +35,10 @@ def find(folder: Path, request_id: str, row_id: str | None = None) -> Iterator[F
     Raises:
         CashscoreError: for a log that cannot be read.
     """
-    for path, number, record in log.records(folder):
+    # The field as every record spells it (canonical JSON: sorted keys, no spaces): lines without
+    # it are not decoded. The comparison below stays exact.
+    field = log.canonical({"request_id": request_id})[1:-1]
+    for path, number, record in log.records(folder, holding=field):
         if record.get("request_id") != request_id:
             continue
         if row_id is not None and str(record.get("id")) != row_id:

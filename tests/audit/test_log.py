@@ -13,6 +13,7 @@ import pytest
 from cashscore.audit import commit, log
 from cashscore.audit.export import export
 from cashscore.cli import main
+from cashscore.core.errors import CashscoreError
 
 KEY = "k3y-for-tests"
 
@@ -215,3 +216,28 @@ def test_export_writes_the_period_as_parquet(tmp_path):
     )
     assert table[0]["language"] is None and table[0]["counter_offer_amount"] is None  # no reasons, no offer
     assert table[4]["language"] == "en"  # explained, in English
+
+
+def segment_of(folder):
+    (segment,) = log.segments(folder)
+    return segment.name
+
+
+def test_find_reads_only_the_lines_of_its_request_and_matches_exactly(tmp_path):
+    from cashscore.audit import lookup
+
+    folder = tmp_path / "a"
+    odd = 'quote " backslash \\ é 💳'
+    records = [decision(i) for i in range(12)]
+    records[4]["request_id"] = odd
+    records[7]["request_id"] = odd + "-later"
+    log.DecisionLog(folder).append(records)
+    assert [(f.record["request_id"], f.where) for f in lookup.find(folder, odd)] == [(odd, f"{segment_of(folder)}:5")]
+    assert [f.record["request_id"] for f in lookup.find(folder, "req-1")] == ["req-1"]  # not req-10, req-11
+    assert list(lookup.find(folder, "req-")) == []
+    (segment,) = log.segments(folder)
+    lines = segment.read_bytes().splitlines(keepends=True)
+    segment.write_bytes(b"".join(lines[:2]) + b"not json\n" + b"".join(lines[3:]))
+    assert [f.record["request_id"] for f in lookup.find(folder, "req-11")] == ["req-11"]  # the prefilter skips it
+    with pytest.raises(CashscoreError, match="not a JSON record"):
+        list(log.records(folder))  # which verify and replay still read

@@ -111,7 +111,8 @@ def columns(draw: st.DrawFn, text: st.SearchStrategy[str]) -> Column:
         unsigned = draw(st.booleans())
         # Built by the exact constructor: arithmetic would round to the context's 28 digits.
         top = decimal.Decimal(f"{10**precision - 1}E-{scale}")
-        low = decimal.Decimal(0) if unsigned else -top
+        # copy_negate is exact; unary minus rounds to the context's 28 digits (-(10**36 - 1) became -1E+36).
+        low = decimal.Decimal(0) if unsigned else top.copy_negate()
         # Sent as plain digits: str(Decimal) may write 1E+35, which MariaDB would read through a double.
         # hypothesis rounds beyond 28 digits (its decimal context) and may step past the bounds: filtered.
         values = (

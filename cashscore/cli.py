@@ -293,7 +293,6 @@ def _score_on_spark(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-
     from cashscore.scoring import batch
     from cashscore.scoring.sinks import FileSink, TableSink
 
@@ -476,8 +475,6 @@ def _audit_batch(stack: Any, settings: config.Settings, scorer: Any, language: s
     stack.callback(decisions.close)
     run = uuid.uuid4().hex
     done = 0
-    # English records say nothing, as before languages: `audit replay` words the rest in theirs.
-    worded = {} if language == "en" else {"language": language}
 
     def on_decided(table: Any, inputs: list[dict[str, Any]], why: list[list[str] | None]) -> None:
         nonlocal done
@@ -492,7 +489,7 @@ def _audit_batch(stack: Any, settings: config.Settings, scorer: Any, language: s
         records = [
             commit.decision(
                 f"{run}:{done + i}", "batch", scorer.version, scorer.threshold, inputs[i], p[i], outcomes[i], why[i],
-                **worded, **({} if ids is None else {"id": ids[i]}),
+                language, **({} if ids is None else {"id": ids[i]}),
             )
             for i in range(len(p))
         ]  # fmt: skip

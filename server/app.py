@@ -234,11 +234,9 @@ async def _keep(
         extra: dict[str, Any] = {"worker": os.getpid()} if row_id is None else {"id": row_id, "worker": os.getpid()}
         if r.counter_offer is not None:
             extra["counter_offer"] = r.counter_offer
-        if language != "en":
-            extra["language"] = language
         texts = [reason.text for reason in r.reasons] if explained else None
         decided = (r.inputs, r.default_probability, r.decision, texts)
-        records.append(commit.decision(rid, "api", scorer.version, scorer.threshold, *decided, **extra))
+        records.append(commit.decision(rid, "api", scorer.version, scorer.threshold, *decided, language, **extra))
     try:
         await committer.wait(records)
     except CashscoreError as exc:

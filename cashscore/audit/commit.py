@@ -106,6 +106,7 @@ def decision(
     probability: float,
     outcome: str,
     reasons: list[str] | None,
+    language: str = "en",
     **extra: Any,
 ) -> dict[str, Any]:
     """One decision as the log keeps it (the log adds seq, prev, hash and mac).
@@ -120,9 +121,13 @@ def decision(
         outcome: "approve" or "deny".
         reasons: the reasons' words as answered, or None when none were asked for; with them, the
             version of the words (`wording`).
-        extra: more fields (a batch row's id, a counter-offer, the reasons' language).
+        language: the reasons' language; recorded when not English (records from before languages
+            are English), so that `audit replay` words them again in it.
+        extra: more fields (a batch row's id, a counter-offer).
     """
     worded = {} if reasons is None else {"wording": WORDING}
+    if language != "en":
+        worded["language"] = language
     return {
         "time": now(),
         "request_id": request_id,

@@ -40,7 +40,8 @@ def _row(record: dict[str, Any]) -> dict[str, Any]:
     inputs = record.get("input") or {}
     why = record.get("reasons")
     row_id = record.get("id")
-    offer = record.get("counter_offer") if isinstance(record.get("counter_offer"), dict) else {}
+    offer = record.get("counter_offer")
+    offer = offer if isinstance(offer, dict) else {}
     return {
         "seq": record.get("seq"),
         "time": _time(record.get("time")),

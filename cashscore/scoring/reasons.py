@@ -6,7 +6,7 @@ Every channel (the API, `cashscore score`, the SQL functions) explains through `
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import msgspec
@@ -39,12 +39,21 @@ class _Words(NamedTuple):
     tail: str
     missing: str
     decimal: str  # the decimal separator; the thousands one is the other of "." and ","
+    label: Callable[[contract.Feature], str]  # a feature's name in the language
+    categories: Callable[[contract.Feature], tuple[str, ...]]  # its categories' names, in contract order
 
 
 _WORDS = {
-    "en": _Words("{} is ", " (typical applicant: {})", ", which multiplies the odds of default by ", "missing", "."),
-    "pt": _Words("{} é ", " (cliente típico: {})", ", o que multiplica a chance de inadimplência por ", "ausente", ","),
-}
+    "en": _Words(
+        "{} is ", " (typical applicant: {})", ", which multiplies the odds of default by ", "missing", ".",
+        # Words where the canonical spelling is none ("Debt consolidation").
+        lambda f: f.description, lambda f: f.categories_en or f.categories,
+    ),
+    "pt": _Words(
+        "{} é ", " (cliente típico: {})", ", o que multiplica a chance de inadimplência por ", "ausente", ",",
+        lambda f: f.label_pt, lambda f: f.categories_pt,
+    ),
+}  # fmt: skip
 # Factors below this get two decimals, from it on whole numbers.
 _WHOLE_FROM = 9.995
 # Formatted values kept per feature; a feature with more distinct values starts again.
@@ -127,13 +136,8 @@ class Wording:
             raise ValueError(f"reasons are worded in {', '.join(LANGUAGES)}, not {language!r}")
         words = self._words = _WORDS[language]
         self._typical = [reference[f.name] for f in contract.FEATURES]
-        portuguese = language == "pt"
-        self._lead = [words.lead.format(f.label_pt if portuguese else f.description) for f in contract.FEATURES]
-        # Categories as the language names them (in English, words where the canonical spelling is none).
-        self._names = [
-            dict(zip(f.categories, f.categories_pt if portuguese else f.categories_en or f.categories, strict=True))
-            for f in contract.FEATURES
-        ]
+        self._lead = [words.lead.format(words.label(f)) for f in contract.FEATURES]
+        self._names = [dict(zip(f.categories, words.categories(f), strict=True)) for f in contract.FEATURES]
         self._beside = [words.typical.format(self._format(k, t)) for k, t in enumerate(self._typical)]
         self._heads: list[dict[Any, str]] = [{} for _ in contract.FEATURES]
         self._tails: dict[int, str] = {}

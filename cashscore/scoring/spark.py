@@ -387,7 +387,7 @@ def _one_pass(
         (rows scored, rows rejected).
     """
     targets = [Path(out), Path(rejects)]
-    folders = [t.with_name(f".{t.name}.{tag}.building") for t in targets]
+    folders = [_building(t, tag) for t in targets]
     for folder in folders:
         folder.mkdir(parents=True)
     try:
@@ -467,10 +467,14 @@ def _build(frame: Any, target: str, tag: str) -> str:
     if not _is_local(target):
         frame.write.mode("overwrite").parquet(target)
         return target
-    final = _local(target)
-    building = final.with_name(f".{final.name}.{tag}.building")
+    building = _building(_local(target), tag)
     frame.write.mode("errorifexists").parquet(str(building))
     return str(building)
+
+
+def _building(target: Path, tag: str) -> Path:
+    """Where a run builds a local target, beside it and hidden from readers (Spark skips `.` names)."""
+    return target.with_name(f".{target.name}.{tag}.building")
 
 
 def _commit(built: str, target: str, tag: str) -> None:

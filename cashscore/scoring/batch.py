@@ -80,19 +80,32 @@ def split_chunk(batch: pa.RecordBatch) -> Chunk:
 
 
 def decide_chunk(
-    scorer: Scorer, chunk: Chunk, scores: Scores, reasons: str, counter_offer: bool, language: str = "en"
+    scorer: Scorer,
+    chunk: Chunk,
+    scores: Scores,
+    reasons: str,
+    counter_offer: bool,
+    language: str = "en",
+    lists: bool = False,
 ) -> tuple[pa.Table, list[Any] | None, np.ndarray]:
     """The kept rows with the columns `cashscore score` adds: default_probability, decision,
     risk_band, reasons (worded in `language`), model_version (and the counter-offer's two).
 
     Returns:
-        (the table, each explained row's reasons or None when none were asked for, which rows were explained).
+        (the table, with `lists` each row's reasons as a list (None when none were asked for),
+        which rows were explained).
     """
     p = scores.p
     deny = p >= scorer.threshold
     which = {"all": np.ones(len(p), bool), "deny": deny, "none": np.zeros(len(p), bool)}[reasons]
-    lists = scorer.reason_lists(chunk.good, scores, which, language) if which.any() else None
-    texts = reasons_module.joined(lists) if lists is not None else pa.repeat("", len(p))
+    words = None
+    if not which.any():
+        texts = pa.repeat(pa.scalar("", pa.string()), len(p))
+    elif lists:
+        words = scorer.reason_lists(chunk.good, scores, which, language)
+        texts = reasons_module.joined(words)
+    else:
+        texts = scorer.reason_texts(chunk.good, scores, which, language)
     table = pa.Table.from_batches([chunk.kept])
     for name, values in (
         ("default_probability", pa.array(p, pa.float64())),
@@ -108,7 +121,7 @@ def decide_chunk(
         probabilities = [o["default_probability"] if o else None for o in offers]
         table = table.append_column("counter_offer_amount", pa.array(amounts, pa.float64()))
         table = table.append_column("counter_offer_probability", pa.array(probabilities, pa.float64()))
-    return table, lists, which
+    return table, words, which
 
 
 def open_reader(con: duckdb.DuckDBPyConnection, query: str) -> pa.RecordBatchReader:
@@ -195,8 +208,9 @@ def score_relation(
         return chunk, _AHEAD.submit(scorer.evaluate, chunk.good, detail)
 
     def finish(chunk: Chunk, running: Future) -> None:
-        table, lists, which = decide_chunk(scorer, chunk, running.result(), reasons, counter_offer, language)
-        if on_decided is not None and table.num_rows:
+        logged = on_decided is not None
+        table, lists, which = decide_chunk(scorer, chunk, running.result(), reasons, counter_offer, language, logged)
+        if logged and table.num_rows:
             asked = which.tolist()
             n = table.num_rows
             why = [lists[i] if asked[i] else None for i in range(n)] if lists is not None else [None] * n

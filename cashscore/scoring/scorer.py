@@ -212,7 +212,7 @@ class Scorer:
         self, cleaned: Mapping[str, np.ndarray], scores: Scores, which: np.ndarray, language: str = "en"
     ) -> pa.Array:
         """The reasons of every row in `which` as one string each, " | " between them ("" elsewhere)."""
-        return reasons.joined(self.reason_lists(cleaned, scores, which, language))
+        return self.wordings[language].column(reasons.pick(scores.p, scores.contributions, which), cleaned)
 
     def counter_offers(
         self, cleaned: Mapping[str, np.ndarray], scores: Scores, which: np.ndarray

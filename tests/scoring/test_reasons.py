@@ -152,3 +152,29 @@ def test_rows_without_reasons_join_to_empty_text():
     cleaned = {name: np.array([np.nan, np.nan]) for name in contract.NAMES}
     wording = reasons.Wording({n: None for n in contract.NAMES})
     assert reasons.joined(wording.texts(none, cleaned)).to_pylist() == ["", ""]
+
+
+@pytest.mark.parametrize("language", reasons.LANGUAGES)
+def test_the_column_of_reasons_is_the_row_by_row_words_joined(language):
+    # Batch scoring and the SQL functions build the words column-wise: the same text as the API's
+    # row-by-row words, missing values, categories, repeated values and rows without reasons included.
+    rng = np.random.default_rng(7)
+    n = 3_000
+    cleaned = {}
+    for f in contract.FEATURES:
+        if f.kind == "numeric":
+            column = rng.choice([0.0, 1.5, 7.0, 2_500.0, 61_000.25, np.nan], n)
+        else:
+            column = rng.choice(np.array([*f.categories, None], dtype=object), n)
+        cleaned[f.name] = column
+    contributions = rng.normal(0, 1.5, (n, len(contract.NAMES))) * rng.choice([0.001, 1.0, 4.0], (n, 1))
+    p = 1 / (1 + np.exp(-(contributions.sum(axis=1) - 1)))
+    which = rng.random(n) < 0.7
+    picked = reasons.pick(p, contributions, which)
+    reference = {f.name: (cleaned[f.name][0] if f.kind == "categorical" else 7.0) for f in contract.FEATURES}
+    wording = reasons.Wording(rules.clean_record(reference), language)
+    want = [reasons.SEPARATOR.join(words) for words in wording.texts(picked, cleaned)]
+    assert wording.column(picked, cleaned).to_pylist() == want
+    assert sum(bool(w) for w in want) > n / 4 and any(" 1,5 " in w or " 1.5 " in w for w in want)
+    nobody = reasons.pick(p, contributions, np.zeros(n, bool))
+    assert wording.column(nobody, cleaned).to_pylist() == [""] * n

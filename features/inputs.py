@@ -36,7 +36,9 @@ def column_feeds(cleaned: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     for f in FEATURES:
         col = cleaned[f.name]
         if f.kind == "numeric":
-            out[f.name] = col.astype(np.float32).reshape(-1, 1)
+            # A value beyond float32 (a loan share over an income of 1e-300) is infinite to the trees.
+            with np.errstate(over="ignore"):
+                out[f.name] = col.astype(np.float32).reshape(-1, 1)
         else:
             # object arrays: onnxruntime converts numpy unicode string arrays three times slower.
             # Cleaned categories are a canonical string or None.

@@ -7,6 +7,7 @@ one-row call.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -43,7 +44,15 @@ def normalise_category(feature: str, value: object) -> str | None:
 
 def round_half_away(value: float, places: int) -> float:
     """DuckDB's round(): the exact binary value, halves away from zero (not banker's rounding)."""
+    if not math.isfinite(value) or abs(value) >= _WHOLE:
+        # Already whole, or infinite (a loan over an income of 1e-300): as DuckDB leaves it. Decimal's
+        # 28 digits could not hold it with its places anyway.
+        return value
     return float(Decimal(value).quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP))
+
+
+# From 2**52 on, every double is a whole number.
+_WHOLE = 2.0**52
 
 
 # Below this many rows plain Python beats pandas' per-call cost (one applicant over HTTP is one row).
@@ -122,7 +131,8 @@ def clean_columns(columns: Mapping[str, Any], n: int) -> tuple[dict[str, np.ndar
     for j, f in enumerate(_NUMERIC):
         numbers[:, j] = _numeric_column(columns.get(f.name), n)
     checks = np.zeros((n, 2 * len(FEATURES)), dtype=bool)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    # Overflow too: a loan over an income of 1e-300 is an infinite share, as in SQL.
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         outside = (numbers < _LOW) | (numbers > _HIGH)
         numbers = np.minimum(np.where(outside, np.nan, numbers), _CAP)  # NaN stays NaN
         numbers = np.asfortranarray(numbers)

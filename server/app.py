@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import hashlib
 import hmac
 import logging
+import operator
 import os
 import signal
 import time
@@ -18,7 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import anyio
 import msgspec
+import numpy as np
 from cashscore.features import contract
 from cashscore.server import challenge, dashboard, edge, metrics
 from cashscore.server.schemas import (
@@ -50,7 +54,7 @@ from cashscore.audit.log import DecisionLog
 from cashscore.core import config
 from cashscore.core.errors import CashscoreError
 from cashscore.monitoring.live import Tracker
-from cashscore.scoring.scorer import BANDS, InvalidApplicant, Scored, Scorer, validate_categories
+from cashscore.scoring.scorer import BANDS, InvalidApplicant, Scorer, bands, category_problem, cleaned_records
 
 log = logging.getLogger("cashscore.server")
 SESSION_COOKIE = "cashscore_session"
@@ -67,15 +71,20 @@ LANGUAGES = contract.LANGUAGES
 Language = Literal[LANGUAGES]  # type: ignore[valid-type]
 
 
+# msgspec raises these Python errors, not its own, for a client's malformed JSON.
+_MALFORMED = {
+    RecursionError: "Malformed JSON: nested too deeply",
+    UnicodeDecodeError: "Malformed JSON: a string holds bytes that are not UTF-8",
+}
+
+
 @contextlib.contextmanager
 def malformed_json_is_400() -> Iterator[None]:
     """msgspec raises these Python errors for a client's malformed JSON: answer 400, never 500."""
     try:
         yield
-    except RecursionError:
-        raise ValidationException(detail="Malformed JSON: nested too deeply") from None
-    except UnicodeDecodeError:
-        raise ValidationException(detail="Malformed JSON: a string holds bytes that are not UTF-8") from None
+    except (RecursionError, UnicodeDecodeError) as exc:
+        raise ValidationException(detail=_MALFORMED[type(exc)]) from None
 
 
 class StrictRequest(Request):  # type: ignore[type-arg]
@@ -167,36 +176,53 @@ def _signed_in(connection: ASGIConnection[Any, Any, Any, Any], key: str) -> bool
     return bool(token) and valid_session(key, token)
 
 
-def _score_response(scorer: Scorer, result: Scored, contributions: bool = True, offer: bool = False) -> Score:
-    p = round(result.default_probability, 6)
+def _score_response(
+    scorer: Scorer,
+    p: float,
+    decision: str,
+    risk_band: str,
+    reasons: list[Any],
+    base_log_odds: float,
+    contributions: dict[str, float] | None,
+    counter_offer: dict[str, float] | None | msgspec.UnsetType = msgspec.UNSET,
+) -> Score:
+    """One applicant's answer (the counter-offer is left out unless it was asked for: UNSET)."""
+    shown = round(p, 6)
+    offer: CounterOffer | None | msgspec.UnsetType = msgspec.UNSET
+    if counter_offer is not msgspec.UNSET:
+        offer = CounterOffer(**counter_offer) if counter_offer else None
     return Score(
-        default_probability=p,
-        probabilities=Probabilities(default=p, repay=round(1.0 - result.default_probability, 6)),
-        base_log_odds=result.base_log_odds,
-        contributions=result.contributions if contributions else None,
-        counter_offer=(CounterOffer(**result.counter_offer) if result.counter_offer else None)
-        if offer
-        else msgspec.UNSET,
-        decision=result.decision,
+        default_probability=shown,
+        probabilities=Probabilities(default=shown, repay=round(1.0 - p, 6)),
+        base_log_odds=base_log_odds,
+        contributions=contributions,
+        counter_offer=offer,
+        decision=decision,
         threshold=scorer.threshold,
-        risk_band=result.risk_band,
+        risk_band=risk_band,
         model_version=scorer.version,
-        reasons=result.reasons,
+        reasons=reasons,
     )
 
 
 async def _score_one(request: Request, record: dict[str, Any], counter_offer: bool = False, lang: str = "en") -> Score:
     scorer = request.app.state.holder.current()
     try:
-        (result,) = scorer.score([record], counter_offer=counter_offer, inputs=_wants_inputs(request), language=lang)
+        (r,) = scorer.score([record], counter_offer=counter_offer, inputs=_wants_inputs(request), language=lang)
     except InvalidApplicant as exc:
         raise ValidationException(
             detail=f"Validation failed: {exc}", extra=[{"key": exc.field, "message": exc.message}]
         ) from None
-    await _keep(request, scorer, [(None, result)], language=lang)
-    _watch(request, scorer, [result])
-    metrics.decided([result.decision], scorer.version)
-    return _score_response(scorer, result, offer=counter_offer)
+    texts = [reason.text for reason in r.reasons]
+    await _keep(request, scorer, [(None, r.inputs, r.default_probability, r.decision, texts, r.counter_offer)], lang)
+    tracker = request.app.state.tracker
+    if tracker is not None:
+        tracker.observe(scorer.version, scorer.model.card.population, [r.inputs or {}], [r.default_probability])
+    metrics.decided([r.decision], scorer.version)
+    offer = r.counter_offer if counter_offer else msgspec.UNSET
+    return _score_response(
+        scorer, r.default_probability, r.decision, r.risk_band, r.reasons, r.base_log_odds, r.contributions, offer
+    )
 
 
 def _wants_inputs(request: Request) -> bool:
@@ -204,39 +230,30 @@ def _wants_inputs(request: Request) -> bool:
     return request.app.state.audit is not None or request.app.state.tracker is not None
 
 
-def _watch(request: Request, scorer: Scorer, results: list[Scored]) -> None:
-    """Add answered applicants to the live drift window."""
-    tracker = request.app.state.tracker
-    if tracker is not None and results:
-        records = [r.inputs or {} for r in results]
-        tracker.observe(scorer.version, scorer.model.card.population, records, [r.default_probability for r in results])
+# One decision for the log: the caller's row id (None for a single applicant), the cleaned inputs,
+# the probability, the decision, the reasons' words (None when not asked for), the counter-offer.
+Decision = tuple[Any, dict[str, Any] | None, float, str, list[str] | None, dict[str, float] | None]
 
 
-async def _keep(
-    request: Request,
-    scorer: Scorer,
-    results: list[tuple[Any, Scored]],
-    explained: bool = True,
-    language: str = "en",
-) -> None:
-    """Log the decisions (with the caller's row ids) durably before any of them is answered; a
-    record worded in another language than English says which, for `audit replay`.
+async def _keep(request: Request, scorer: Scorer, decisions: list[Decision], language: str = "en") -> None:
+    """Log the decisions durably before any of them is answered; a record worded in another
+    language than English says which, for `audit replay`.
 
     Raises:
         HTTPException: 503 when the decision log cannot be written: no decision leaves unrecorded.
     """
     committer = request.app.state.audit
-    if committer is None or not results:
+    if committer is None or not decisions:
         return
     rid = edge.request_id(request.scope)
     records = []
-    for row_id, r in results:
+    for row_id, inputs, p, decision, texts, offer in decisions:
         extra: dict[str, Any] = {"worker": os.getpid()} if row_id is None else {"id": row_id, "worker": os.getpid()}
-        if r.counter_offer is not None:
-            extra["counter_offer"] = r.counter_offer
-        texts = [reason.text for reason in r.reasons] if explained else None
-        decided = (r.inputs, r.default_probability, r.decision, texts)
-        records.append(commit.decision(rid, "api", scorer.version, scorer.threshold, *decided, language, **extra))
+        if offer is not None:
+            extra["counter_offer"] = offer
+        records.append(
+            commit.decision(rid, "api", scorer.version, scorer.threshold, inputs, p, decision, texts, language, **extra)
+        )
     try:
         await committer.wait(records)
     except CashscoreError as exc:
@@ -345,13 +362,86 @@ async def score_batch(
     Brazilian Portuguese.
     """
     scorer = request.app.state.holder.current()
-    max_batch = request.app.state.max_batch
-    body = await request.body()
+    items = _batch_items(await request.body(), request.app.state.max_batch)
+    rows: list[BatchRow] = []
+    applicants: list[Any] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, BatchApplicant):
+            try:
+                item = _BATCH_ROW.decode(item)
+            except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
+                error = _MALFORMED.get(type(exc)) or str(exc)
+                rows.append(BatchRow(index=i, id=_row_id(item), ok=False, error=error))
+                continue
+        rows.append(BatchRow(index=i, id=item.id))
+        applicants.append(item)
+    if not applicants:
+        return BatchResult(model_version=scorer.version, scored=0, rejected=len(items), results=rows)
+    positions = [row.index for row in rows if row.ok]
+    n = len(applicants)
+    columns = dict(zip(contract.NAMES, map(list, zip(*map(_FIELDS, applicants), strict=True)), strict=True))
+    # Off the event loop: the model runs without the GIL while the loop reads and answers other requests.
+    decided = await anyio.to_thread.run_sync(
+        functools.partial(scorer.decide, columns, n, reasons, contributions, counter_offer, lang)
+    )
+    for j in np.flatnonzero(decided.problems != None).tolist():  # noqa: E711 - elementwise comparison
+        row = rows[positions[j]]
+        row.ok, row.error = False, _refusal(applicants[j], decided.problems[j])
+    scored = np.flatnonzero(decided.problems == None)  # noqa: E711
+    p = decided.scores.p[scored]
+    decisions = scorer.decisions(p).tolist()
+    kept = scored.tolist()
+    why = [decided.why[j] for j in kept]
+    offers = [decided.offers[j] for j in kept] if counter_offer else [None] * len(kept)
+    good = decided.cleaned if len(kept) == n else {k: v[scored] for k, v in decided.cleaned.items()}
+    if request.app.state.audit is not None:
+        ids = [rows[positions[j]].id for j in kept]
+        texts = [[r.text for r in named] for named in why] if reasons else [None] * len(kept)
+        logged = zip(ids, cleaned_records(good), p.tolist(), decisions, texts, offers, strict=True)
+        await _keep(request, scorer, list(logged), lang)
+    if request.app.state.tracker is not None:
+        request.app.state.tracker.observe_columns(scorer.version, scorer.model.card.population, good, p)
+    metrics.decided(decisions, scorer.version)
+    by_feature = (
+        [dict(zip(contract.NAMES, c, strict=True)) for c in np.round(decided.scores.contributions[scored], 6).tolist()]
+        if contributions
+        else [None] * len(kept)
+    )
+    bases = [round(b, 6) for b in decided.scores.base[scored].tolist()]
+    answers = zip(kept, p.tolist(), decisions, bands(p).tolist(), why, bases, by_feature, offers, strict=True)
+    for j, prob, decision, band, named, base, by, offer in answers:
+        shown = offer if counter_offer else msgspec.UNSET
+        rows[positions[j]].score = _score_response(scorer, prob, decision, band, named, base, by, shown)
+    return BatchResult(model_version=scorer.version, scored=len(kept), rejected=len(items) - len(kept), results=rows)
+
+
+def _refusal(applicant: Any, problem: str) -> str:
+    """Why a batch row was refused: its first category problem in contract order, in the words that
+    show the spelling given (as a single applicant's 400 words it), else the contract's rule."""
+    for name in contract.CATEGORICAL:
+        found = category_problem(name, getattr(applicant, name))
+        if found is not None:
+            return f"{name}: {found}"
+    return str(problem)
+
+
+# The batch's rows one at a time, for a body whose array holds invalid ones.
+_BATCH_ROW = msgspec.json.Decoder(BatchApplicant)
+_FIELDS = operator.attrgetter(*contract.NAMES)
+
+
+def _batch_items(body: bytes, max_batch: int) -> list[Any]:
+    """The batch's applicants, decoded whole when every row is valid; otherwise each row's raw JSON,
+    for the caller to decode one at a time and report the invalid ones.
+
+    Raises:
+        ValidationException: for a body that is not a JSON array, or holds more than `max_batch` rows.
+    """
     try:
         # Fast path: the whole array is valid, decoded and checked by msgspec in one call.
         items: list[Any] = decode(body, list[BatchApplicant])
     except msgspec.ValidationError:
-        # Some rows are invalid: split the array into raw rows and decode each on its own.
+        # msgspec stops at the first invalid row: split the array into raw rows instead.
         try:
             items = decode(body, list[msgspec.Raw])
         except msgspec.ValidationError:
@@ -362,40 +452,7 @@ async def score_batch(
         raise ValidationException(detail=f"Malformed JSON: {exc}") from None
     if len(items) > max_batch:
         raise ValidationException(detail=f"Validation failed: {len(items)} applicants; the maximum is {max_batch}")
-    rows: list[BatchRow] = []
-    valid: list[tuple[int, dict[str, Any]]] = []
-    for i, item in enumerate(items):
-        if isinstance(item, BatchApplicant):
-            applicant = item
-        else:
-            try:
-                applicant = decode(item, BatchApplicant)
-            except (msgspec.DecodeError, ValidationException) as exc:
-                error = exc.detail if isinstance(exc, ValidationException) else str(exc)
-                rows.append(BatchRow(index=i, id=_row_id(item), ok=False, error=error))
-                continue
-        try:
-            record = validate_categories(to_record(applicant))
-        except InvalidApplicant as exc:
-            rows.append(BatchRow(index=i, id=applicant.id, ok=False, error=str(exc)))
-            continue
-        rows.append(BatchRow(index=i, id=applicant.id))
-        valid.append((len(rows) - 1, record))
-    results = scorer.score_valid(
-        [r for _, r in valid],
-        explain=reasons,
-        contributions=contributions,
-        counter_offer=counter_offer,
-        inputs=_wants_inputs(request),
-        language=lang,
-    )
-    kept = [(rows[pos].id, result) for (pos, _), result in zip(valid, results, strict=True)]
-    await _keep(request, scorer, kept, explained=reasons, language=lang)
-    _watch(request, scorer, results)
-    metrics.decided([r.decision for r in results], scorer.version)
-    for (pos, _), result in zip(valid, results, strict=True):
-        rows[pos].score = _score_response(scorer, result, contributions, counter_offer)
-    return BatchResult(model_version=scorer.version, scored=len(valid), rejected=len(items) - len(valid), results=rows)
+    return items
 
 
 class Token(msgspec.Struct, frozen=True):

@@ -56,7 +56,22 @@ class Window:
         n = len(records)
         if not n:
             return
-        block = (self._rows if n < SMALL else self._columns)(records, probabilities)
+        if n < SMALL:
+            self._keep(self._rows(records, probabilities))
+        else:
+            names = {name for _, name, _, _ in [*self._numeric, *self._categories] if name != SCORE}
+            self._keep(self._columns({name: [r.get(name) for r in records] for name in names}, probabilities))
+
+    def add_columns(self, columns: Mapping[str, Sequence[Any]], probabilities: Sequence[float]) -> None:
+        """`add` for applicants given as cleaned columns (a batch the scorer cleaned column-wise)."""
+        n = len(probabilities)
+        if n:
+            keep = slice(max(n - self.size, 0), n)
+            self._keep(self._columns({k: v[keep] for k, v in columns.items()}, probabilities[keep]))
+
+    def _keep(self, block: np.ndarray) -> None:
+        """Write binned applicants into the ring."""
+        n = len(block)
         with self._lock:
             end = self.position + n
             if end <= self.size:
@@ -81,19 +96,18 @@ class Window:
             rows.append(row)
         return np.asarray(rows, dtype=np.int16)
 
-    def _columns(self, records: Sequence[Mapping[str, Any]], probabilities: Sequence[float]) -> np.ndarray:
+    def _columns(self, columns: Mapping[str, Sequence[Any]], probabilities: Sequence[float]) -> np.ndarray:
         """The bins of a batch, column by column."""
-        block = np.empty((len(records), len(self.bins)), dtype=np.int16)
+        block = np.empty((len(probabilities), len(self.bins)), dtype=np.int16)
         for i, name, _, missing in self._numeric:
             # None becomes NaN here; NaN and None land in the missing bin.
-            raw = probabilities if name == SCORE else [r.get(name) for r in records]
-            values = np.asarray(raw, dtype=np.float64)
+            values = np.asarray(probabilities if name == SCORE else columns[name], dtype=np.float64)
             codes = np.searchsorted(self._edges[i], values, side="left")
             codes[np.isnan(values)] = missing
             block[:, i] = codes
         for i, name, lookup, missing in self._categories:
             get = lookup.get
-            block[:, i] = [get(r.get(name), missing) for r in records]
+            block[:, i] = [get(value, missing) for value in columns[name]]
         return block
 
     def psi(self) -> dict[str, float]:
@@ -124,9 +138,22 @@ class Tracker:
         self, version: str, population: Population, records: Sequence[Mapping[str, Any]], probabilities: Sequence[float]
     ) -> None:
         """Add scored applicants to the window of `version` (a new model starts a new window)."""
+        self._window(version, population).add(records, probabilities)
+        self._publish()
+
+    def observe_columns(
+        self, version: str, population: Population, columns: Mapping[str, Sequence[Any]], probabilities: np.ndarray
+    ) -> None:
+        """`observe` for applicants given as cleaned columns."""
+        self._window(version, population).add_columns(columns, probabilities)
+        self._publish()
+
+    def _window(self, version: str, population: Population) -> Window:
         if self.version != version or self.window is None:
             self.version, self.window = version, Window(population, self.size)
-        self.window.add(records, probabilities)
+        return self.window
+
+    def _publish(self) -> None:
         now = time.monotonic()
         if now - self._published >= self.every:
             self._published = now

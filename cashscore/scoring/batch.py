@@ -27,24 +27,6 @@ CHUNK = 100_000
 _AHEAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cashscore-ahead")
 
 
-def score_columns(
-    scorer: Scorer, columns: dict[str, Any], n: int, detail: bool = True
-) -> tuple[dict[str, np.ndarray], np.ndarray, Scores]:
-    """The contract's rules on whole columns, then the model on the rows they accept (with
-    contributions when `detail`).
-
-    Returns:
-        (cleaned columns, per-row rejection reason or None, the model's outputs: NaN where rejected).
-    """
-    cleaned, problems = rules.clean_columns(columns, n)
-    ok = problems == None  # noqa: E711
-    scores = Scores(np.full(n, np.nan), np.full((n, len(contract.NAMES)), np.nan), np.full(n, np.nan))
-    if ok.any():
-        good = scorer.evaluate({k: v[ok] for k, v in cleaned.items()}, detail=detail)
-        scores.p[ok], scores.contributions[ok], scores.base[ok] = good.p, good.contributions, good.base
-    return cleaned, problems, scores
-
-
 @dataclass
 class Outcome:
     """What a streamed scoring run did."""
@@ -265,7 +247,7 @@ def register_udfs(con: duckdb.DuckDBPyConnection, scorer: Scorer) -> None:
     def _scored(*arrays: pa.Array, detail: bool = False) -> tuple[dict[str, np.ndarray], Scores, np.ndarray]:
         arrays = tuple(a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a for a in arrays)
         columns = {f.name: a.to_numpy(zero_copy_only=False) for f, a in zip(contract.FEATURES, arrays, strict=True)}
-        cleaned, problems, scores = score_columns(scorer, columns, len(arrays[0]), detail=detail)
+        cleaned, problems, scores = scorer.clean_and_evaluate(columns, len(arrays[0]), detail=detail)
         return cleaned, scores, problems == None  # noqa: E711
 
     def score_default(*arrays: pa.Array) -> pa.Array:

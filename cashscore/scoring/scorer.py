@@ -87,8 +87,20 @@ def cleaned_records(cleaned: Mapping[str, np.ndarray]) -> list[dict[str, Any]]:
     return [dict(zip(contract.NAMES, row, strict=True)) for row in zip(*columns, strict=True)]
 
 
+def category_problem(name: str, value: Any) -> str | None:
+    """Why `value` is not a spelling of categorical feature `name` (any case, English or Portuguese
+    synonyms), or None when it is one, or is blank for an optional feature."""
+    if value is None or (isinstance(value, str) and not value.strip(contract.BLANKS)):
+        # Refused as `cashscore score` and score_default() refuse it: blank is missing.
+        return "required" if name in contract.REQUIRED else None
+    categories = contract.BY_NAME[name].categories
+    if rules.normalise_category(name, value) in categories:
+        return None
+    return f"unknown category {value!r}; expected one of {', '.join(categories)} (any case, or a synonym)"
+
+
 def validate_categories(record: Mapping[str, Any]) -> dict[str, Any]:
-    """Check category spellings (any case, English or Portuguese synonyms) before cleaning.
+    """Check category spellings before cleaning.
 
     Args:
         record: raw applicant fields.
@@ -98,22 +110,24 @@ def validate_categories(record: Mapping[str, Any]) -> dict[str, Any]:
 
     Raises:
         InvalidApplicant: for a spelling no synonym maps to a contract category, or a blank
-            required category.
+            required category (the first in contract order).
     """
     for name in contract.CATEGORICAL:
-        value = record.get(name)
-        if value is None or (isinstance(value, str) and not value.strip(contract.BLANKS)):
-            if name in contract.REQUIRED:
-                # Refused as `cashscore score` and score_default() refuse it: blank is missing.
-                raise InvalidApplicant(name, "required")
-            continue
-        canonical = rules.normalise_category(name, value)
-        if canonical not in contract.BY_NAME[name].categories:
-            allowed = ", ".join(contract.BY_NAME[name].categories)
-            raise InvalidApplicant(
-                name, f"unknown category {value!r}; expected one of {allowed} (any case, or a synonym)"
-            )
+        problem = category_problem(name, record.get(name))
+        if problem is not None:
+            raise InvalidApplicant(name, problem)
     return dict(record)
+
+
+class Decided(NamedTuple):
+    """Applicants decided column by column, before each channel gives them its own shape."""
+
+    cleaned: dict[str, np.ndarray]
+    # Per row, why the contract's rules refuse it ("<field>: <problem>"), or None when it was scored.
+    problems: np.ndarray
+    scores: Scores  # NaN on refused rows
+    why: list[list[reasons.Reason]]  # per row; empty when not asked for, or refused
+    offers: list[dict[str, float] | None]
 
 
 class Scorer:
@@ -161,6 +175,51 @@ class Scorer:
             return Scores(*self.run_all(feeds))
         p = self.run(feeds)
         return Scores(p, np.full((len(p), len(contract.NAMES)), np.nan), np.full(len(p), np.nan))
+
+    def clean_and_evaluate(
+        self, columns: Mapping[str, Any], n: int, detail: bool = True
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, Scores]:
+        """The contract's rules on whole columns, then the model on the rows they accept (with
+        contributions when `detail`).
+
+        Returns:
+            (cleaned columns, per-row rejection reason or None, the model's outputs: NaN where rejected).
+        """
+        cleaned, problems = rules.clean_columns(columns, n)
+        ok = problems == None  # noqa: E711
+        if ok.all():
+            return cleaned, problems, self.evaluate(cleaned, detail=detail)
+        scores = Scores(np.full(n, np.nan), np.full((n, len(contract.NAMES)), np.nan), np.full(n, np.nan))
+        if ok.any():
+            good = self.evaluate({k: v[ok] for k, v in cleaned.items()}, detail=detail)
+            scores.p[ok], scores.contributions[ok], scores.base[ok] = good.p, good.contributions, good.base
+        return cleaned, problems, scores
+
+    def decide(
+        self,
+        columns: Mapping[str, Any],
+        n: int,
+        explain: bool = True,
+        contributions: bool = True,
+        counter_offer: bool = False,
+        language: str = "en",
+    ) -> Decided:
+        """Clean, run, explain and search counter-offers for whole columns of raw applicant fields:
+        the one path the API's single applicant (a one-row call) and its batches take.
+
+        Args:
+            columns: feature name -> raw values (any category spelling; a missing column is all missing).
+            n: the number of rows.
+            explain: name the reasons of every scored row.
+            contributions: run the graph's contributions even without reasons.
+            counter_offer: search a counter-offer for each refusal (63 more model rows each).
+            language: the reasons' words, one of reasons.LANGUAGES.
+        """
+        cleaned, problems, scores = self.clean_and_evaluate(columns, n, detail=explain or contributions)
+        ok = problems == None  # noqa: E711
+        why = self.explain(cleaned, scores, ok, language) if explain else [[] for _ in range(n)]
+        offers = self.counter_offers(cleaned, scores, ok) if counter_offer else [None] * n
+        return Decided(cleaned, problems, scores, why, offers)
 
     def probabilities(self, cleaned: Mapping[str, np.ndarray]) -> np.ndarray:
         """Probabilities of default for columns cleaned by `rules.clean_columns`."""
@@ -304,30 +363,28 @@ class Scorer:
             return []
         n = len(records)
         columns = {name: [r.get(name) for r in records] for name in contract.NAMES}
-        cleaned, problems = rules.clean_columns(columns, n)
-        bad = np.flatnonzero(problems != None)  # noqa: E711 - elementwise comparison
+        decided = self.decide(columns, n, explain, contributions, counter_offer, language)
+        bad = np.flatnonzero(decided.problems != None)  # noqa: E711 - elementwise comparison
         if len(bad):
-            field, _, message = str(problems[bad[0]]).partition(": ")
+            field, _, message = str(decided.problems[bad[0]]).partition(": ")
             raise InvalidApplicant(field, message)
-        scores = self.evaluate(cleaned, detail=explain or contributions)
-        why = self.explain(cleaned, scores, np.ones(n, bool), language) if explain else [[] for _ in range(n)]
-        offers = self.counter_offers(cleaned, scores, np.ones(n, bool)) if counter_offer else [None] * n
+        scores = decided.scores
         by_feature = (
             [dict(zip(contract.NAMES, c, strict=True)) for c in np.round(scores.contributions, 6).tolist()]
             if contributions
             else [{}] * n
         )
-        seen = cleaned_records(cleaned) if inputs else [None] * n
+        seen = cleaned_records(decided.cleaned) if inputs else [None] * n
         return [
             Scored(prob, decision, risk, named, round(base, 6), c, offer, kept)
             for prob, decision, risk, named, base, c, offer, kept in zip(
                 scores.p.tolist(),
                 self.decisions(scores.p).tolist(),
                 bands(scores.p).tolist(),
-                why,
+                decided.why,
                 scores.base.tolist(),
                 by_feature,
-                offers,
+                decided.offers,
                 seen,
                 strict=True,
             )

@@ -71,7 +71,7 @@ MODIFIED = textwrap.dedent(
         ).fetchone()[0]
         out["udf"] = [udf(25000), udf(20000), udf(35000)]
     columns = lambda amount: {k: np.array([v], dtype=object) for k, v in {**applicant, "loan_amnt": amount}.items()}
-    out["batch"] = [float(batch.score_columns(scorer, columns(a), 1)[2].p[0]) for a in (25000, 20000)]
+    out["batch"] = [float(scorer.clean_and_evaluate(columns(a), 1)[2].p[0]) for a in (25000, 20000)]
     with TestClient(app=create_app(models, api_key="")) as client:
         api = [client.post("/v1/score", json={**applicant, "loan_amnt": a}) for a in (25000, 20000, 35000)]
     out["api"] = [r.json().get("default_probability") for r in api[:2]] + [api[2].status_code]

@@ -17,6 +17,7 @@ import urllib.request
 import duckdb
 import numpy as np
 import pytest
+from cashscore.features import rules
 from cashscore.server import edge
 from cashscore.server.app import create_app
 from cashscore.server.protocol import MAX_HEAD_BYTES, MAX_HEADERS
@@ -24,8 +25,6 @@ from helpers.applicants import GOOD
 from helpers.processes import serve_process
 from litestar.testing import TestClient
 from prometheus_client import REGISTRY
-
-from cashscore.scoring import batch
 
 JSON = {"content-type": "application/json"}
 
@@ -76,8 +75,22 @@ def test_a_blank_required_category_is_refused_by_every_channel(client, trained):
     from cashscore.artefact.store import load_verified
     from cashscore.scoring.scorer import Scorer
 
-    _, problems, _ = batch.score_columns(Scorer(load_verified(trained[1])), columns, 1)
+    _, problems, _ = Scorer(load_verified(trained[1])).clean_and_evaluate(columns, 1)
     assert problems.tolist() == ["loan_grade: required"]
+
+
+def test_an_income_near_zero_derives_a_huge_share_instead_of_a_500(client):
+    # loan_percent_income is derived as loan_amnt / person_income, rounded to 2 places: over an
+    # income of 1e-300 (valid: above 0) it overflows, which Decimal's rounding once refused with a 500.
+    tiny = {k: v for k, v in GOOD.items() if k != "loan_percent_income"} | {"person_income": 1e-300}
+    for income in (1e-300, 5e-324, 1e-20):
+        r = client.post("/v1/score", json={**tiny, "person_income": income})
+        assert r.status_code == 200, r.text
+        assert r.json()["decision"] in ("approve", "deny")
+    rows = client.post("/v1/score/batch", json=[tiny, GOOD]).json()["results"]
+    assert [row["ok"] for row in rows] == [True, True]
+    cleaned, problems = rules.clean_columns({k: [v] for k, v in tiny.items()}, 1)
+    assert problems.tolist() == [None] and cleaned["loan_percent_income"][0] > 1e300
 
 
 def test_query_parameters_are_parsed_once_and_bounded(client):

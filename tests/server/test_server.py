@@ -182,6 +182,32 @@ def test_batch_scores_valid_rows_and_reports_invalid_ones(client):
     assert not fourth["ok"] and fourth["index"] == 3
 
 
+def test_a_batch_answers_each_row_as_the_single_endpoint_does(client):
+    # The batch is scored column-wise off the event loop, the single applicant as a one-row call:
+    # every answer and every refusal's words must be the same.
+    rows = [
+        GOOD,
+        {**GOOD, "loan_grade": "g", "person_home_ownership": "rent", "loan_amnt": 30_000},
+        {**GOOD, "person_income": 9_000, "cb_person_default_on_file": "y"},
+        {**GOOD, "loan_grade": "Z"},
+        {**GOOD, "loan_intent": "   "},
+        {**GOOD, "person_home_ownership": "castle", "loan_grade": "Q"},
+    ]
+    query = "contributions=true&counter_offer=true&lang=pt"
+    batch = client.post(f"/v1/score/batch?{query}", json=rows).json()
+    assert (batch["scored"], batch["rejected"]) == (3, 3)
+    for row, sent in zip(batch["results"], rows, strict=True):
+        single = client.post("/v1/score?counter_offer=true&lang=pt", json=sent)
+        if row["ok"]:
+            assert single.status_code == 200 and row["score"] == single.json()
+        else:
+            assert single.status_code == 400 and row["error"] in single.json()["detail"], row["error"]
+    assert "person_home_ownership: unknown category 'castle'" in batch["results"][5]["error"]
+    nobody = client.post("/v1/score/batch", json=rows[3:]).json()
+    assert (nobody["scored"], nobody["rejected"]) == (0, 3)
+    assert [r["error"] for r in nobody["results"]] == [r["error"] for r in batch["results"][3:]]
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [

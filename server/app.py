@@ -54,7 +54,15 @@ from cashscore.audit.log import DecisionLog
 from cashscore.core import config
 from cashscore.core.errors import CashscoreError
 from cashscore.monitoring.live import Tracker
-from cashscore.scoring.scorer import BANDS, InvalidApplicant, Scorer, bands, category_problem, cleaned_records
+from cashscore.scoring.scorer import (
+    BANDS,
+    Decided,
+    InvalidApplicant,
+    Scorer,
+    bands,
+    category_problem,
+    cleaned_records,
+)
 
 log = logging.getLogger("cashscore.server")
 SESSION_COOKIE = "cashscore_session"
@@ -363,6 +371,42 @@ async def score_batch(
     """
     scorer = request.app.state.holder.current()
     items = _batch_items(await request.body(), request.app.state.max_batch)
+    rows, applicants = _decode_rows(items)
+    if not applicants:
+        return BatchResult(model_version=scorer.version, scored=0, rejected=len(items), results=rows)
+    # Column by column from here: the rows' fields, one scoring call, then the answers.
+    n = len(applicants)
+    columns = dict(zip(contract.NAMES, map(list, zip(*map(_FIELDS, applicants), strict=True)), strict=True))
+    # Off the event loop: the model runs without the GIL while the loop reads and answers other requests.
+    decided = await anyio.to_thread.run_sync(
+        functools.partial(scorer.decide, columns, n, reasons, contributions, counter_offer, lang)
+    )
+    positions = [row.index for row in rows if row.ok]
+    for j in np.flatnonzero(decided.problems != None).tolist():  # noqa: E711 - elementwise comparison
+        row = rows[positions[j]]
+        row.ok, row.error = False, _refusal(applicants[j], decided.problems[j])
+    scored = np.flatnonzero(decided.problems == None)  # noqa: E711
+    kept = scored.tolist()
+    p = decided.scores.p[scored]
+    decisions = scorer.decisions(p).tolist()
+    good = decided.cleaned if len(kept) == n else {k: v[scored] for k, v in decided.cleaned.items()}
+    if request.app.state.audit is not None:
+        ids = [rows[positions[j]].id for j in kept]
+        texts = [[r.text for r in decided.why[j]] for j in kept] if reasons else [None] * len(kept)
+        offers = [decided.offers[j] for j in kept]
+        logged = zip(ids, cleaned_records(good), p.tolist(), decisions, texts, offers, strict=True)
+        await _keep(request, scorer, list(logged), lang)
+    if request.app.state.tracker is not None:
+        request.app.state.tracker.observe_columns(scorer.version, scorer.model.card.population, good, p)
+    metrics.decided(decisions, scorer.version)
+    for j, answer in zip(kept, _answers(scorer, decided, scored, decisions, contributions, counter_offer), strict=True):
+        rows[positions[j]].score = answer
+    return BatchResult(model_version=scorer.version, scored=len(kept), rejected=len(items) - len(kept), results=rows)
+
+
+def _decode_rows(items: list[Any]) -> tuple[list[BatchRow], list[Any]]:
+    """A row per item, and the applicants among them: an item still raw (the body held invalid
+    rows) is decoded alone, and an invalid one becomes a refused row with msgspec's words."""
     rows: list[BatchRow] = []
     applicants: list[Any] = []
     for i, item in enumerate(items):
@@ -375,44 +419,30 @@ async def score_batch(
                 continue
         rows.append(BatchRow(index=i, id=item.id))
         applicants.append(item)
-    if not applicants:
-        return BatchResult(model_version=scorer.version, scored=0, rejected=len(items), results=rows)
-    positions = [row.index for row in rows if row.ok]
-    n = len(applicants)
-    columns = dict(zip(contract.NAMES, map(list, zip(*map(_FIELDS, applicants), strict=True)), strict=True))
-    # Off the event loop: the model runs without the GIL while the loop reads and answers other requests.
-    decided = await anyio.to_thread.run_sync(
-        functools.partial(scorer.decide, columns, n, reasons, contributions, counter_offer, lang)
-    )
-    for j in np.flatnonzero(decided.problems != None).tolist():  # noqa: E711 - elementwise comparison
-        row = rows[positions[j]]
-        row.ok, row.error = False, _refusal(applicants[j], decided.problems[j])
-    scored = np.flatnonzero(decided.problems == None)  # noqa: E711
+    return rows, applicants
+
+
+def _answers(
+    scorer: Scorer,
+    decided: Decided,
+    scored: np.ndarray,
+    decisions: list[str],
+    contributions: bool,
+    counter_offer: bool,
+) -> list[Score]:
+    """The answer of each scored row (`scored`: their positions in `decided`), read column by column."""
     p = decided.scores.p[scored]
-    decisions = scorer.decisions(p).tolist()
     kept = scored.tolist()
-    why = [decided.why[j] for j in kept]
-    offers = [decided.offers[j] for j in kept] if counter_offer else [None] * len(kept)
-    good = decided.cleaned if len(kept) == n else {k: v[scored] for k, v in decided.cleaned.items()}
-    if request.app.state.audit is not None:
-        ids = [rows[positions[j]].id for j in kept]
-        texts = [[r.text for r in named] for named in why] if reasons else [None] * len(kept)
-        logged = zip(ids, cleaned_records(good), p.tolist(), decisions, texts, offers, strict=True)
-        await _keep(request, scorer, list(logged), lang)
-    if request.app.state.tracker is not None:
-        request.app.state.tracker.observe_columns(scorer.version, scorer.model.card.population, good, p)
-    metrics.decided(decisions, scorer.version)
     by_feature = (
         [dict(zip(contract.NAMES, c, strict=True)) for c in np.round(decided.scores.contributions[scored], 6).tolist()]
         if contributions
         else [None] * len(kept)
     )
     bases = [round(b, 6) for b in decided.scores.base[scored].tolist()]
-    answers = zip(kept, p.tolist(), decisions, bands(p).tolist(), why, bases, by_feature, offers, strict=True)
-    for j, prob, decision, band, named, base, by, offer in answers:
-        shown = offer if counter_offer else msgspec.UNSET
-        rows[positions[j]].score = _score_response(scorer, prob, decision, band, named, base, by, shown)
-    return BatchResult(model_version=scorer.version, scored=len(kept), rejected=len(items) - len(kept), results=rows)
+    offers = [decided.offers[j] for j in kept] if counter_offer else [msgspec.UNSET] * len(kept)
+    why = [decided.why[j] for j in kept]
+    columns = zip(p.tolist(), decisions, bands(p).tolist(), why, bases, by_feature, offers, strict=True)
+    return [_score_response(scorer, *answer) for answer in columns]
 
 
 def _refusal(applicant: Any, problem: str) -> str:

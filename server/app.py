@@ -184,33 +184,39 @@ def _signed_in(connection: ASGIConnection[Any, Any, Any, Any], key: str) -> bool
     return bool(token) and valid_session(key, token)
 
 
-def _score_response(
+def _score_responses(
     scorer: Scorer,
-    p: float,
-    decision: str,
-    risk_band: str,
-    reasons: list[Any],
-    base_log_odds: float,
-    contributions: dict[str, float] | None,
-    counter_offer: dict[str, float] | None | msgspec.UnsetType = msgspec.UNSET,
-) -> Score:
-    """One applicant's answer (the counter-offer is left out unless it was asked for: UNSET)."""
-    shown = round(p, 6)
-    offer: CounterOffer | None | msgspec.UnsetType = msgspec.UNSET
-    if counter_offer is not msgspec.UNSET:
-        offer = CounterOffer(**counter_offer) if counter_offer else None
-    return Score(
-        default_probability=shown,
-        probabilities=Probabilities(default=shown, repay=round(1.0 - p, 6)),
-        base_log_odds=base_log_odds,
-        contributions=contributions,
-        counter_offer=offer,
-        decision=decision,
-        threshold=scorer.threshold,
-        risk_band=risk_band,
-        model_version=scorer.version,
-        reasons=reasons,
-    )
+    p: list[float],
+    decisions: list[str],
+    risk_bands: list[str],
+    reasons: list[list[Any]],
+    bases: list[float],
+    contributions: list[dict[str, float] | None],
+    offers: list[dict[str, float] | None | msgspec.UnsetType],
+) -> list[Score]:
+    """Applicants' answers, column by column (one applicant is a one-row call); a counter-offer is
+    left out unless it was asked for (UNSET)."""
+    threshold, version, unset = scorer.threshold, scorer.version, msgspec.UNSET
+    out = []
+    for prob, decision, band, named, base, by, offer in zip(
+        p, decisions, risk_bands, reasons, bases, contributions, offers, strict=True
+    ):
+        shown = round(prob, 6)
+        out.append(
+            Score(
+                default_probability=shown,
+                probabilities=Probabilities(default=shown, repay=round(1.0 - prob, 6)),
+                base_log_odds=base,
+                contributions=by,
+                counter_offer=offer if offer is unset or offer is None else CounterOffer(**offer),
+                decision=decision,
+                threshold=threshold,
+                risk_band=band,
+                model_version=version,
+                reasons=named,
+            )
+        )
+    return out
 
 
 async def _score_one(request: Request, record: dict[str, Any], counter_offer: bool = False, lang: str = "en") -> Score:
@@ -228,9 +234,11 @@ async def _score_one(request: Request, record: dict[str, Any], counter_offer: bo
         tracker.observe(scorer.version, scorer.model.card.population, [r.inputs or {}], [r.default_probability])
     metrics.decided([r.decision], scorer.version)
     offer = r.counter_offer if counter_offer else msgspec.UNSET
-    return _score_response(
-        scorer, r.default_probability, r.decision, r.risk_band, r.reasons, r.base_log_odds, r.contributions, offer
-    )
+    (answer,) = _score_responses(
+        scorer, [r.default_probability], [r.decision], [r.risk_band], [r.reasons], [r.base_log_odds],
+        [r.contributions], [offer],
+    )  # fmt: skip
+    return answer
 
 
 def _wants_inputs(request: Request) -> bool:
@@ -441,8 +449,7 @@ def _answers(
     bases = [round(b, 6) for b in decided.scores.base[scored].tolist()]
     offers = [decided.offers[j] for j in kept] if counter_offer else [msgspec.UNSET] * len(kept)
     why = [decided.why[j] for j in kept]
-    columns = zip(p.tolist(), decisions, bands(p).tolist(), why, bases, by_feature, offers, strict=True)
-    return [_score_response(scorer, *answer) for answer in columns]
+    return _score_responses(scorer, p.tolist(), decisions, bands(p).tolist(), why, bases, by_feature, offers)
 
 
 def _refusal(applicant: Any, problem: str) -> str:

@@ -110,6 +110,32 @@ def test_window_bins_columns_as_bisecting_each_value_would(trained):
             assert window.codes[row, i] == expected, (bins.name, value)
 
 
+def test_a_batch_given_as_columns_bins_as_its_records_do(trained):
+    # The batch endpoint hands the window the scorer's cleaned columns (NaN and None for missing);
+    # a batch longer than the window keeps its latest rows, as records do.
+    card = store.load_verified(trained[1]).card
+    rng = np.random.default_rng(5)
+    n = 700
+    columns = {}
+    for f in contract.FEATURES:
+        if f.kind == "numeric":
+            columns[f.name] = rng.choice([0.0, 3.0, 25.0, 9_000.0, 70_000.0, np.nan], n)
+        else:
+            columns[f.name] = rng.choice(np.array([*f.categories, None], dtype=object), n)
+    p = rng.random(n)
+    records = [
+        {k: (None if isinstance(v[i], float) and np.isnan(v[i]) else v[i]) for k, v in columns.items()}
+        for i in range(n)
+    ]
+    for size in (1000, 300):
+        by_rows, by_columns = Window(card.population, size), Window(card.population, size)
+        by_rows.add(records, p.tolist())
+        by_columns.add_columns(columns, p)
+        assert by_columns.filled == by_rows.filled == min(n, size)
+        assert np.array_equal(by_columns.codes, by_rows.codes)
+        assert by_columns.position == by_rows.position
+
+
 @pytest.mark.parametrize("size", ["0"])
 def test_live_drift_can_be_switched_off(trained, tmp_path, size):
     settings = config.load({"CASHSCORE_DRIFT_WINDOW": size, "CASHSCORE_AUDIT_LOG": str(tmp_path / "audit")})

@@ -43,6 +43,8 @@ class Window:
             for i, b in enumerate(self.bins)
             if b.kind != "numeric"
         ]
+        # The applicant fields binned (the score comes apart, as the probabilities).
+        self._names = [b.name for b in self.bins if b.name != SCORE]
 
     def add(self, records: Sequence[Mapping[str, Any]], probabilities: Sequence[float]) -> None:
         """Bin cleaned applicants (numbers as floats or None, categories canonical or None) and their PD.
@@ -59,8 +61,7 @@ class Window:
         if n < SMALL:
             self._keep(self._rows(records, probabilities))
         else:
-            names = {name for _, name, _, _ in [*self._numeric, *self._categories] if name != SCORE}
-            self._keep(self._columns({name: [r.get(name) for r in records] for name in names}, probabilities))
+            self._keep(self._columns({name: [r.get(name) for r in records] for name in self._names}, probabilities))
 
     def add_columns(self, columns: Mapping[str, Sequence[Any]], probabilities: Sequence[float]) -> None:
         """`add` for applicants given as cleaned columns (a batch the scorer cleaned column-wise)."""

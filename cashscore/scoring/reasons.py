@@ -126,10 +126,14 @@ def joined(texts: Sequence[Sequence[str]]) -> pa.Array:
     """Each row's reasons as one string, " | " between them ("" for none)."""
     # Strings are built only for the rows with reasons; the others take the empty one.
     where = [i for i, words in enumerate(texts) if words]
-    values = pa.array(["", *(SEPARATOR.join(texts[i]) for i in where)], pa.string())
-    index = np.zeros(len(texts), dtype=np.int64)
+    return _spread(pa.array([SEPARATOR.join(texts[i]) for i in where], pa.string()), where, len(texts))
+
+
+def _spread(texts: pa.Array, where: Sequence[int] | np.ndarray, n: int) -> pa.Array:
+    """`texts` at rows `where` of `n` rows, "" at the others (one shared empty string, no copy per row)."""
+    index = np.zeros(n, dtype=np.int64)
     index[where] = np.arange(1, len(where) + 1)
-    return values.take(pa.array(index))
+    return pa.concat_arrays([pa.array([""], pa.string()), texts]).take(pa.array(index))
 
 
 class Wording:
@@ -224,9 +228,7 @@ class Wording:
         offsets = np.zeros(len(explained) + 1, dtype=np.int32)
         np.cumsum(np.bincount(row, minlength=len(explained)), out=offsets[1:])
         texts = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), flat), SEPARATOR)
-        index = np.zeros(n, dtype=np.int64)
-        index[explained] = np.arange(1, len(explained) + 1)
-        return pa.concat_arrays([pa.array([""], pa.string()), texts]).take(pa.array(index))
+        return _spread(texts, explained, n)
 
     def _tail(self, key: int) -> str:
         """ ", which multiplies the odds of default by <factor>" for a `_factor_keys` key, kept."""

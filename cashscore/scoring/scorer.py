@@ -99,14 +99,11 @@ def category_problem(name: str, value: Any) -> str | None:
     return f"unknown category {value!r}; expected one of {', '.join(categories)} (any case, or a synonym)"
 
 
-def validate_categories(record: Mapping[str, Any]) -> dict[str, Any]:
+def validate_categories(record: Mapping[str, Any]) -> None:
     """Check category spellings before cleaning.
 
     Args:
         record: raw applicant fields.
-
-    Returns:
-        The record, unchanged.
 
     Raises:
         InvalidApplicant: for a spelling no synonym maps to a contract category, or a blank
@@ -116,7 +113,6 @@ def validate_categories(record: Mapping[str, Any]) -> dict[str, Any]:
         problem = category_problem(name, record.get(name))
         if problem is not None:
             raise InvalidApplicant(name, problem)
-    return dict(record)
 
 
 class Decided(NamedTuple):
@@ -337,43 +333,22 @@ class Scorer:
             One result per record, in order.
 
         Raises:
-            InvalidApplicant: for an unknown category spelling or a blank required one.
+            InvalidApplicant: for an unknown category spelling or a blank required one, or a record
+                the contract's rules reject all the same.
         """
-        valid = [validate_categories(r) for r in records]
-        return self.score_valid(valid, explain, counter_offer=counter_offer, inputs=inputs, language=language)
-
-    def score_valid(
-        self,
-        records: Sequence[Mapping[str, Any]],
-        explain: bool = True,
-        contributions: bool = True,
-        counter_offer: bool = False,
-        inputs: bool = False,
-        language: str = "en",
-    ) -> list[Scored]:
-        """`score` for records whose categories `validate_categories` has already accepted (the batch
-        endpoint checks each row itself, to report the invalid ones). Without `contributions` the
-        per-feature dictionaries are left empty (a batch asks for them only when it needs them);
-        with `inputs`, each result carries the cleaned values the model saw.
-
-        Raises:
-            InvalidApplicant: for a record the contract's rules reject all the same.
-        """
+        for record in records:
+            validate_categories(record)
         if not records:
             return []
         n = len(records)
         columns = {name: [r.get(name) for r in records] for name in contract.NAMES}
-        decided = self.decide(columns, n, explain, contributions, counter_offer, language)
+        decided = self.decide(columns, n, explain, True, counter_offer, language)
         bad = np.flatnonzero(decided.problems != None)  # noqa: E711 - elementwise comparison
         if len(bad):
             field, _, message = str(decided.problems[bad[0]]).partition(": ")
             raise InvalidApplicant(field, message)
         scores = decided.scores
-        by_feature = (
-            [dict(zip(contract.NAMES, c, strict=True)) for c in np.round(scores.contributions, 6).tolist()]
-            if contributions
-            else [{}] * n
-        )
+        by_feature = [dict(zip(contract.NAMES, c, strict=True)) for c in np.round(scores.contributions, 6).tolist()]
         seen = cleaned_records(decided.cleaned) if inputs else [None] * n
         return [
             Scored(prob, decision, risk, named, round(base, 6), c, offer, kept)

@@ -79,11 +79,10 @@ def _category_column(feature: str, raw: Any, n: int) -> tuple[np.ndarray, np.nda
 def _numeric_column(raw: Any, n: int) -> np.ndarray:
     if raw is None:
         return np.full(n, np.nan)
-    if n <= SMALL:
-        try:  # numbers and None (NaN); anything else takes pandas' coercion below
-            return np.array(raw, dtype=np.float64)
-        except (TypeError, ValueError):
-            pass
+    try:  # numbers and None (NaN), at numpy's speed; anything else takes pandas' coercion below
+        return np.array(raw, dtype=np.float64)
+    except (TypeError, ValueError):
+        pass
     return pd.to_numeric(pd.Series(raw), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
 

@@ -53,6 +53,7 @@ from cashscore.audit import commit
 from cashscore.audit.log import DecisionLog
 from cashscore.core import config
 from cashscore.core.errors import CashscoreError
+from cashscore.core.rounding import round_like_python
 from cashscore.monitoring.live import Tracker
 from cashscore.scoring.scorer import (
     BANDS,
@@ -186,7 +187,7 @@ def _signed_in(connection: ASGIConnection[Any, Any, Any, Any], key: str) -> bool
 
 def _score_responses(
     scorer: Scorer,
-    p: list[float],
+    p: np.ndarray,
     decisions: list[str],
     risk_bands: list[str],
     reasons: list[list[Any]],
@@ -197,26 +198,24 @@ def _score_responses(
     """Applicants' answers, column by column (one applicant is a one-row call); a counter-offer is
     left out unless it was asked for (UNSET)."""
     threshold, version, unset = scorer.threshold, scorer.version, msgspec.UNSET
-    out = []
-    for prob, decision, band, named, base, by, offer in zip(
-        p, decisions, risk_bands, reasons, bases, contributions, offers, strict=True
-    ):
-        shown = round(prob, 6)
-        out.append(
-            Score(
-                default_probability=shown,
-                probabilities=Probabilities(default=shown, repay=round(1.0 - prob, 6)),
-                base_log_odds=base,
-                contributions=by,
-                counter_offer=offer if offer is unset or offer is None else CounterOffer(**offer),
-                decision=decision,
-                threshold=threshold,
-                risk_band=band,
-                model_version=version,
-                reasons=named,
-            )
+    shown, repay = round_like_python(p, 6).tolist(), round_like_python(1.0 - p, 6).tolist()
+    return [
+        Score(
+            default_probability=prob,
+            probabilities=Probabilities(default=prob, repay=back),
+            base_log_odds=base,
+            contributions=by,
+            counter_offer=offer if offer is unset or offer is None else CounterOffer(**offer),
+            decision=decision,
+            threshold=threshold,
+            risk_band=band,
+            model_version=version,
+            reasons=named,
         )
-    return out
+        for prob, back, decision, band, named, base, by, offer in zip(
+            shown, repay, decisions, risk_bands, reasons, bases, contributions, offers, strict=True
+        )
+    ]
 
 
 async def _score_one(request: Request, record: dict[str, Any], counter_offer: bool = False, lang: str = "en") -> Score:
@@ -235,7 +234,7 @@ async def _score_one(request: Request, record: dict[str, Any], counter_offer: bo
     metrics.decided([r.decision], scorer.version)
     offer = r.counter_offer if counter_offer else msgspec.UNSET
     (answer,) = _score_responses(
-        scorer, [r.default_probability], [r.decision], [r.risk_band], [r.reasons], [r.base_log_odds],
+        scorer, np.array([r.default_probability]), [r.decision], [r.risk_band], [r.reasons], [r.base_log_odds],
         [r.contributions], [offer],
     )  # fmt: skip
     return answer
@@ -442,14 +441,17 @@ def _answers(
     p = decided.scores.p[scored]
     kept = scored.tolist()
     by_feature = (
-        [dict(zip(contract.NAMES, c, strict=True)) for c in np.round(decided.scores.contributions[scored], 6).tolist()]
+        [
+            dict(zip(contract.NAMES, c, strict=True))
+            for c in round_like_python(decided.scores.contributions[scored], 6).tolist()
+        ]
         if contributions
         else [None] * len(kept)
     )
-    bases = [round(b, 6) for b in decided.scores.base[scored].tolist()]
+    bases = round_like_python(decided.scores.base[scored], 6).tolist()
     offers = [decided.offers[j] for j in kept] if counter_offer else [msgspec.UNSET] * len(kept)
     why = [decided.why[j] for j in kept]
-    return _score_responses(scorer, p.tolist(), decisions, bands(p).tolist(), why, bases, by_feature, offers)
+    return _score_responses(scorer, p, decisions, bands(p).tolist(), why, bases, by_feature, offers)
 
 
 def _refusal(applicant: Any, problem: str) -> str:

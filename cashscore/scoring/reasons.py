@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cashscore.core.rounding import round_like_python
 from cashscore.features import contract, rules
 
 MAX_REASONS = 4
@@ -261,8 +262,8 @@ class Wording:
         out: list[list[Reason]] = [[] for _ in range(len(picked.features))]
         if not rows:
             return out
-        contributions = np.round(picked.contributions[rows], 6).tolist()
-        impacts = np.round(picked.impacts[rows], 6).tolist()
+        contributions = round_like_python(picked.contributions[rows], 6).tolist()
+        impacts = round_like_python(picked.impacts[rows], 6).tolist()
         typical, features = self._typical, contract.FEATURES
         for j, i in enumerate(rows):
             row, texts = out[i], words[i]

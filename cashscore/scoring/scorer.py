@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from cashscore.artefact import graph
 from cashscore.artefact.store import OUTPUT, LoadedModel
+from cashscore.core.rounding import round_like_python
 from cashscore.features import contract, inputs, rules
 from cashscore.scoring import reasons
 
@@ -348,16 +349,18 @@ class Scorer:
             field, _, message = str(decided.problems[bad[0]]).partition(": ")
             raise InvalidApplicant(field, message)
         scores = decided.scores
-        by_feature = [dict(zip(contract.NAMES, c, strict=True)) for c in np.round(scores.contributions, 6).tolist()]
+        by_feature = [
+            dict(zip(contract.NAMES, c, strict=True)) for c in round_like_python(scores.contributions, 6).tolist()
+        ]
         seen = cleaned_records(decided.cleaned) if inputs else [None] * n
         return [
-            Scored(prob, decision, risk, named, round(base, 6), c, offer, kept)
+            Scored(prob, decision, risk, named, base, c, offer, kept)
             for prob, decision, risk, named, base, c, offer, kept in zip(
                 scores.p.tolist(),
                 self.decisions(scores.p).tolist(),
                 bands(scores.p).tolist(),
                 decided.why,
-                scores.base.tolist(),
+                round_like_python(scores.base, 6).tolist(),
                 by_feature,
                 decided.offers,
                 seen,

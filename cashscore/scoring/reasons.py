@@ -6,7 +6,7 @@ Every channel (the API, `cashscore score`, the SQL functions) explains through `
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import msgspec
@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cashscore.core.rounding import round_like_python
-from cashscore.features import contract, rules
+from cashscore.features import contract
 
 MAX_REASONS = 4
 # A feature is named only when removing its contribution would lower the probability by at least
@@ -63,7 +63,7 @@ _WHOLE_FROM = 9.995
 _CACHE = 50_000
 
 
-class Reason(msgspec.Struct):
+class Reason(msgspec.Struct, gc=False):
     """A feature that raises the risk: its contribution in log-odds, and how far the probability
     would fall without it."""
 
@@ -83,6 +83,41 @@ class Picked(NamedTuple):
     features: np.ndarray
     contributions: np.ndarray
     impacts: np.ndarray
+
+
+class _Flat(NamedTuple):
+    """Every reason of the explained rows, in row order: `row` (among `explained`) and `slot` say
+    where it was picked, `words` what it says, `shown[head]` the value it words (`head` None: one
+    value per reason already); a row's reasons are offsets[j]:offsets[j + 1]."""
+
+    explained: np.ndarray
+    row: np.ndarray
+    slot: np.ndarray
+    feature: np.ndarray
+    words: pa.Array | list[str]
+    shown: np.ndarray | list[Any]
+    head: np.ndarray | None
+    offsets: np.ndarray
+
+    def rows(self) -> Iterator[tuple[int, int, int]]:
+        """(row, start, end) of each explained row's reasons."""
+        bounds = self.offsets.tolist()
+        return zip(self.explained.tolist(), bounds[:-1], bounds[1:], strict=True)
+
+    def texts(self) -> list[str]:
+        return self.words if isinstance(self.words, list) else self.words.to_pylist()
+
+    def arrow(self) -> pa.Array:
+        return pa.array(self.words, pa.string()) if isinstance(self.words, list) else self.words
+
+    def values(self) -> list[Any]:
+        return self.shown if self.head is None else self.shown[self.head].tolist()
+
+
+# Up to this many reasons in one call, they are worded one by one in Python.
+_FEW = 16
+_FEATURE_NAMES = np.array(contract.NAMES, dtype=object)
+_LABELS_PT = np.array([f.label_pt for f in contract.FEATURES], dtype=object)
 
 
 def pick(p: np.ndarray, contributions: np.ndarray, which: np.ndarray) -> Picked:
@@ -148,6 +183,7 @@ class Wording:
             raise ValueError(f"reasons are worded in {', '.join(LANGUAGES)}, not {language!r}")
         words = self._words = _WORDS[language]
         self._typical = [reference[f.name] for f in contract.FEATURES]
+        self._typical_array = np.array(self._typical, dtype=object)
         self._lead = [words.lead.format(words.label(f)) for f in contract.FEATURES]
         self._names = [dict(zip(f.categories, words.categories(f), strict=True)) for f in contract.FEATURES]
         self._beside = [words.typical.format(self._format(k, t)) for k, t in enumerate(self._typical)]
@@ -161,57 +197,76 @@ class Wording:
         <valor>), o que multiplica a chance de inadimplência por <fator>", with Brazilian separators
         and categories); the typical value is shown only when the row's value differs.
         Rows without reasons share one empty tuple (a list each cost more than the words)."""
-        return self._worded(picked, cleaned)[0]
-
-    def _worded(
-        self, picked: Picked, cleaned: Mapping[str, np.ndarray]
-    ) -> tuple[list[Sequence[str]], list[int], list[list[int]], dict[int, list[Any]]]:
-        """`texts`, with what `records` needs besides: the explained rows, their features and the
-        values of every feature named (read once per call, as Python values)."""
-        n = len(picked.features)
-        out: list[Sequence[str]] = [()] * n
-        explained = np.flatnonzero(picked.features[:, 0] >= 0)
-        if not len(explained):
-            return out, [], [], {}
-        chosen = picked.features[explained].tolist()
-        keys = _factor_keys(picked.contributions[explained]).tolist()
-        tails = self._tails
-        used = {k for ks in chosen for k in ks if k >= 0}
-        values = {k: rules.as_python(cleaned[contract.NAMES[k]][explained]) for k in used}
-        heads = self._heads
-        rows = explained.tolist()
-        for j, i in enumerate(rows):
-            words: list[str] = []
-            out[i] = words
-            for k, t in zip(chosen[j], keys[j], strict=True):
-                if k < 0:
-                    break
-                value = values[k][j]
-                head = heads[k].get(value)
-                if head is None:
-                    head = self._head(k, value)
-                tail = tails.get(t)
-                if tail is None:
-                    tail = self._tail(t)
-                words.append(head + tail)
-        return out, rows, chosen, values
+        out: list[Sequence[str]] = [()] * len(picked.features)
+        flat = self._flat(picked, cleaned)
+        if flat is not None:
+            words = flat.texts()
+            for i, start, end in flat.rows():
+                out[i] = words[start:end]
+        return out
 
     def column(self, picked: Picked, cleaned: Mapping[str, np.ndarray]) -> pa.Array:
-        """`joined(texts(...))` built column-wise: the same heads and tails, each distinct value's
-        looked up once per call, then put together by Arrow (a Python concatenation per reason was
-        most of the cost of `cashscore score --reasons deny`).
-        """
+        """`joined(texts(...))` built by Arrow, without a Python string per reason (a concatenation
+        per reason was most of the cost of `cashscore score --reasons deny`)."""
         n = len(picked.features)
+        flat = self._flat(picked, cleaned)
+        if flat is None:
+            return pa.repeat(pa.scalar("", pa.string()), n)
+        texts = pc.binary_join(pa.ListArray.from_arrays(pa.array(flat.offsets), flat.arrow()), SEPARATOR)
+        return _spread(texts, flat.explained, n)
+
+    def records(self, picked: Picked, cleaned: Mapping[str, np.ndarray]) -> list[list[Reason]]:
+        """The API's reasons: per row, a list of `Reason` (rows without reasons share one empty list)."""
+        none: list[Reason] = []
+        out = [none] * len(picked.features)
+        flat = self._flat(picked, cleaned)
+        if flat is None:
+            return out
+        at = (flat.explained[flat.row], flat.slot)
+        feature = flat.feature
+        made = list(
+            map(
+                Reason,
+                _FEATURE_NAMES[feature].tolist(),
+                _LABELS_PT[feature].tolist(),
+                flat.values(),
+                self._typical_array[feature].tolist(),
+                round_like_python(picked.contributions[at], 6).tolist(),
+                round_like_python(picked.impacts[at], 6).tolist(),
+                flat.texts(),
+            )
+        )
+        for i, start, end in flat.rows():
+            out[i] = made[start:end]
+        return out
+
+    def _flat(self, picked: Picked, cleaned: Mapping[str, np.ndarray]) -> _Flat | None:
+        """Every reason of every explained row, row by row and in order within a row, worded: each
+        distinct (feature, value) head and each distinct odds factor's tail looked up once per call
+        (and kept across calls), then put together by Arrow. None when no row has a reason."""
         explained = np.flatnonzero(picked.features[:, 0] >= 0)
         if not len(explained):
-            return pa.repeat(pa.scalar("", pa.string()), n)
+            return None
         chosen = picked.features[explained]
-        # Every reason of every explained row, row by row and in order within a row.
         row, slot = np.nonzero(chosen >= 0)
         feature = chosen[row, slot]
-        tail_codes, tail_keys = pd.factorize(_factor_keys(picked.contributions[explained][row, slot]))
+        keys = _factor_keys(picked.contributions[explained[row], slot])
+        offsets = np.zeros(len(explained) + 1, dtype=np.int32)
+        np.cumsum(np.bincount(row, minlength=len(explained)), out=offsets[1:])
+        if len(feature) <= _FEW:
+            # One applicant's few reasons: the same heads and tails, without pandas' and Arrow's
+            # per-call cost (it was half the cost of scoring one applicant).
+            at = explained[row].tolist()
+            shown = [_python(cleaned[contract.NAMES[k]][i]) for k, i in zip(feature.tolist(), at, strict=True)]
+            words = [
+                (self._heads[k].get(v) or self._head(k, v)) + (self._tails.get(t) or self._tail(t))
+                for k, v, t in zip(feature.tolist(), shown, keys.tolist(), strict=True)
+            ]
+            return _Flat(explained, row, slot, feature, words, shown, None, offsets)
+        tail_codes, tail_keys = pd.factorize(keys)
         tails = [self._tails.get(t) or self._tail(t) for t in tail_keys.tolist()]
         heads: list[str] = []
+        shown: list[Any] = []  # the value each head words, as Python values
         head_codes = np.empty(len(feature), dtype=np.int64)
         for k in np.unique(feature).tolist():
             mine = np.flatnonzero(feature == k)
@@ -221,15 +276,13 @@ class Wording:
             values = [*uniques.tolist(), None]
             head_codes[mine] = len(heads) + np.where(codes < 0, len(values) - 1, codes)
             heads.extend(known.get(value) or self._head(k, value) for value in values)
-        flat = pc.binary_join_element_wise(
+            shown.extend(values)
+        words = pc.binary_join_element_wise(
             pa.array(heads, pa.string()).take(pa.array(head_codes)),
             pa.array(tails, pa.string()).take(pa.array(tail_codes)),
             "",
         )
-        offsets = np.zeros(len(explained) + 1, dtype=np.int32)
-        np.cumsum(np.bincount(row, minlength=len(explained)), out=offsets[1:])
-        texts = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), flat), SEPARATOR)
-        return _spread(texts, explained, n)
+        return _Flat(explained, row, slot, feature, words, np.array(shown, dtype=object), head_codes, offsets)
 
     def _tail(self, key: int) -> str:
         """ ", which multiplies the odds of default by <factor>" for a `_factor_keys` key, kept."""
@@ -256,23 +309,12 @@ class Wording:
             return self._names[k].get(value, value)
         return _separators(format_value(value), self._words.decimal)
 
-    def records(self, picked: Picked, cleaned: Mapping[str, np.ndarray]) -> list[list[Reason]]:
-        """The API's reasons: per row, a list of `Reason` (the values read once, with the words)."""
-        words, rows, chosen, values = self._worded(picked, cleaned)
-        out: list[list[Reason]] = [[] for _ in range(len(picked.features))]
-        if not rows:
-            return out
-        contributions = round_like_python(picked.contributions[rows], 6).tolist()
-        impacts = round_like_python(picked.impacts[rows], 6).tolist()
-        typical, features = self._typical, contract.FEATURES
-        for j, i in enumerate(rows):
-            row, texts = out[i], words[i]
-            for r, k in enumerate(chosen[j]):
-                if k < 0:
-                    break
-                f, c, impact = features[k], contributions[j][r], impacts[j][r]
-                row.append(Reason(f.name, f.label_pt, values[k][j], typical[k], c, impact, texts[r]))
-        return out
+
+def _python(value: Any) -> Any:
+    """A cleaned value as Python: float, canonical string, or None for missing (NaN or None)."""
+    if value is None or isinstance(value, str):
+        return value
+    return None if value != value else float(value)
 
 
 def _factor_keys(contributions: np.ndarray) -> np.ndarray:

@@ -214,7 +214,8 @@ class Scorer:
         """
         cleaned, problems, scores = self.clean_and_evaluate(columns, n, detail=explain or contributions)
         ok = problems == None  # noqa: E711
-        why = self.explain(cleaned, scores, ok, language) if explain else [[] for _ in range(n)]
+        none: list[reasons.Reason] = []  # one empty list for every row, never appended to
+        why = self.explain(cleaned, scores, ok, language) if explain else [none] * n
         offers = self.counter_offers(cleaned, scores, ok) if counter_offer else [None] * n
         return Decided(cleaned, problems, scores, why, offers)
 

@@ -22,8 +22,9 @@ def round_like_python(values: np.ndarray, places: int) -> np.ndarray:
     Why it is exact: rounding to a double is monotonic and every half below 2**52 is a double, so the
     computed product x * 10**places lies on the same side of each half as the exact product, or on
     the half itself. Only then can np.rint pick the other whole number: those values, and the
-    non-finite or huge ones, go through round(). Dividing a whole number below 2**53 by 10**places
-    (exact for places <= 22) is correctly rounded, as is round()'s reading of its decimal string.
+    finite ones whose product reaches 2**52, go through round(). Dividing a whole number below
+    2**53 by 10**places (exact for places <= 22) is correctly rounded, as is round()'s reading of
+    its decimal string.
 
     Args:
         values: any float array.
@@ -43,8 +44,9 @@ def round_like_python(values: np.ndarray, places: int) -> np.ndarray:
     with np.errstate(over="ignore", invalid="ignore"):
         y = flat * scale
         out = np.rint(y) / scale
-        # y - floor(y) is exact below 2**52.
-        doubt = ~(np.abs(y) < _WHOLE) | (y - np.floor(y) == 0.5)
+        # y - floor(y) is exact below 2**52. NaN and infinities come out of np.rint as round()
+        # gives them back (a batch without contributions has a NaN base on every row).
+        doubt = ((np.abs(y) >= _WHOLE) & np.isfinite(flat)) | (y - np.floor(y) == 0.5)
     for i in np.flatnonzero(doubt).tolist():
         out[i] = round(float(flat[i]), places)
     return out.reshape(x.shape)

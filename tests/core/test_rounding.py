@@ -35,7 +35,7 @@ def test_random_probabilities_and_log_odds_round_as_python_does() -> None:
 
 def test_special_and_huge_values_round_as_python_does() -> None:
     values = np.array(
-        [0.0, -0.0, -1e-9, np.nan, np.inf, -np.inf, 1e300, -1e303, 1.7e308]
+        [0.0, -0.0, -1e-9, np.nan, -np.nan, np.inf, -np.inf, 1e300, -1e303, 1.7e308]
         + [2.0**52, 2.0**53 + 2, 4.5e15, 4503599627.370497, 5e-324, 2.675, -2.5]
     )
     # A whole column of them, and one applicant's few.

@@ -191,7 +191,7 @@ def _score_responses(
     decisions: list[str],
     risk_bands: list[str],
     reasons: list[list[Any]],
-    bases: list[float],
+    bases: list[float] | list[None],
     contributions: list[dict[str, float] | None],
     offers: list[dict[str, float] | None | msgspec.UnsetType],
 ) -> list[Score]:
@@ -448,7 +448,8 @@ def _answers(
         if contributions
         else [None] * len(kept)
     )
-    bases = round_like_python(decided.scores.base[scored], 6).tolist()
+    base = decided.scores.base[scored]
+    bases = [None] * len(kept) if np.isnan(base).all() else round_like_python(base, 6).tolist()
     offers = [decided.offers[j] for j in kept] if counter_offer else [msgspec.UNSET] * len(kept)
     why = [decided.why[j] for j in kept]
     return _score_responses(scorer, p, decisions, bands(p).tolist(), why, bases, by_feature, offers)

@@ -77,7 +77,9 @@ class Score(msgspec.Struct, gc=False):
     risk_band: str
     model_version: str
     reasons: list[Reason]
-    base_log_odds: float
+    # Null only in a batch asked for neither reasons nor contributions: its rows run through the
+    # margin-only graph, which gives the probability alone.
+    base_log_odds: float | None
     contributions: dict[str, float] | None = None
     # Present only when asked for (?counter_offer=true); null when no smaller loan would be approved.
     counter_offer: CounterOffer | None | msgspec.UnsetType = msgspec.UNSET

@@ -343,6 +343,13 @@ def test_batch_without_reasons_scores_the_same(client):
     assert [r["score"]["default_probability"] for r in full] == [r["score"]["default_probability"] for r in lean]
     assert all(r["score"]["reasons"] == [] for r in lean)
     assert any(r["score"]["reasons"] for r in full)
+    # The margin-only graph gives no base: null, as the schema says, not a number.
+    assert all(r["score"]["base_log_odds"] is None for r in lean)
+    assert all(isinstance(r["score"]["base_log_odds"], float) for r in full)
+    with_contributions = client.post("/v1/score/batch?reasons=false&contributions=true", json=rows).json()["results"]
+    assert [r["score"]["base_log_odds"] for r in with_contributions] == [r["score"]["base_log_odds"] for r in full]
+    score = client.get("/schema/openapi.json").json()["components"]["schemas"]["Score"]["properties"]
+    assert {"type": "null"} in score["base_log_odds"]["oneOf"]
 
 
 def model_loads(base: str, outcome: str) -> float:

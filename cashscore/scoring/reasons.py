@@ -174,8 +174,9 @@ def _spread(texts: pa.Array, where: Sequence[int] | np.ndarray, n: int) -> pa.Ar
 
 class Wording:
     """The words of reasons against one reference applicant: each feature's lead, its "typical"
-    part and each distinct value formatted once (kept across calls), then one concatenation of
-    ready-made parts per reason. Per-row formatting was most of the cost of explaining a refusal.
+    part and each distinct value formatted once (kept across calls), then the ready-made parts
+    joined for every reason at once (`_flat`). Per-row formatting was most of the cost of
+    explaining a refusal.
     """
 
     def __init__(self, reference: Mapping[str, Any], language: str = "en") -> None:

@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 from cashscore.features.contract import AGE, BLANKS, BY_NAME, FEATURES, NAMES, REQUIRED
 
+from cashscore.core.rounding import WHOLE
+
 # Lower-cased spelling -> canonical category, per categorical feature.
 _SPELLINGS: dict[str, dict[str, str]] = {
     f.name: {c.lower(): c for c in f.categories} | {k.lower(): v for k, v in f.synonyms.items()}
@@ -44,15 +46,11 @@ def normalise_category(feature: str, value: object) -> str | None:
 
 def round_half_away(value: float, places: int) -> float:
     """DuckDB's round(): the exact binary value, halves away from zero (not banker's rounding)."""
-    if not math.isfinite(value) or abs(value) >= _WHOLE:
+    if not math.isfinite(value) or abs(value) >= WHOLE:
         # Already whole, or infinite (a loan over an income of 1e-300): as DuckDB leaves it. Decimal's
         # 28 digits could not hold it with its places anyway.
         return value
     return float(Decimal(value).quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP))
-
-
-# From 2**52 on, every double is a whole number.
-_WHOLE = 2.0**52
 
 
 # Below this many rows plain Python beats pandas' per-call cost (one applicant over HTTP is one row).
@@ -169,6 +167,13 @@ def clean_columns(columns: Mapping[str, Any], n: int) -> tuple[dict[str, np.ndar
 def as_python(column: np.ndarray) -> list[Any]:
     """A cleaned column as Python values: floats, canonical strings, None for missing."""
     return np.where(np.isnan(column), None, column).tolist() if column.dtype.kind == "f" else column.tolist()
+
+
+def python_value(value: Any) -> Any:
+    """`as_python` for one cleaned value (numpy's per-call cost is the whole job for a few)."""
+    if value is None or isinstance(value, str):
+        return value
+    return None if value != value else float(value)
 
 
 def clean_record(record: Mapping[str, Any]) -> dict[str, float | str | None]:

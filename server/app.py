@@ -63,6 +63,7 @@ from cashscore.scoring.scorer import (
     bands,
     category_problem,
     cleaned_records,
+    contribution_dicts,
 )
 
 log = logging.getLogger("cashscore.server")
@@ -440,14 +441,7 @@ def _answers(
     """The answer of each scored row (`scored`: their positions in `decided`), read column by column."""
     p = decided.scores.p[scored]
     kept = scored.tolist()
-    by_feature = (
-        [
-            dict(zip(contract.NAMES, c, strict=True))
-            for c in round_like_python(decided.scores.contributions[scored], 6).tolist()
-        ]
-        if contributions
-        else [None] * len(kept)
-    )
+    by_feature = contribution_dicts(decided.scores.contributions[scored]) if contributions else [None] * len(kept)
     base = decided.scores.base[scored]
     bases = [None] * len(kept) if np.isnan(base).all() else round_like_python(base, 6).tolist()
     offers = [decided.offers[j] for j in kept] if counter_offer else [msgspec.UNSET] * len(kept)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-# From here on every double is a whole number: round() leaves it as it is.
-_WHOLE = 2.0**52
+# From here on every double is a whole number: rounding leaves it as it is.
+WHOLE = 2.0**52
 # Up to this many values, round() one by one is quicker.
 _FEW = 16
 
@@ -46,7 +46,7 @@ def round_like_python(values: np.ndarray, places: int) -> np.ndarray:
         out = np.rint(y) / scale
         # y - floor(y) is exact below 2**52. NaN and infinities come out of np.rint as round()
         # gives them back (a batch without contributions has a NaN base on every row).
-        doubt = ((np.abs(y) >= _WHOLE) & np.isfinite(flat)) | (y - np.floor(y) == 0.5)
+        doubt = ((np.abs(y) >= WHOLE) & np.isfinite(flat)) | (y - np.floor(y) == 0.5)
     for i in np.flatnonzero(doubt).tolist():
         out[i] = round(float(flat[i]), places)
     return out.reshape(x.shape)

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cashscore.core.rounding import round_like_python
-from cashscore.features import contract
+from cashscore.features import contract, rules
 
 MAX_REASONS = 4
 # A feature is named only when removing its contribution would lower the probability by at least
@@ -257,15 +257,14 @@ class Wording:
         if len(feature) <= _FEW:
             # One applicant's few reasons: the same heads and tails, without pandas' and Arrow's
             # per-call cost (it was half the cost of scoring one applicant).
-            at = explained[row].tolist()
-            shown = [_python(cleaned[contract.NAMES[k]][i]) for k, i in zip(feature.tolist(), at, strict=True)]
+            names, at = [contract.NAMES[k] for k in feature.tolist()], explained[row].tolist()
+            shown = [rules.python_value(cleaned[name][i]) for name, i in zip(names, at, strict=True)]
             words = [
-                (self._heads[k].get(v) or self._head(k, v)) + (self._tails.get(t) or self._tail(t))
-                for k, v, t in zip(feature.tolist(), shown, keys.tolist(), strict=True)
+                self._head(k, v) + self._tail(t) for k, v, t in zip(feature.tolist(), shown, keys.tolist(), strict=True)
             ]
             return _Flat(explained, row, slot, feature, words, shown, None, offsets)
         tail_codes, tail_keys = pd.factorize(keys)
-        tails = [self._tails.get(t) or self._tail(t) for t in tail_keys.tolist()]
+        tails = [self._tail(t) for t in tail_keys.tolist()]
         heads: list[str] = []
         shown: list[Any] = []  # the value each head words, as Python values
         head_codes = np.empty(len(feature), dtype=np.int64)
@@ -273,10 +272,9 @@ class Wording:
             mine = np.flatnonzero(feature == k)
             codes, uniques = pd.factorize(cleaned[contract.NAMES[k]][explained[row[mine]]], use_na_sentinel=True)
             # Missing (NaN or None) is code -1: the last head, worded from None.
-            known = self._heads[k]
             values = [*uniques.tolist(), None]
             head_codes[mine] = len(heads) + np.where(codes < 0, len(values) - 1, codes)
-            heads.extend(known.get(value) or self._head(k, value) for value in values)
+            heads.extend(self._head(k, value) for value in values)
             shown.extend(values)
         words = pc.binary_join_element_wise(
             pa.array(heads, pa.string()).take(pa.array(head_codes)),
@@ -287,12 +285,17 @@ class Wording:
 
     def _tail(self, key: int) -> str:
         """ ", which multiplies the odds of default by <factor>" for a `_factor_keys` key, kept."""
-        factor = f"{key / 100:.2f}" if key > 0 else f"{-key:,}"
-        tail = self._tails[key] = self._words.tail + _separators(factor, self._words.decimal)
+        tail = self._tails.get(key)
+        if tail is None:
+            factor = f"{key / 100:.2f}" if key > 0 else f"{-key:,}"
+            tail = self._tails[key] = self._words.tail + _separators(factor, self._words.decimal)
         return tail
 
     def _head(self, k: int, value: Any) -> str:
         """ "<description> is <value>" and the typical value when it differs, kept per feature."""
+        head = self._heads[k].get(value)
+        if head is not None:
+            return head
         typical = self._typical[k]
         same = typical is None if value is None else value == typical
         head = self._lead[k] + self._format(k, value) + ("" if same else self._beside[k])
@@ -309,13 +312,6 @@ class Wording:
         if isinstance(value, str):
             return self._names[k].get(value, value)
         return _separators(format_value(value), self._words.decimal)
-
-
-def _python(value: Any) -> Any:
-    """A cleaned value as Python: float, canonical string, or None for missing (NaN or None)."""
-    if value is None or isinstance(value, str):
-        return value
-    return None if value != value else float(value)
 
 
 def _factor_keys(contributions: np.ndarray) -> np.ndarray:

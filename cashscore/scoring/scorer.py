@@ -88,6 +88,11 @@ def cleaned_records(cleaned: Mapping[str, np.ndarray]) -> list[dict[str, Any]]:
     return [dict(zip(contract.NAMES, row, strict=True)) for row in zip(*columns, strict=True)]
 
 
+def contribution_dicts(contributions: np.ndarray) -> list[dict[str, float]]:
+    """Each row's contributions by feature name, to 6 places, as answers show them."""
+    return [dict(zip(contract.NAMES, c, strict=True)) for c in round_like_python(contributions, 6).tolist()]
+
+
 def category_problem(name: str, value: Any) -> str | None:
     """Why `value` is not a spelling of categorical feature `name` (any case, English or Portuguese
     synonyms), or None when it is one, or is blank for an optional feature."""
@@ -350,9 +355,7 @@ class Scorer:
             field, _, message = str(decided.problems[bad[0]]).partition(": ")
             raise InvalidApplicant(field, message)
         scores = decided.scores
-        by_feature = [
-            dict(zip(contract.NAMES, c, strict=True)) for c in round_like_python(scores.contributions, 6).tolist()
-        ]
+        by_feature = contribution_dicts(scores.contributions)
         seen = cleaned_records(decided.cleaned) if inputs else [None] * n
         return [
             Scored(prob, decision, risk, named, base, c, offer, kept)

@@ -14,7 +14,7 @@ import os
 import signal
 import time
 import traceback
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +24,7 @@ import anyio
 import msgspec
 import numpy as np
 from cashscore.features import contract
-from cashscore.server import challenge, dashboard, edge, metrics
+from cashscore.server import challenge, dashboard, edge, gather, metrics
 from cashscore.server.schemas import (
     Applicant,
     BatchApplicant,
@@ -59,6 +59,7 @@ from cashscore.scoring.scorer import (
     BANDS,
     Decided,
     InvalidApplicant,
+    Scored,
     Scorer,
     bands,
     category_problem,
@@ -220,30 +221,59 @@ def _score_responses(
 
 
 async def _score_one(request: Request, record: dict[str, Any], counter_offer: bool = False, lang: str = "en") -> Score:
+    """One applicant's answer, scored in one call with those of the requests read beside it (server.gather)."""
     scorer = request.app.state.holder.current()
-    try:
-        (r,) = scorer.score([record], counter_offer=counter_offer, inputs=_wants_inputs(request), language=lang)
-    except InvalidApplicant as exc:
-        raise ValidationException(
-            detail=f"Validation failed: {exc}", extra=[{"key": exc.field, "message": exc.message}]
-        ) from None
-    texts = [reason.text for reason in r.reasons]
-    await _keep(request, scorer, [(None, r.inputs, r.default_probability, r.decision, texts, r.counter_offer)], lang)
-    tracker = request.app.state.tracker
-    if tracker is not None:
-        tracker.observe(scorer.version, scorer.model.card.population, [r.inputs or {}], [r.default_probability])
-    metrics.decided([r.decision], scorer.version)
-    offer = r.counter_offer if counter_offer else msgspec.UNSET
-    (answer,) = _score_responses(
-        scorer, np.array([r.default_probability]), [r.decision], [r.risk_band], [r.reasons], [r.base_log_odds],
-        [r.contributions], [offer],
-    )  # fmt: skip
-    return answer
+    return await request.app.state.gatherer((scorer, counter_offer, lang), (edge.request_id(request.scope), record))
 
 
-def _wants_inputs(request: Request) -> bool:
-    """The cleaned inputs are kept with each result for the decision log and the live drift window."""
-    return request.app.state.audit is not None or request.app.state.tracker is not None
+async def _score_gathered(
+    state: State, key: tuple[Scorer, bool, str], asks: list[tuple[str, dict[str, Any]]]
+) -> list[Score | Exception]:
+    """Single applicants (request id, raw fields) from requests read together, scored, logged and
+    counted as one batch: each gets its answer, or the 422 that refuses it alone."""
+    scorer, counter_offer, lang = key
+    wants_inputs = state.audit is not None or state.tracker is not None
+    results = scorer.score_each([record for _, record in asks], True, counter_offer, wants_inputs, lang)
+    done = [(rid, r) for (rid, _), r in zip(asks, results, strict=True) if not isinstance(r, InvalidApplicant)]
+    scored = [r for _, r in done]
+    answers: Iterator[Score | Exception] = iter(())
+    if scored:
+        logged = [
+            (None, r.inputs, r.default_probability, r.decision, [x.text for x in r.reasons], r.counter_offer)
+            for r in scored
+        ]
+        try:
+            await _keep(state.audit, [rid for rid, _ in done], scorer, logged, lang)
+        except HTTPException as exc:
+            answers = iter([exc] * len(scored))
+        else:
+            answers = iter(_gathered_answers(state, scorer, scored, counter_offer))
+    return [_invalid(r) if isinstance(r, InvalidApplicant) else next(answers) for r in results]
+
+
+def _gathered_answers(state: State, scorer: Scorer, scored: list[Scored], counter_offer: bool) -> list[Score]:
+    """Logged single applicants' answers, after the drift window and the decision counters saw them."""
+    p = np.array([r.default_probability for r in scored])
+    if state.tracker is not None:
+        population = scorer.model.card.population
+        state.tracker.observe(scorer.version, population, [r.inputs or {} for r in scored], p.tolist())
+    decisions = [r.decision for r in scored]
+    metrics.decided(decisions, scorer.version)
+    unset = msgspec.UNSET
+    return _score_responses(
+        scorer,
+        p,
+        decisions,
+        [r.risk_band for r in scored],
+        [r.reasons for r in scored],
+        [r.base_log_odds for r in scored],
+        [r.contributions for r in scored],
+        [r.counter_offer if counter_offer else unset for r in scored],
+    )
+
+
+def _invalid(exc: InvalidApplicant) -> ValidationException:
+    return ValidationException(detail=f"Validation failed: {exc}", extra=[{"key": exc.field, "message": exc.message}])
 
 
 # One decision for the log: the caller's row id (None for a single applicant), the cleaned inputs,
@@ -251,19 +281,23 @@ def _wants_inputs(request: Request) -> bool:
 Decision = tuple[Any, dict[str, Any] | None, float, str, list[str] | None, dict[str, float] | None]
 
 
-async def _keep(request: Request, scorer: Scorer, decisions: list[Decision], language: str = "en") -> None:
-    """Log the decisions durably before any of them is answered; a record worded in another
-    language than English says which, for `audit replay`.
+async def _keep(
+    committer: commit.GroupCommitter | None,
+    rids: Sequence[str],
+    scorer: Scorer,
+    decisions: list[Decision],
+    language: str = "en",
+) -> None:
+    """Log the decisions (each with the id of the request that asked for it) durably before any of
+    them is answered; a record worded in another language than English says which, for `audit replay`.
 
     Raises:
         HTTPException: 503 when the decision log cannot be written: no decision leaves unrecorded.
     """
-    committer = request.app.state.audit
     if committer is None or not decisions:
         return
-    rid = edge.request_id(request.scope)
     records = []
-    for row_id, inputs, p, decision, texts, offer in decisions:
+    for rid, (row_id, inputs, p, decision, texts, offer) in zip(rids, decisions, strict=True):
         extra: dict[str, Any] = {"worker": os.getpid()} if row_id is None else {"id": row_id, "worker": os.getpid()}
         if offer is not None:
             extra["counter_offer"] = offer
@@ -403,7 +437,7 @@ async def score_batch(
         texts = [[r.text for r in decided.why[j]] for j in kept] if reasons else [None] * len(kept)
         offers = [decided.offers[j] for j in kept]
         logged = zip(ids, cleaned_records(good), p.tolist(), decisions, texts, offers, strict=True)
-        await _keep(request, scorer, list(logged), lang)
+        await _keep(request.app.state.audit, [edge.request_id(request.scope)] * len(kept), scorer, list(logged), lang)
     if request.app.state.tracker is not None:
         request.app.state.tracker.observe_columns(scorer.version, scorer.model.card.population, good, p)
     metrics.decided(decisions, scorer.version)
@@ -698,6 +732,22 @@ def create_app(
             if app.state.audit is not None:
                 app.state.audit.close()
 
+    state = State(
+        {
+            "holder": holder,
+            "max_batch": server.max_batch,
+            "admin_key": admin,
+            "api_key": key,
+            "db": db or conf.paths.db,
+            "audit": None,
+            "tracker": Tracker(conf.monitoring.drift_window, metrics.drift)
+            if conf.monitoring.drift_window > 0
+            else None,
+        }
+    )
+    # Single applicants read in the same turn of the event loop are scored, logged and counted together.
+    state.gatherer = gather.Gatherer(functools.partial(_score_gathered, state), observe=metrics.GATHERED.observe)
+
     return CashscoreApp(
         route_handlers=[
             dashboard_page,
@@ -712,19 +762,7 @@ def create_app(
             metrics_text,
             reload_model,
         ],
-        state=State(
-            {
-                "holder": holder,
-                "max_batch": server.max_batch,
-                "admin_key": admin,
-                "api_key": key,
-                "db": db or conf.paths.db,
-                "audit": None,
-                "tracker": Tracker(conf.monitoring.drift_window, metrics.drift)
-                if conf.monitoring.drift_window > 0
-                else None,
-            }
-        ),
+        state=state,
         lifespan=[lifespan],
         request_class=StrictRequest,
         exception_handlers={HTTP_500_INTERNAL_SERVER_ERROR: _server_error},

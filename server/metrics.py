@@ -36,6 +36,12 @@ LATENCY = Histogram("cashscore_request_seconds", "Request latency.", ["route"], 
 DECISIONS = Counter(
     "cashscore_decisions", "Decisions answered, by outcome and model version.", ["decision", "model_version"]
 )
+# How many single applicants each scoring call took together (server.gather): 1 when idle, more under load.
+GATHERED = Histogram(
+    "cashscore_gathered_applicants",
+    "Single applicants (POST or GET /v1/score) scored together in one call.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
 MODEL_LOADS = Counter(
     "cashscore_model_loads",
     "Model loads (start, SIGHUP, POST /admin/reload) by outcome: loaded, or refused with the old model kept.",

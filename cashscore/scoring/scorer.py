@@ -115,10 +115,18 @@ def validate_categories(record: Mapping[str, Any]) -> None:
         InvalidApplicant: for a spelling no synonym maps to a contract category, or a blank
             required category (the first in contract order).
     """
+    refusal = category_refusal(record)
+    if refusal is not None:
+        raise refusal
+
+
+def category_refusal(record: Mapping[str, Any]) -> InvalidApplicant | None:
+    """`validate_categories`' refusal of `record`, returned rather than raised; None when it passes."""
     for name in contract.CATEGORICAL:
         problem = category_problem(name, record.get(name))
         if problem is not None:
-            raise InvalidApplicant(name, problem)
+            return InvalidApplicant(name, problem)
+    return None
 
 
 class Decided(NamedTuple):
@@ -340,26 +348,45 @@ class Scorer:
             One result per record, in order.
 
         Raises:
-            InvalidApplicant: for an unknown category spelling or a blank required one, or a record
-                the contract's rules reject all the same.
+            InvalidApplicant: the first refused record's: an unknown category spelling or a blank
+                required one, or a value the contract's rules reject.
         """
+        results = self.score_each(records, explain, counter_offer, inputs, language)
+        for result in results:
+            if isinstance(result, InvalidApplicant):
+                raise result
+        return results  # type: ignore[return-value]
+
+    def score_each(
+        self,
+        records: Sequence[Mapping[str, Any]],
+        explain: bool = True,
+        counter_offer: bool = False,
+        inputs: bool = False,
+        language: str = "en",
+    ) -> list[Scored | InvalidApplicant]:
+        """`score` for applicants that do not stand or fall together (single requests the server
+        gathered into one call): each gets its own result, or the InvalidApplicant that refuses it."""
+        out: list[Scored | InvalidApplicant] = []
+        valid: list[Mapping[str, Any]] = []
         for record in records:
-            validate_categories(record)
-        if not records:
-            return []
-        n = len(records)
-        columns = {name: [r.get(name) for r in records] for name in contract.NAMES}
+            refusal = category_refusal(record)
+            out.append(refusal)  # type: ignore[arg-type] # None: filled in below
+            if refusal is None:
+                valid.append(record)
+        if not valid:
+            return out
+        n = len(valid)
+        columns = {name: [r.get(name) for r in valid] for name in contract.NAMES}
         decided = self.decide(columns, n, explain, True, counter_offer, language)
-        bad = np.flatnonzero(decided.problems != None)  # noqa: E711 - elementwise comparison
-        if len(bad):
-            field, _, message = str(decided.problems[bad[0]]).partition(": ")
-            raise InvalidApplicant(field, message)
         scores = decided.scores
         by_feature = contribution_dicts(scores.contributions)
         seen = cleaned_records(decided.cleaned) if inputs else [None] * n
-        return [
+        scored = iter(
             Scored(prob, decision, risk, named, base, c, offer, kept)
-            for prob, decision, risk, named, base, c, offer, kept in zip(
+            if problem is None
+            else InvalidApplicant(*str(problem).partition(": ")[::2])
+            for prob, decision, risk, named, base, c, offer, kept, problem in zip(
                 scores.p.tolist(),
                 self.decisions(scores.p).tolist(),
                 bands(scores.p).tolist(),
@@ -368,6 +395,8 @@ class Scorer:
                 by_feature,
                 decided.offers,
                 seen,
+                decided.problems.tolist(),
                 strict=True,
             )
-        ]
+        )
+        return [next(scored) if result is None else result for result in out]

@@ -107,10 +107,10 @@ def test_a_server_error_is_logged_with_its_request_id_and_no_applicant_data(trai
     with TestClient(app=app, raise_server_exceptions=False) as c:
         scorer = app.state.holder.current()
 
-        def broken(records, **_):
+        def broken(records, *_, **__):
             raise RuntimeError(json.dumps(records[0]))  # an error whose message holds the applicant
 
-        scorer.score = broken
+        scorer.score_each = broken
         with caplog.at_level(logging.ERROR, logger="cashscore.server"):
             r = c.post("/v1/score", json=GOOD, headers={"X-Request-ID": "req-42"})
     assert r.status_code == 500

@@ -379,24 +379,24 @@ class Scorer:
         n = len(valid)
         columns = {name: [r.get(name) for r in valid] for name in contract.NAMES}
         decided = self.decide(columns, n, explain, True, counter_offer, language)
-        scores = decided.scores
-        by_feature = contribution_dicts(scores.contributions)
-        seen = cleaned_records(decided.cleaned) if inputs else [None] * n
+        refused = decided.problems.tolist()
+        ok = np.flatnonzero(decided.problems == None)  # noqa: E711 - elementwise comparison
+        # Figures only for the rows the rules accept: a refused row's probability is NaN.
+        p, contributions = decided.scores.p[ok], decided.scores.contributions[ok]
+        kept = cleaned_records({k: v[ok] for k, v in decided.cleaned.items()}) if inputs else [None] * len(ok)
+        accepted = map(
+            Scored,
+            p.tolist(),
+            self.decisions(p).tolist(),
+            bands(p).tolist(),
+            [decided.why[i] for i in ok.tolist()],
+            round_like_python(decided.scores.base[ok], 6).tolist(),
+            contribution_dicts(contributions),
+            [decided.offers[i] for i in ok.tolist()],
+            kept,
+        )
         scored = iter(
-            Scored(prob, decision, risk, named, base, c, offer, kept)
-            if problem is None
-            else InvalidApplicant(*str(problem).partition(": ")[::2])
-            for prob, decision, risk, named, base, c, offer, kept, problem in zip(
-                scores.p.tolist(),
-                self.decisions(scores.p).tolist(),
-                bands(scores.p).tolist(),
-                decided.why,
-                round_like_python(scores.base, 6).tolist(),
-                by_feature,
-                decided.offers,
-                seen,
-                decided.problems.tolist(),
-                strict=True,
-            )
+            next(accepted) if problem is None else InvalidApplicant(*str(problem).partition(": ")[::2])
+            for problem in refused
         )
         return [next(scored) if result is None else result for result in out]

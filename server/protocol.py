@@ -48,7 +48,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._header_count > MAX_HEADERS:
             self._refuse(431, f"more than {MAX_HEADERS} header fields")
             return
+        previous = self.cycle
         super().on_headers_complete()
+        if self.cycle is not None and self.cycle is not previous:
+            self.cycle.transport = HeadWithBody(self.transport, self.loop)
 
     def on_message_complete(self) -> None:
         self._stop_clock()
@@ -84,3 +87,39 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             current.disconnected = True
             current.message_event.set()
         self.transport.close()
+
+
+class HeadWithBody:
+    """A response's transport as uvicorn's cycle sees it: the status line and headers (its first
+    write) wait for the body's first bytes, so that an answer leaves in one system call and one TCP
+    segment, not two. Whatever is held goes out at the end of the loop's turn at the latest (a HEAD
+    answer has no body to carry it)."""
+
+    __slots__ = ("_transport", "_loop", "_head", "_first")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._head: bytes | None = None
+        self._first = True
+
+    def write(self, data: bytes) -> None:
+        if self._first:
+            self._first = False
+            self._head = data
+            self._loop.call_soon(self._flush)
+            return
+        head, self._head = self._head, None
+        self._transport.write(data if head is None else head + data)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def _flush(self) -> None:
+        head, self._head = self._head, None
+        if head is not None and not self._transport.is_closing():
+            self._transport.write(head)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)

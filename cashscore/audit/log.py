@@ -21,7 +21,7 @@ import hashlib
 import hmac
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -157,11 +157,14 @@ class DecisionLog:
         finally:
             fcntl.flock(self._lock, fcntl.LOCK_UN)
 
-    def append(self, records: Sequence[dict[str, Any]]) -> list[str]:
+    def append(self, records: Sequence[dict[str, Any]], durable: Callable[[], None] | None = None) -> list[str]:
         """Seal and append records, durable (fsync) when this returns.
 
         Args:
             records: the decisions, each with a `time` from `now()`.
+            durable: called once the records are durable, before the head is replaced: whoever
+                waits for them can go on while the head's own write and fsync take place (a crash
+                in between leaves complete records beyond the head, which `recover` adopts).
 
         Returns:
             The records' hashes.
@@ -195,6 +198,8 @@ class DecisionLog:
                     if fresh:
                         fsync_dir(self.folder)
                     head = Head(seq, prev, name, size)
+                if durable is not None:
+                    durable()
                 self._known = (head, _write_json(self.folder / HEAD, head.__dict__, self.key))
             except OSError as exc:
                 self._known = None

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import multiprocessing
+import shutil
 from datetime import UTC, datetime
 
 import pyarrow.parquet as pq
@@ -175,6 +177,51 @@ def test_group_commit_resolves_every_waiting_future(tmp_path):
         assert f.result(10) is None
     committer.close()
     assert log.verify(tmp_path / "a").records == 200
+
+
+def test_records_are_durable_before_the_head_moves_and_a_crash_between_loses_nothing(tmp_path):
+    folder, crashed = tmp_path / "a", tmp_path / "crashed"
+    filled(folder, KEY)
+    decisions = log.DecisionLog(folder, KEY)
+    seen = []
+
+    def durable():
+        # What a crash right now would leave: the new records on disk, the head not yet moved.
+        seen.append((log.verify(folder, KEY).records, json.loads((folder / log.HEAD).read_text())["seq"]))
+        shutil.copytree(folder, crashed)
+
+    decisions.append([decision(i) for i in range(20, 25)], durable)
+    decisions.close()
+    assert seen == [(17, 12)]
+    assert json.loads((folder / log.HEAD).read_text())["seq"] == 17
+    after = log.DecisionLog(crashed, KEY)
+    assert after.recover().seq == 17  # the records beyond the head are adopted
+    after.append([decision(99)])
+    after.close()
+    verdict = log.verify(crashed, KEY)
+    assert verdict.problem is None and verdict.records == 18
+
+
+def test_a_head_that_cannot_be_replaced_fails_no_decision_already_kept(tmp_path, monkeypatch, caplog):
+    committer = commit.GroupCommitter(log.DecisionLog(tmp_path / "a"))
+    assert committer.submit([decision(0)]).result(10) is None
+    real = log._write_json
+    failures = iter([OSError(28, "No space left on device")])
+
+    def flaky(path, value, key):
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return real(path, value, key)
+
+    monkeypatch.setattr(log, "_write_json", flaky)
+    with caplog.at_level(logging.ERROR, logger="cashscore.audit"):
+        assert committer.submit([decision(1), decision(2)]).result(10) is None
+    assert "the records are kept but the head was not replaced" in caplog.text
+    assert committer.submit([decision(3)]).result(10) is None  # the next commit reads the end again
+    committer.close()
+    verdict = log.verify(tmp_path / "a")
+    assert verdict.problem is None and verdict.records == 4
 
 
 def test_prune_keeps_the_retention_period_and_the_chain_verifies(tmp_path):

@@ -24,6 +24,9 @@ from cashscore.core.atomic import build_dir, sweep_stale
 from cashscore.core.errors import CashscoreError
 from cashscore.warehouse.export import format_clause
 
+# Columns of free text, written to Parquet without a dictionary.
+FREE_TEXT = ("reasons",)
+
 
 class FileSink:
     """CSV, Parquet or JSON (by extension), written into a private folder and renamed over the target
@@ -53,7 +56,10 @@ class FileSink:
         suffix = self.target.suffix.lower()
         if suffix == ".parquet":
             if self._writer is None:
-                self._writer = pq.ParquetWriter(self._tmp, table.schema, compression="zstd")
+                # Each row's reasons are a sentence of its own: a dictionary of them only fills up
+                # and falls back to plain, which cost `--reasons deny` 5 % of its time.
+                encoded = [name for name in table.schema.names if name not in FREE_TEXT]
+                self._writer = pq.ParquetWriter(self._tmp, table.schema, compression="zstd", use_dictionary=encoded)
             self._writer.write_table(table)
         elif suffix == ".csv":
             if self._writer is None:

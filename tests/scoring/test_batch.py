@@ -9,6 +9,7 @@ import math
 
 import duckdb
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from cashscore.features import contract, rules
@@ -17,6 +18,7 @@ from cashscore.artefact import store
 from cashscore.cli import main
 from cashscore.scoring import batch
 from cashscore.scoring.scorer import Scorer
+from cashscore.scoring.sinks import FileSink
 
 ARGS = ", ".join(contract.NAMES)
 
@@ -329,3 +331,28 @@ def test_real_dump_answers_match_the_stored_digest(real_db, real_model, tmp_path
     assert len(scored) + len(rejected) == 34_489
     assert answers.hexdigest() == REAL_DUMP_DIGEST
     assert reasons.hexdigest() == REAL_DUMP_REASONS_DIGEST
+
+
+def test_parquet_keeps_reasons_without_a_dictionary_and_the_short_columns_with_one(tmp_path):
+    # Every row's reasons are a sentence of their own: a dictionary would only fill up and fall back.
+    chunks = [
+        pa.table(
+            {
+                "loan_id": [f"L{k}-{i}" for i in range(500)],
+                "decision": ["deny" if i % 3 else "approve" for i in range(500)],
+                "reasons": [
+                    f"Credit grade is {chr(65 + i % 7)}, which multiplies the odds by {k}.{i}" for i in range(500)
+                ],
+            }
+        )
+        for k in range(2)
+    ]
+    with FileSink(tmp_path / "scores.parquet") as sink:
+        for chunk in chunks:
+            sink.write(chunk)
+    stored = pq.ParquetFile(tmp_path / "scores.parquet")
+    group = stored.metadata.row_group(0)
+    columns = {group.column(i).path_in_schema: group.column(i) for i in range(group.num_columns)}
+    assert not columns["reasons"].has_dictionary_page
+    assert columns["decision"].has_dictionary_page and columns["loan_id"].has_dictionary_page
+    assert stored.read().equals(pa.concat_tables(chunks))

@@ -38,6 +38,7 @@ from cashscore.server.schemas import (
     to_record,
 )
 from litestar import Litestar, MediaType, Request, Response, get, post
+from litestar.background_tasks import BackgroundTask
 from litestar.connection import ASGIConnection
 from litestar.datastructures import CacheControlHeader, Cookie, State
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
@@ -404,7 +405,7 @@ async def score_batch(
     contributions: FromQuery[bool] = False,
     counter_offer: FromQuery[bool] = False,
     lang: FromQuery[Language] = "en",
-) -> BatchResult:
+) -> Response[BatchResult]:
     """A JSON array of applicants (each may carry an `id`, echoed back); invalid rows get their own error.
 
     `?reasons=false` leaves the reasons out; `?contributions=true` adds each feature's contribution;
@@ -415,7 +416,7 @@ async def score_batch(
     items = _batch_items(await request.body(), request.app.state.max_batch)
     rows, applicants = _decode_rows(items)
     if not applicants:
-        return BatchResult(model_version=scorer.version, scored=0, rejected=len(items), results=rows)
+        return Response(BatchResult(model_version=scorer.version, scored=0, rejected=len(items), results=rows))
     # Column by column from here: the rows' fields, one scoring call, then the answers.
     n = len(applicants)
     columns = dict(zip(contract.NAMES, map(list, zip(*map(_FIELDS, applicants), strict=True)), strict=True))
@@ -438,12 +439,20 @@ async def score_batch(
         offers = [decided.offers[j] for j in kept]
         logged = zip(ids, cleaned_records(good), p.tolist(), decisions, texts, offers, strict=True)
         await _keep(request.app.state.audit, [edge.request_id(request.scope)] * len(kept), scorer, list(logged), lang)
-    if request.app.state.tracker is not None:
-        request.app.state.tracker.observe_columns(scorer.version, scorer.model.card.population, good, p)
-    metrics.decided(decisions, scorer.version)
     for j, answer in zip(kept, _answers(scorer, decided, scored, decisions, contributions, counter_offer), strict=True):
         rows[positions[j]].score = answer
-    return BatchResult(model_version=scorer.version, scored=len(kept), rejected=len(items) - len(kept), results=rows)
+    result = BatchResult(model_version=scorer.version, scored=len(kept), rejected=len(items) - len(kept), results=rows)
+    # The drift window and the counters see the batch once it is answered: neither changes the answer.
+    return Response(result, background=BackgroundTask(_observed, request.app.state.tracker, scorer, good, p, decisions))
+
+
+def _observed(
+    tracker: Tracker | None, scorer: Scorer, cleaned: dict[str, np.ndarray], p: np.ndarray, decisions: list[str]
+) -> None:
+    """Answered applicants into the live drift window and the decision counters."""
+    if tracker is not None:
+        tracker.observe_columns(scorer.version, scorer.model.card.population, cleaned, p)
+    metrics.decided(decisions, scorer.version)
 
 
 def _decode_rows(items: list[Any]) -> tuple[list[BatchRow], list[Any]]:

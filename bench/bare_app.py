@@ -2,8 +2,10 @@
 
 `/v1/score` reads the applicant and answers a constant: what any Litestar + uvicorn service can
 serve on this machine. `/v1/score-model` answers `Scorer.score` for it (the model folder in
-BARE_MODELS): what the scoring itself leaves of that. bench/serve.py runs them beside cashscore
-and the baseline, so a throughput target can be set against what the framework allows.
+BARE_MODELS), one call per request: what scoring each request alone leaves of that (cashscore
+scores the requests read in the same turn of its event loop in one call, server/gather.py).
+bench/serve.py runs them beside cashscore and the baseline, so a throughput target can be set
+against what the framework allows.
 """
 
 from __future__ import annotations

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import anyio
 import msgspec
 import numpy as np
 from cashscore.features import contract
@@ -420,10 +419,8 @@ async def score_batch(
     # Column by column from here: the rows' fields, one scoring call, then the answers.
     n = len(applicants)
     columns = dict(zip(contract.NAMES, map(list, zip(*map(_FIELDS, applicants), strict=True)), strict=True))
-    # Off the event loop: the model runs without the GIL while the loop reads and answers other requests.
-    decided = await anyio.to_thread.run_sync(
-        functools.partial(scorer.decide, columns, n, reasons, contributions, counter_offer, lang)
-    )
+    # The model runs in the scoring threads without the GIL while the loop reads and answers other requests.
+    decided = await scorer.decide_awaiting(columns, n, reasons, contributions, counter_offer, lang)
     positions = [row.index for row in rows if row.ok]
     for j in np.flatnonzero(decided.problems != None).tolist():  # noqa: E711 - elementwise comparison
         row = rows[positions[j]]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import numpy as np
 import pytest
 from cashscore.features import contract
 from helpers.applicants import GOOD
@@ -37,3 +40,33 @@ def test_refused_applicants_among_others_leave_the_others_answers_as_they_are_al
     # Nobody left to score: every answer is a refusal, in order.
     nobody = scorer.score_each([records[1], records[2], records[4]])
     assert [(r.field, r.message) for r in nobody] == [(refused[i].field, refused[i].message) for i in (1, 2, 4)]
+
+
+@pytest.mark.parametrize("rows", [1, 40, 300])
+def test_deciding_from_an_event_loop_takes_the_same_steps_to_the_same_answers(trained, rows):
+    # 300 rows: the model runs in two halves at once; refusals, counter-offers and reasons included.
+    scorer = Scorer(load_verified(trained[1]))
+    rng = np.random.default_rng(rows)
+    records = [
+        {
+            **GOOD,
+            "person_income": float(rng.choice([12_000, 30_000, 59_000, 120_000])),
+            "loan_amnt": float(rng.choice([1_000, 9_000, 25_000, 35_000])),
+            "loan_grade": str(rng.choice(["A", "C", "E", "G"])),
+            "person_age": None if i % 17 == 5 else float(rng.integers(20, 70)),
+        }
+        for i in range(rows)
+    ]
+    columns = {name: [r.get(name) for r in records] for name in contract.NAMES}
+    for explain, offers in ((True, True), (False, False)):
+        alone = scorer.decide(columns, rows, explain, explain, offers, "pt")
+        awaited = asyncio.run(scorer.decide_awaiting(columns, rows, explain, explain, offers, "pt"))
+        assert list(awaited.problems) == list(alone.problems)
+        for got, want in zip(awaited.scores, alone.scores, strict=True):
+            assert np.array_equal(got, want, equal_nan=True)
+        assert all(np.array_equal(awaited.cleaned[k], alone.cleaned[k], equal_nan=k not in contract.CATEGORICAL)
+                   for k in contract.NAMES)  # fmt: skip
+        assert awaited.why == alone.why and awaited.offers == alone.offers
+        # Refusals with a counter-offer to search, and rows the rules refuse, are among them.
+        assert not offers or rows == 1 or any(o is not None for o in alone.offers)
+    assert rows == 1 or any(p is not None for p in alone.problems)

@@ -127,23 +127,9 @@ def category_problem(name: str, value: Any) -> str | None:
     return f"unknown category {value!r}; expected one of {', '.join(categories)} (any case, or a synonym)"
 
 
-def validate_categories(record: Mapping[str, Any]) -> None:
-    """Check category spellings before cleaning.
-
-    Args:
-        record: raw applicant fields.
-
-    Raises:
-        InvalidApplicant: for a spelling no synonym maps to a contract category, or a blank
-            required category (the first in contract order).
-    """
-    refusal = category_refusal(record)
-    if refusal is not None:
-        raise refusal
-
-
 def category_refusal(record: Mapping[str, Any]) -> InvalidApplicant | None:
-    """`validate_categories`' refusal of `record`, returned rather than raised; None when it passes."""
+    """Category spellings checked before cleaning: the refusal of the first (in contract order) that
+    no synonym maps to a contract category, or that is blank where required; None when all pass."""
     for name in contract.CATEGORICAL:
         problem = category_problem(name, record.get(name))
         if problem is not None:
@@ -465,15 +451,16 @@ class Scorer:
         # Figures only for the rows the rules accept: a refused row's probability is NaN.
         p, contributions = decided.scores.p[ok], decided.scores.contributions[ok]
         kept = cleaned_records({k: v[ok] for k, v in decided.cleaned.items()}) if inputs else [None] * len(ok)
+        rows = ok.tolist()
         accepted = map(
             Scored,
             p.tolist(),
             self.decisions(p).tolist(),
             bands(p).tolist(),
-            [decided.why[i] for i in ok.tolist()],
+            [decided.why[i] for i in rows],
             round_like_python(decided.scores.base[ok], 6).tolist(),
             contribution_dicts(contributions),
-            [decided.offers[i] for i in ok.tolist()],
+            [decided.offers[i] for i in rows],
             kept,
         )
         scored = iter(

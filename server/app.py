@@ -25,8 +25,10 @@ import numpy as np
 from cashscore.features import contract
 from cashscore.server import challenge, dashboard, edge, gather, metrics
 from cashscore.server.schemas import (
+    REQUIRED_IN_ORDER,
     Applicant,
     BatchApplicant,
+    BatchApplicantPartial,
     BatchResult,
     BatchRow,
     CounterOffer,
@@ -454,11 +456,18 @@ def _observed(
 
 def _decode_rows(items: list[Any]) -> tuple[list[BatchRow], list[Any]]:
     """A row per item, and the applicants among them: an item still raw (the body held invalid
-    rows) is decoded alone, and an invalid one becomes a refused row with msgspec's words."""
+    rows) is decoded alone, and an invalid one becomes a refused row with msgspec's words, as does
+    a partial one that leaves a required field out."""
     rows: list[BatchRow] = []
     applicants: list[Any] = []
     for i, item in enumerate(items):
-        if not isinstance(item, BatchApplicant):
+        if isinstance(item, BatchApplicantPartial):
+            given = _REQUIRED_OF(item)
+            if msgspec.UNSET in given:
+                name = REQUIRED_IN_ORDER[given.index(msgspec.UNSET)]
+                rows.append(BatchRow(index=i, id=item.id, ok=False, error=f"Object missing required field `{name}`"))
+                continue
+        elif not isinstance(item, BatchApplicant):
             try:
                 item = _BATCH_ROW.decode(item)
             except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
@@ -502,6 +511,7 @@ def _refusal(applicant: Any, problem: str) -> str:
 # The batch's rows one at a time, for a body whose array holds invalid ones.
 _BATCH_ROW = msgspec.json.Decoder(BatchApplicant)
 _FIELDS = operator.attrgetter(*contract.NAMES)
+_REQUIRED_OF = operator.attrgetter(*REQUIRED_IN_ORDER)
 
 
 def _batch_items(body: bytes, max_batch: int) -> list[Any]:
@@ -515,13 +525,16 @@ def _batch_items(body: bytes, max_batch: int) -> list[Any]:
         # Fast path: the whole array is valid, decoded and checked by msgspec in one call.
         items: list[Any] = decode(body, list[BatchApplicant])
     except msgspec.ValidationError:
-        # msgspec stops at the first invalid row: split the array into raw rows instead.
+        # msgspec stops at the first invalid row. Rows that only leave required fields out are still
+        # decoded in one call; any other invalid row splits the array into raw rows, decoded alone.
         try:
-            items = decode(body, list[msgspec.Raw])
+            items = decode(body, list[BatchApplicantPartial])
         except msgspec.ValidationError:
-            raise ValidationException(detail="Validation failed: the body must be a JSON array of applicants") from None
-        except msgspec.DecodeError as exc:
-            raise ValidationException(detail=f"Malformed JSON: {exc}") from None
+            try:
+                items = decode(body, list[msgspec.Raw])
+            except msgspec.ValidationError:
+                detail = "Validation failed: the body must be a JSON array of applicants"
+                raise ValidationException(detail=detail) from None
     except msgspec.DecodeError as exc:
         raise ValidationException(detail=f"Malformed JSON: {exc}") from None
     if len(items) > max_batch:

@@ -37,8 +37,17 @@ def _field_type(f: contract.Feature) -> Any:
     ]
 
 
-def _fields(extra: tuple[tuple[str, Any, Any], ...] = ()) -> list[tuple[str, Any] | tuple[str, Any, Any]]:
-    required = [(f.name, _field_type(f)) for f in contract.FEATURES if f.name in REQUIRED]
+def _fields(
+    extra: tuple[tuple[str, Any, Any], ...] = (), absent: bool = False
+) -> list[tuple[str, Any] | tuple[str, Any, Any]]:
+    """The struct's fields: the required ones first (UNSET when `absent` lets them be left out), then
+    the optional ones (None), then `extra`."""
+    if absent:
+        required: list[Any] = [
+            (f.name, _field_type(f) | msgspec.UnsetType, msgspec.UNSET) for f in contract.FEATURES if f.name in REQUIRED
+        ]
+    else:
+        required = [(f.name, _field_type(f)) for f in contract.FEATURES if f.name in REQUIRED]
     optional = [(f.name, _field_type(f) | None, None) for f in contract.FEATURES if f.name not in REQUIRED]
     return [*required, *optional, *extra]
 
@@ -46,13 +55,17 @@ def _fields(extra: tuple[tuple[str, Any, Any], ...] = ()) -> list[tuple[str, Any
 # gc=False: none of these structs can hold a reference cycle, so the cyclic collector need not track
 # them (a batch makes four per row; tracked, they set off a collection every 700).
 Applicant = msgspec.defstruct("Applicant", _fields(), forbid_unknown_fields=True, kw_only=True, gc=False)
-BatchApplicant = msgspec.defstruct(
-    "BatchApplicant",
-    _fields((("id", Annotated[str, msgspec.Meta(max_length=200)] | int | None, None),)),
-    forbid_unknown_fields=True,
-    kw_only=True,
-    gc=False,
+_ID = (("id", Annotated[str, msgspec.Meta(max_length=200)] | int | None, None),)
+BatchApplicant = msgspec.defstruct("BatchApplicant", _fields(_ID), forbid_unknown_fields=True, kw_only=True, gc=False)
+# A batch row that may leave required fields out, and is otherwise checked as strictly: rows read from
+# a table with NULLs, the commonest invalid rows, still let the whole array be decoded in one call.
+# A required field given as null is still invalid here (msgspec names the first null in the row's own
+# key order, which a decoded struct no longer knows).
+BatchApplicantPartial = msgspec.defstruct(
+    "BatchApplicantPartial", _fields(_ID, absent=True), forbid_unknown_fields=True, kw_only=True, gc=False
 )
+# The required fields in the structs' order: msgspec names the first one missing in this order.
+REQUIRED_IN_ORDER = tuple(name for name in BatchApplicant.__struct_fields__ if name in REQUIRED)
 
 
 class Probabilities(msgspec.Struct, gc=False):

@@ -42,12 +42,11 @@ def _fields(
 ) -> list[tuple[str, Any] | tuple[str, Any, Any]]:
     """The struct's fields: the required ones first (UNSET when `absent` lets them be left out), then
     the optional ones (None), then `extra`."""
-    if absent:
-        required: list[Any] = [
-            (f.name, _field_type(f) | msgspec.UnsetType, msgspec.UNSET) for f in contract.FEATURES if f.name in REQUIRED
-        ]
-    else:
-        required = [(f.name, _field_type(f)) for f in contract.FEATURES if f.name in REQUIRED]
+    required = [
+        (f.name, _field_type(f) | msgspec.UnsetType, msgspec.UNSET) if absent else (f.name, _field_type(f))
+        for f in contract.FEATURES
+        if f.name in REQUIRED
+    ]
     optional = [(f.name, _field_type(f) | None, None) for f in contract.FEATURES if f.name not in REQUIRED]
     return [*required, *optional, *extra]
 

@@ -9,16 +9,8 @@ import json
 import msgspec
 import pytest
 from cashscore.server import app as server_app
-from cashscore.server.app import create_app
 from cashscore.server.schemas import REQUIRED_IN_ORDER, BatchApplicantPartial
 from helpers.applicants import GOOD
-from litestar.testing import TestClient
-
-
-@pytest.fixture
-def client(trained):
-    with TestClient(app=create_app(trained[1], api_key="", admin_key="a"), raise_server_exceptions=False) as c:
-        yield c
 
 
 def _without(*names: str) -> dict:

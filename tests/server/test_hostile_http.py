@@ -29,12 +29,6 @@ from prometheus_client import REGISTRY
 JSON = {"content-type": "application/json"}
 
 
-@pytest.fixture
-def client(trained):
-    with TestClient(app=create_app(trained[1], api_key="", admin_key="a"), raise_server_exceptions=False) as c:
-        yield c
-
-
 @pytest.mark.parametrize("path", ["/v1/score", "/v1/score/batch"])
 @pytest.mark.parametrize(
     ("body", "message"),

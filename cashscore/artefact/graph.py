@@ -1,11 +1,13 @@
 """The shape of an exported graph, shared by the export that builds it and the scorer that cuts it down.
 
-One TreeEnsembleRegressor pass (node `PATHS`) gives, per applicant, a target per input column (the
-path contributions), the bias and the model's own log-odds (`MARGIN_TARGET`, the leaf values
-themselves): probabilities, contributions and base all come from one walk over the trees.
-A caller that needs only the probabilities (most batch rows) runs `margin_only`: the same trees
-with the margin as their single target, which sums the same float32 leaf values in the same order,
-so its probabilities are bit-identical at about 0.6 times the cost.
+One walk over the trees (output `PATHS`) gives, per applicant, a target per input column (the path
+contributions), the bias and the model's own log-odds (the margin, the leaf values themselves):
+probabilities, contributions and base all come from it. The walk is one TreeEnsembleRegressor, or
+several over consecutive groups of trees added up by one `Sum` (passes that fit in a core's cache,
+onnx_export.PASS_NODES).
+A caller that needs only the probabilities (most batch rows) runs `margin_only`: the same trees in
+the same passes with the margin as their single target, which sums the same float32 leaf values in
+the same order, so its probabilities are bit-identical at about 0.7 times the cost.
 """
 
 from __future__ import annotations
@@ -30,18 +32,34 @@ def margin_only(model: onnx.ModelProto, output: str) -> onnx.ModelProto:
     """
     model = onnx.ModelProto.FromString(model.SerializeToString())
     graph = model.graph
-    node = next((n for n in graph.node if n.op_type == "TreeEnsembleRegressor" and list(n.output) == [PATHS]), None)
+    passes = _passes(graph)
     bounds = {i.name: i for i in graph.initializer if i.name in (MARGIN_START, MARGIN_END)}
-    if node is None or len(bounds) != 2:
+    if not passes or len(bounds) != 2:
         raise CashscoreError("the model graph has no path-contribution ensemble to score from; retrain the model")
-    attrs = {a.name: a for a in node.attribute}
     margin = onnx.numpy_helper.to_array(bounds[MARGIN_START]).item()
-    keep = [i for i, t in enumerate(attrs["target_ids"].ints) if t == margin]
-    columns = {key: helper.get_attribute_value(attrs[key]) for key in _TARGET_KEYS}
-    for key in _TARGET_KEYS:
-        values = [0 if key == "target_ids" else columns[key][i] for i in keep]
-        attrs[key].CopyFrom(helper.make_attribute(key, values))
-    attrs["n_targets"].i = 1
+    for node in passes:
+        attrs = {a.name: a for a in node.attribute}
+        keep = [i for i, t in enumerate(attrs["target_ids"].ints) if t == margin]
+        columns = {key: helper.get_attribute_value(attrs[key]) for key in _TARGET_KEYS}
+        for key in _TARGET_KEYS:
+            values = [0 if key == "target_ids" else columns[key][i] for i in keep]
+            attrs[key].CopyFrom(helper.make_attribute(key, values))
+        attrs["n_targets"].i = 1
     for name, value in ((MARGIN_START, 0), (MARGIN_END, 1)):
         bounds[name].CopyFrom(onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(bounds[name]) * 0 + value, name))
     return onnx.utils.Extractor(model).extract_model([i.name for i in graph.input], [output])
+
+
+def _passes(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+    """The TreeEnsembleRegressor nodes that make `PATHS`: the one that outputs it, or those a `Sum`
+    adds up into it; empty for any other shape."""
+    made = {output: node for node in graph.node for output in node.output}
+    node = made.get(PATHS)
+    if node is None:
+        return []
+    if node.op_type == "TreeEnsembleRegressor":
+        return [node]
+    passes = [made.get(name) for name in node.input] if node.op_type == "Sum" else []
+    if not passes or any(p is None or p.op_type != "TreeEnsembleRegressor" for p in passes):
+        return []
+    return passes

@@ -10,7 +10,7 @@ step towards the lower-risk side is never credited as raising the risk. That is 
 protected-age rule hold by construction (training/trainer.py). Over a tree they sum to the leaf's
 value, over the ensemble to the model's log-odds, so the explanation is exactly additive. A last
 target holds the leaf values themselves (the model's log-odds, summed as LightGBM's own converter
-sums them), so the one pass gives the score too: about 1.2 times the cost of a plain score,
+sums them), so the one walk gives the score too: about 1.2 times the cost of a plain score,
 instead of one model row per feature.
 """
 

@@ -12,6 +12,8 @@ the same order, so its probabilities are bit-identical at about 0.7 times the co
 
 from __future__ import annotations
 
+from typing import Any
+
 import onnx
 from onnx import helper
 
@@ -32,7 +34,7 @@ def margin_only(model: onnx.ModelProto, output: str) -> onnx.ModelProto:
     """
     model = onnx.ModelProto.FromString(model.SerializeToString())
     graph = model.graph
-    passes = _passes(graph)
+    passes = _ensembles(graph)
     bounds = {i.name: i for i in graph.initializer if i.name in (MARGIN_START, MARGIN_END)}
     if not passes or len(bounds) != 2:
         raise CashscoreError("the model graph has no path-contribution ensemble to score from; retrain the model")
@@ -50,9 +52,22 @@ def margin_only(model: onnx.ModelProto, output: str) -> onnx.ModelProto:
     return onnx.utils.Extractor(model).extract_model([i.name for i in graph.input], [output])
 
 
-def _passes(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
-    """The TreeEnsembleRegressor nodes that make `PATHS`: the one that outputs it, or those a `Sum`
-    adds up into it; empty for any other shape."""
+def tree_walk(features: str, passes: list[dict[str, Any]]) -> list[onnx.NodeProto]:
+    """The nodes that make `PATHS` from the input columns `features`: one TreeEnsembleRegressor per
+    pass (its attributes), added up by one `Sum` when there are several."""
+    if len(passes) == 1:
+        return [helper.make_node("TreeEnsembleRegressor", [features], [PATHS], domain="ai.onnx.ml", **passes[0])]
+    names = [f"{PATHS}_{i}" for i in range(len(passes))]
+    walk = [
+        helper.make_node("TreeEnsembleRegressor", [features], [name], domain="ai.onnx.ml", **attrs)
+        for name, attrs in zip(names, passes, strict=True)
+    ]
+    return [*walk, helper.make_node("Sum", names, [PATHS])]
+
+
+def _ensembles(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+    """The TreeEnsembleRegressor nodes that make `PATHS` (as `tree_walk` builds them): the one that
+    outputs it, or those a `Sum` adds up into it; empty for any other shape."""
     made = {output: node for node in graph.node for output in node.output}
     node = made.get(PATHS)
     if node is None:

@@ -160,14 +160,7 @@ def to_onnx(pipeline: Any, a: float, b: float, protected_age: float, pass_nodes:
         ]
     )
     paths = graph_shape.PATHS
-    passes = _passes(attrs, pass_nodes)
-    names = [paths] if len(passes) == 1 else [f"{paths}_{i}" for i in range(len(passes))]
-    graph.node.extend(
-        helper.make_node("TreeEnsembleRegressor", [features], [name], domain="ai.onnx.ml", **part)
-        for name, part in zip(names, passes, strict=True)
-    )
-    if len(passes) > 1:
-        graph.node.append(helper.make_node("Sum", names, [paths]))
+    graph.node.extend(graph_shape.tree_walk(features, _passes(attrs, pass_nodes)))
     graph.node.extend(
         [
             helper.make_node("Slice", [paths, graph_shape.MARGIN_START, graph_shape.MARGIN_END, "cs_axis"], ["cal_m"]),

@@ -87,14 +87,16 @@ class Picked(NamedTuple):
 
 class _Flat(NamedTuple):
     """Every reason of the explained rows, in row order: `row` (among `explained`) and `slot` say
-    where it was picked, `words` what it says, `shown[head]` the value it words (`head` None: one
-    value per reason already); a row's reasons are offsets[j]:offsets[j + 1]."""
+    where it was picked, `parts` which two of `pieces` its words join (a head, then a tail),
+    `shown[head]` the value it words (`head` None: one value per reason already); a row's reasons
+    are offsets[j]:offsets[j + 1]."""
 
     explained: np.ndarray
     row: np.ndarray
     slot: np.ndarray
     feature: np.ndarray
-    words: pa.Array | list[str]
+    pieces: list[str]
+    parts: np.ndarray
     shown: np.ndarray | list[Any]
     head: np.ndarray | None
     offsets: np.ndarray
@@ -105,10 +107,12 @@ class _Flat(NamedTuple):
         return zip(self.explained.tolist(), bounds[:-1], bounds[1:], strict=True)
 
     def texts(self) -> list[str]:
-        return self.words if isinstance(self.words, list) else self.words.to_pylist()
-
-    def arrow(self) -> pa.Array:
-        return pa.array(self.words, pa.string()) if isinstance(self.words, list) else self.words
+        """Each reason's words."""
+        if self.head is None:  # worded one by one: the heads are the words
+            return [self.pieces[i] for i in self.parts[:, 0].tolist()]
+        pieces = pa.array(self.pieces, pa.string())
+        head, tail = (pa.array(self.parts[:, j]) for j in (0, 1))
+        return pc.binary_join_element_wise(pieces.take(head), pieces.take(tail), "").to_pylist()
 
     def values(self) -> list[Any]:
         return self.shown if self.head is None else self.shown[self.head].tolist()
@@ -136,27 +140,22 @@ def pick(p: np.ndarray, contributions: np.ndarray, which: np.ndarray) -> Picked:
     rows = np.flatnonzero(which)
     if not len(rows):
         return Picked(features, chosen_c, impacts)
-    c = contributions[rows]
-    q = p[rows]
+    c = np.take(contributions, rows, axis=0)
+    q = np.take(p, rows)
+    # Largest contribution first, ties in contract order (a stable sort); only positive ones count.
+    order = np.argsort(np.where(c > 0, -c, np.inf), axis=1, kind="stable")[:, :MAX_REASONS]
+    top = np.take_along_axis(c, order, axis=1)
     inside = (q > 0) & (q < 1)
     safe = np.where(inside, q, 0.5)
     z = np.where(inside, np.log(safe) - np.log1p(-safe), c.sum(axis=1))
-    impact = q[:, None] - 1.0 / (1.0 + np.exp(c - z[:, None]))
-    # The named features, largest contribution first, ties in contract order (argmax takes the first):
-    # MAX_REASONS argmax passes over the few columns cost less than sorting every row.
-    key = np.where((c > 0) & (impact >= MIN_IMPACT), c, -np.inf)
-    at = np.arange(len(rows))
-    for slot in range(MAX_REASONS):
-        best = key.argmax(axis=1)
-        top = key[at, best]
-        named = top > -np.inf
-        if not named.any():
-            break
-        mine = rows[named]
-        features[mine, slot] = best[named]
-        chosen_c[mine, slot] = top[named]
-        impacts[mine, slot] = impact[at[named], best[named]]
-        key[at, best] = -np.inf
+    # The impact grows with the contribution, so the features over MIN_IMPACT are the first few of
+    # the largest: it is computed for those MAX_REASONS only, not for every feature.
+    impact = q[:, None] - 1.0 / (1.0 + np.exp(top - z[:, None]))
+    named = np.logical_and.accumulate((top > 0) & (impact >= MIN_IMPACT), axis=1)
+    k = order.shape[1]
+    features[rows, :k] = np.where(named, order, -1)
+    chosen_c[rows, :k] = np.where(named, top, 0.0)
+    impacts[rows, :k] = np.where(named, impact, 0.0)
     return Picked(features, chosen_c, impacts)
 
 
@@ -209,14 +208,23 @@ class Wording:
         return out
 
     def column(self, picked: Picked, cleaned: Mapping[str, np.ndarray]) -> pa.Array:
-        """`joined(texts(...))` built by Arrow, without a Python string per reason (a concatenation
-        per reason was most of the cost of `cashscore score --reasons deny`)."""
+        """`joined(texts(...))` built by Arrow, without a Python string per reason: each row is the
+        list of its reasons' pieces (separator, head, tail), taken from the distinct pieces at once
+        and joined (a concatenation per reason was most of the cost of `--reasons deny`)."""
         n = len(picked.features)
         flat = self._flat(picked, cleaned)
         if flat is None:
             return pa.repeat(pa.scalar("", pa.string()), n)
-        texts = pc.binary_join(pa.ListArray.from_arrays(pa.array(flat.offsets), flat.arrow()), SEPARATOR)
-        return _spread(texts, flat.explained, n)
+        separator = len(flat.pieces)
+        pieces = pa.array([*flat.pieces, SEPARATOR], pa.string())
+        # Before each reason: nothing for a row's first ("" is piece 0), the separator for the others.
+        index = np.column_stack([np.where(flat.slot == 0, 0, separator), flat.parts]).ravel()
+        counts = np.zeros(n, dtype=np.int32)
+        counts[flat.explained] = np.diff(flat.offsets) * 3
+        offsets = np.zeros(n + 1, dtype=np.int32)
+        np.cumsum(counts, out=offsets[1:])
+        rows = pa.ListArray.from_arrays(pa.array(offsets), pieces.take(pa.array(index)))
+        return pc.binary_join(rows, "")
 
     def records(self, picked: Picked, cleaned: Mapping[str, np.ndarray]) -> list[list[Reason]]:
         """The API's reasons: per row, a list of `Reason` (rows without reasons share one empty list)."""
@@ -251,9 +259,10 @@ class Wording:
         if not len(explained):
             return None
         chosen = picked.features[explained]
-        row, slot = np.nonzero(chosen >= 0)
-        feature = chosen[row, slot]
-        keys = _factor_keys(picked.contributions[explained[row], slot])
+        named = chosen >= 0
+        row, slot = np.nonzero(named)
+        feature = chosen[named]
+        keys = _factor_keys(picked.contributions[explained][named])
         offsets = np.zeros(len(explained) + 1, dtype=np.int32)
         np.cumsum(np.bincount(row, minlength=len(explained)), out=offsets[1:])
         if len(feature) <= _FEW:
@@ -264,7 +273,9 @@ class Wording:
             words = [
                 self._head(k, v) + self._tail(t) for k, v, t in zip(feature.tolist(), shown, keys.tolist(), strict=True)
             ]
-            return _Flat(explained, row, slot, feature, words, shown, None, offsets)
+            # Piece 0 is "": each reason is its words, then nothing.
+            parts = np.column_stack([np.arange(1, len(words) + 1), np.zeros(len(words), dtype=np.int64)])
+            return _Flat(explained, row, slot, feature, ["", *words], parts, shown, None, offsets)
         tail_codes, tail_keys = pd.factorize(keys)
         tails = [self._tail(t) for t in tail_keys.tolist()]
         heads: list[str] = []
@@ -278,12 +289,9 @@ class Wording:
             head_codes[mine] = len(heads) + np.where(codes < 0, len(values) - 1, codes)
             heads.extend(self._head(k, value) for value in values)
             shown.extend(values)
-        words = pc.binary_join_element_wise(
-            pa.array(heads, pa.string()).take(pa.array(head_codes)),
-            pa.array(tails, pa.string()).take(pa.array(tail_codes)),
-            "",
-        )
-        return _Flat(explained, row, slot, feature, words, np.array(shown, dtype=object), head_codes, offsets)
+        parts = np.column_stack([1 + head_codes, 1 + len(heads) + tail_codes])
+        pieces = ["", *heads, *tails]
+        return _Flat(explained, row, slot, feature, pieces, parts, np.array(shown, dtype=object), head_codes, offsets)
 
     def _tail(self, key: int) -> str:
         """ ", which multiplies the odds of default by <factor>" for a `_factor_keys` key, kept."""

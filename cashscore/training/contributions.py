@@ -2,7 +2,7 @@
 
 A second tree ensemble with the model's own trees, one target per input column plus a bias: each
 leaf's weights are what the splits on the way to it added, `value(child) - value(parent)` credited
-to the parent's split feature, and the bias is the root's value. A node's value is the mean of its
+to the parent's split feature, and the bias is the roots' values summed. A node's value is the mean of its
 leaves weighted by the training rows that reached them (Saabas' own definition, as treeinterpreter
 and SHAP's approximation use): every node is then a weighted mean of its two children, so where
 the trees are monotone in a feature with bounds on whole subtrees (LightGBM's "basic" method), a
@@ -10,7 +10,7 @@ step towards the lower-risk side is never credited as raising the risk. That is 
 protected-age rule hold by construction (training/trainer.py). Over a tree they sum to the leaf's
 value, over the ensemble to the model's log-odds, so the explanation is exactly additive. A last
 target holds the leaf values themselves (the model's log-odds, summed as LightGBM's own converter
-sums them), so the one walk gives the score too: about 1.2 times the cost of a plain score,
+sums them), so the one walk gives the score too: about 1.4 times the cost of the margin alone,
 instead of one model row per feature.
 """
 
@@ -92,9 +92,13 @@ def regressor_attributes(dump: dict[str, Any], n_columns: int) -> dict[str, Any]
             "target_weights",
         )
     }
+    # The bias is the same for every row: the roots' values summed, weighted on the first tree's
+    # leaves only, instead of each root's value on every leaf of every tree (a weight less per leaf,
+    # of about 6.5 on the real model: 0.9 times the walk's time). onnxruntime ignores a base value
+    # for a target no leaf weighs.
+    bias = sum(_expected_values(info["tree_structure"])[0] for info in dump["tree_info"])
     for tree_id, info in enumerate(dump["tree_info"]):
         root = info["tree_structure"]
-        _expected_values(root)
         ids = itertools.count(1)
         # Depth-first with an explicit stack: (node, its id, contributions so far).
         stack: list[tuple[dict[str, Any], int, dict[int, float]]] = [(root, 0, {})]
@@ -110,7 +114,9 @@ def regressor_attributes(dump: dict[str, Any], n_columns: int) -> dict[str, Any]
                 attrs["nodes_truenodeids"].append(0)
                 attrs["nodes_falsenodeids"].append(0)
                 attrs["nodes_missing_value_tracks_true"].append(0)
-                weights = {**credit, n_columns: _value(root), n_columns + 1: _value(node)}
+                weights = {**credit, n_columns + 1: _value(node)}
+                if tree_id == 0:
+                    weights[n_columns] = bias
                 for column, weight in sorted(weights.items()):
                     if weight != 0.0:
                         attrs["target_treeids"].append(tree_id)

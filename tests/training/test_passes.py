@@ -36,11 +36,11 @@ def fitted(trained):
     config = options.Config.from_env(quick=True)
     pipeline = trainer.build(config, "lightgbm", "none", {"n_estimators": 40})
     pipeline.fit(preprocess.protect_age(X, config.protected_age), y)
-    return pipeline, config.protected_age, inputs.onnx_feeds(X)
+    return pipeline, config.protected_age, inputs.onnx_feeds(X), X
 
 
 def test_passes_hold_every_tree_once_and_score_as_one_pass(fitted):
-    pipeline, age, feeds = fitted
+    pipeline, age, feeds, _ = fitted
     one = onnx_export.to_onnx(pipeline, 1.1, -0.2, age, pass_nodes=10**9)
     cut = onnx_export.to_onnx(pipeline, 1.1, -0.2, age, pass_nodes=500)
     (whole,) = ensembles(one)
@@ -64,7 +64,7 @@ def test_passes_hold_every_tree_once_and_score_as_one_pass(fitted):
 
 @pytest.mark.parametrize("pass_nodes", [10**9, 500])
 def test_the_margin_only_graph_of_passes_is_bit_identical(fitted, pass_nodes):
-    pipeline, age, feeds = fitted
+    pipeline, age, feeds, _ = fitted
     model = onnx_export.to_onnx(pipeline, 1.1, -0.2, age, pass_nodes=pass_nodes)
     plain = graph.margin_only(model, OUTPUT)
     parts = ensembles(plain)
@@ -74,9 +74,29 @@ def test_the_margin_only_graph_of_passes_is_bit_identical(fitted, pass_nodes):
 
 
 def test_a_sum_of_anything_but_ensembles_is_refused(fitted):
-    pipeline, age, _ = fitted
+    pipeline, age, _, _ = fitted
     model = onnx_export.to_onnx(pipeline, 1.1, -0.2, age, pass_nodes=500)
     total = next(n for n in model.graph.node if n.op_type == "Sum")
     total.input.append(model.graph.input[0].name)
     with pytest.raises(CashscoreError, match="no path-contribution ensemble"):
         graph.margin_only(model, OUTPUT)
+
+
+def test_the_bias_is_weighted_once_on_the_first_tree_and_is_lightgbms_expected_value(fitted):
+    pipeline, age, feeds, X = fitted
+    model = onnx_export.to_onnx(pipeline, 1.1, -0.2, age, pass_nodes=500)
+    parts = ensembles(model)
+    bias = parts[0]["n_targets"] - 2
+    # Every leaf of every tree weighs the margin; only the first tree's leaves weigh the bias.
+    margins = sum(t == bias + 1 for p in parts for t in p["target_ids"])
+    leaves = sum(m == b"LEAF" for p in parts for m in p["nodes_modes"])
+    assert margins == leaves
+    weighing = [
+        {tree for tree, t in zip(p["target_treeids"], p["target_ids"], strict=True) if t == bias} for p in parts
+    ]
+    assert weighing == [{0}] + [set()] * (len(parts) - 1)
+    # The bias is LightGBM's own expected value (TreeSHAP's, from the same leaf counts), calibrated.
+    protected = preprocess.protect_age(X, age)
+    expected = pipeline.steps[-1][1].booster_.predict(pipeline[:-1].transform(protected), pred_contrib=True)[:, -1]
+    _, _, base = run(model, feeds)
+    assert np.allclose(base[:, 0], 1.1 * expected - 0.2, atol=1e-5) and np.ptp(base) == 0

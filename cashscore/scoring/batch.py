@@ -124,6 +124,28 @@ def open_reader(con: duckdb.DuckDBPyConnection, query: str) -> pa.RecordBatchRea
 
 
 def _read(reader: pa.RecordBatchReader, counts: dict[str, int]) -> Iterator[pa.RecordBatch]:
+    """The reader's rows in chunks of CHUNK rows (the last one shorter).
+
+    DuckDB hands out the rest of each row group (122,880 rows) as a chunk of its own: a short chunk
+    ran on the cores while this thread still worded and wrote the long one before it, and the cores
+    waited. Even chunks keep the model busy (1M rows, median of 3: --reasons none 3 % faster,
+    deny 2 %).
+    """
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    for batch in _batches(reader, counts):
+        pending.append(batch)
+        held += batch.num_rows
+        while held >= CHUNK:
+            whole = pa.concat_batches(pending) if len(pending) > 1 else pending[0]
+            yield whole.slice(0, CHUNK)
+            rest = whole.slice(CHUNK)
+            pending, held = ([rest] if rest.num_rows else []), rest.num_rows
+    if held:
+        yield pa.concat_batches(pending) if len(pending) > 1 else pending[0]
+
+
+def _batches(reader: pa.RecordBatchReader, counts: dict[str, int]) -> Iterator[pa.RecordBatch]:
     """The reader's chunks; a query that fails part way (a cast on row 900,000) is the user's SQL.
 
     DuckDB's error reaches here through Arrow's stream as an OSError, not a duckdb.Error.

@@ -201,6 +201,17 @@ def test_streaming_pass_bounds_duckdbs_cache(trained, tmp_path, monkeypatch):
     assert {row["duckdb_memory"] for row in json.loads(out.read_text())} == {"96.0 MiB"}
 
 
+def test_uneven_chunks_from_the_reader_are_scored_in_even_chunks_in_order(monkeypatch):
+    monkeypatch.setattr(batch, "CHUNK", 5)
+    sizes = [7, 3, 12, 1, 0, 3]
+    start = np.cumsum([0, *sizes])
+    parts = [pa.record_batch({"x": np.arange(a, a + n)}) for a, n in zip(start, sizes, strict=False)]
+    reader = pa.RecordBatchReader.from_batches(parts[0].schema, parts)
+    chunks = list(batch._read(reader, {"done": 0}))
+    assert [c.num_rows for c in chunks] == [5, 5, 5, 5, 5, 1]
+    assert pa.Table.from_batches(chunks).column("x").to_pylist() == list(range(26))
+
+
 def test_a_query_failing_part_way_is_a_message_and_writes_nothing(trained, tmp_path, capsys, monkeypatch):
     db, models, _ = trained
     copy = tmp_path / "copy.duckdb"

@@ -108,8 +108,8 @@ class _Flat(NamedTuple):
 
     def texts(self) -> list[str]:
         """Each reason's words."""
-        if self.head is None:  # worded one by one: the heads are the words
-            return [self.pieces[i] for i in self.parts[:, 0].tolist()]
+        if self.head is None:  # worded one by one: the pieces after "" are the words, in order
+            return self.pieces[1:]
         pieces = pa.array(self.pieces, pa.string())
         head, tail = (pa.array(self.parts[:, j]) for j in (0, 1))
         return pc.binary_join_element_wise(pieces.take(head), pieces.take(tail), "").to_pylist()

@@ -2,16 +2,16 @@
 
 A second tree ensemble with the model's own trees, one target per input column plus a bias: each
 leaf's weights are what the splits on the way to it added, `value(child) - value(parent)` credited
-to the parent's split feature, and the bias is the roots' values summed. A node's value is the mean of its
-leaves weighted by the training rows that reached them (Saabas' own definition, as treeinterpreter
-and SHAP's approximation use): every node is then a weighted mean of its two children, so where
-the trees are monotone in a feature with bounds on whole subtrees (LightGBM's "basic" method), a
-step towards the lower-risk side is never credited as raising the risk. That is what makes the
-protected-age rule hold by construction (training/trainer.py). Over a tree they sum to the leaf's
-value, over the ensemble to the model's log-odds, so the explanation is exactly additive. A last
-target holds the leaf values themselves (the model's log-odds, summed as LightGBM's own converter
-sums them), so the one walk gives the score too: about 1.4 times the cost of the margin alone,
-instead of one model row per feature.
+to the parent's split feature, and the bias is the roots' values summed. A node's value is the mean
+of its leaves weighted by the training rows that reached them (Saabas' own definition, as
+treeinterpreter and SHAP's approximation use): every node is then a weighted mean of its two
+children, so where the trees are monotone in a feature with bounds on whole subtrees (LightGBM's
+"basic" method), a step towards the lower-risk side is never credited as raising the risk. That is
+what makes the protected-age rule hold by construction (training/trainer.py). Over a tree they sum
+to the leaf's value, over the ensemble to the model's log-odds, so the explanation is exactly
+additive. A last target holds the leaf values themselves (the model's log-odds, summed as LightGBM's
+own converter sums them), so the one walk gives the score too: about 1.4 times the cost of the
+margin alone, instead of one model row per feature.
 """
 
 from __future__ import annotations

@@ -28,8 +28,11 @@ BANDS = ((0.05, "very low"), (0.10, "low"), (0.20, "medium"), (0.40, "high"), (1
 _UPPERS = np.array([upper for upper, _ in BANDS])
 _NAMES = np.array([name for _, name in BANDS], dtype=object)
 _BAND_ARRAY = pa.array([name for _, name in BANDS])
-# A refused applicant's counter-offer is searched among this many fractions of the amount asked for.
-COUNTER_OFFER_STEPS = 64
+# A refused applicant's counter-offer: the amount asked for cut in this many parts first (the
+# probability may rise and fall with the amount: a fine first look), then what is left between the
+# largest approved and the next refused amount in this many, until they are one unit apart.
+OFFER_FIRST_CUTS = 64
+OFFER_CUTS = 8
 # Model inputs of this many rows or more are scored in two halves at once, one per core.
 SPLIT_ROWS = 256
 _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cashscore-onnx")
@@ -240,7 +243,7 @@ class Scorer:
             n: the number of rows.
             explain: name the reasons of every scored row.
             contributions: run the graph's contributions even without reasons.
-            counter_offer: search a counter-offer for each refusal (63 more model rows each).
+            counter_offer: search a counter-offer for each refusal (about 80 more model rows each).
             language: the reasons' words, one of reasons.LANGUAGES.
         """
         return self._drive(self._deciding(columns, n, explain, contributions, counter_offer, language))
@@ -351,12 +354,18 @@ class Scorer:
     ) -> list[dict[str, float] | None]:
         """For each refused row in `which`: the largest loan the model would approve, or None.
 
-        Every amount k/64 of the one asked for (k = 63 .. 1, whole units) is scored with the
-        applicant's other values and loan_percent_income derived again from it, all rows in one
-        model call, and the largest approved amount wins. The search is exhaustive on that grid, so
-        it is exact there whatever the model's shape: a bisection would need the probability never
-        to fall as the amount grows, and only the share of income (+1) is held monotonic, not the
-        amount itself.
+        The search keeps, per applicant, an approved amount `lo` (0 at first: none yet) and a
+        refused one `hi` (the amount asked for), and narrows them in stages. Each stage scores the
+        whole amounts cutting (lo, hi) in parts (64 in the first, 8 after), with the applicant's
+        other values and loan_percent_income derived again from each, all applicants' in one model
+        call; `lo` becomes the largest approved one and `hi` the smallest refused one above it,
+        until they are one unit apart (five stages, about 80 model rows a refusal on the real dump).
+
+        Where the probability never falls as the amount grows, the offer is the largest approved
+        whole amount, exactly. That holds when the model is non-decreasing in both loan_amnt and
+        loan_percent_income; the contract holds only the share of income so (the amount too cost
+        0.0009 held-out ROC-AUC on the real dump), so elsewhere the offer is approved with one unit
+        more refused, and never below the largest approved amount k/64 of the one asked for.
         """
         return self._drive(self._offering(cleaned, scores, which))
 
@@ -364,34 +373,50 @@ class Scorer:
         self, cleaned: Mapping[str, np.ndarray], scores: Scores, which: np.ndarray
     ) -> Steps[list[dict[str, float] | None]]:
         out: list[dict[str, float] | None] = [None] * len(scores.p)
-        rows = [i for i in np.flatnonzero(which) if scores.p[i] >= self.threshold]
         amounts = cleaned["loan_amnt"]
-        grids = {
-            i: np.unique(np.floor(amounts[i] * np.arange(1, COUNTER_OFFER_STEPS) / COUNTER_OFFER_STEPS))
-            for i in rows
-            if not np.isnan(amounts[i])
-        }
-        grids = {i: g[g > 0] for i, g in grids.items() if (g > 0).any()}
-        if not grids:
+        owners = np.flatnonzero(np.asarray(which, bool) & (scores.p >= self.threshold) & (amounts > 1))
+        if not len(owners):
             return out
-        owners = np.concatenate([np.full(len(g), i) for i, g in grids.items()])
-        raw = {name: cleaned[name][owners] for name in contract.NAMES}
-        raw["loan_amnt"] = np.concatenate(list(grids.values()))
+        lo = np.zeros(len(owners))
+        hi = np.ceil(amounts[owners])
+        p_lo = np.full(len(owners), np.nan)
         derived = [
             f.name
             for f in contract.FEATURES
             if f.derived and "loan_amnt" in (f.derived.numerator, f.derived.denominator)
         ]
-        for name in derived:
-            raw[name] = np.full(len(owners), np.nan)
-        again, problems = rules.clean_columns(raw, len(owners))
-        p = (yield from self._evaluating(again, False)).p
-        approved = (p < self.threshold) & np.equal(problems, None)
-        for i in grids:
-            mine = np.flatnonzero((owners == i) & approved)
-            if len(mine):
-                best = mine[np.argmax(again["loan_amnt"][mine])]
-                out[i] = {"loan_amnt": float(again["loan_amnt"][best]), "default_probability": round(float(p[best]), 6)}
+        parts = OFFER_FIRST_CUTS
+        while (open_ := np.flatnonzero(hi - lo > 1)).size:
+            base, width = lo[open_], hi[open_] - lo[open_]
+            points = base[:, None] + np.floor(width[:, None] * np.arange(1, parts) / parts)
+            parts = OFFER_CUTS
+            # Narrow intervals repeat amounts: each is scored once, and never lo again.
+            fresh = (points > base[:, None]) & np.concatenate(
+                [np.ones((len(open_), 1), bool), points[:, 1:] > points[:, :-1]], axis=1
+            )
+            rows, cols = np.nonzero(fresh)
+            who = owners[open_[rows]]
+            raw = {name: cleaned[name][who] for name in contract.NAMES}
+            raw["loan_amnt"] = points[rows, cols]
+            for name in derived:
+                raw[name] = np.full(len(who), np.nan)
+            again, problems = rules.clean_columns(raw, len(who))
+            p = (yield from self._evaluating(again, False)).p
+            grid_p = np.full(points.shape, np.nan)
+            grid_p[rows, cols] = p
+            approved = np.zeros(points.shape, bool)
+            approved[rows, cols] = (p < self.threshold) & np.equal(problems, None)
+            refused = fresh & ~approved
+            found = approved.any(axis=1)
+            at = np.arange(len(open_)), np.where(approved, points, -np.inf).argmax(axis=1)
+            new_lo = np.where(found, points[at], base)
+            above = refused & (points > new_lo[:, None])
+            hi[open_] = np.minimum(np.where(above, points, np.inf).min(axis=1), hi[open_])
+            p_lo[open_] = np.where(found, grid_p[at], p_lo[open_])
+            lo[open_] = new_lo
+        for i, amount, p_offer in zip(owners.tolist(), lo.tolist(), p_lo.tolist(), strict=True):
+            if amount > 0:
+                out[i] = {"loan_amnt": amount, "default_probability": round(p_offer, 6)}
         return out
 
     def score(
@@ -407,7 +432,7 @@ class Scorer:
         Args:
             records: raw applicant fields (any category spelling; loan_percent_income may be absent).
             explain: name the reasons (the contributions come with every score).
-            counter_offer: search a counter-offer for each refusal (63 more model rows each).
+            counter_offer: search a counter-offer for each refusal (about 80 more model rows each).
             inputs: keep the cleaned values in each result (for the decision log).
             language: the reasons' words, one of reasons.LANGUAGES.
 

@@ -1,14 +1,15 @@
-"""The counter-offer: the largest loan the model would approve for a refused applicant, against brute force."""
+"""The counter-offer: the largest loan the model would approve for a refused applicant, against every amount scored."""
 
 from __future__ import annotations
 
 import math
 
 import duckdb
+import numpy as np
 from cashscore.features import contract
 
 from cashscore.artefact.store import load_verified
-from cashscore.scoring.scorer import COUNTER_OFFER_STEPS, Scorer
+from cashscore.scoring.scorer import Scorer
 
 
 def refused_applicants(db, scorer, limit=25):
@@ -23,29 +24,46 @@ def refused_applicants(db, scorer, limit=25):
     return [(r, s) for r, s in zip(records, scored, strict=True) if s.decision == "deny"][:limit]
 
 
-def brute_force(scorer, record):
-    """Score every grid amount on its own, largest first; the first approved one is the offer."""
-    asked = record["loan_amnt"]
-    for k in range(COUNTER_OFFER_STEPS - 1, 0, -1):
-        amount = math.floor(asked * k / COUNTER_OFFER_STEPS)
-        if amount <= 0:
-            continue
-        (result,) = scorer.score([{**record, "loan_amnt": amount, "loan_percent_income": None}], explain=False)
-        if result.decision == "approve":
-            return {"loan_amnt": float(amount), "default_probability": round(result.default_probability, 6)}
-    return None
+def every_amount(scorer, record):
+    """Every whole amount below the one asked for, scored on its own row through the column-wise path
+    the batches take (the share of income derived again from each): (amounts, approved, probabilities)."""
+    amounts = np.arange(1, math.ceil(record["loan_amnt"]), dtype=float)
+    columns = {name: [record[name]] * len(amounts) for name in contract.NAMES}
+    columns["loan_amnt"], columns["loan_percent_income"] = amounts, [None] * len(amounts)
+    decided = scorer.decide(columns, len(amounts), explain=False, contributions=False)
+    approved = (decided.scores.p < scorer.threshold) & np.equal(decided.problems, None)
+    return amounts, approved, decided.scores.p
 
 
-def test_counter_offers_equal_brute_force(trained):
+def test_counter_offers_against_every_amount_scored_alone(trained):
     scorer = Scorer(load_verified(trained[1]))
-    refused = refused_applicants(trained[0], scorer)
+    refused = refused_applicants(trained[0], scorer, limit=20)
     assert len(refused) >= 10
-    offers = [scored.counter_offer for _, scored in refused]
-    assert offers == [brute_force(scorer, record) for record, _ in refused]
-    assert any(o is not None for o in offers)
-    for (record, _), offer in zip(refused, offers, strict=True):
-        if offer is not None:
-            assert offer["loan_amnt"] < record["loan_amnt"] and offer["default_probability"] < scorer.threshold
+    exact_with_offer = 0
+    for record, scored in refused:
+        amounts, approved, p = every_amount(scorer, record)
+        offer = scored.counter_offer
+        # Where the probability never falls as the amount grows, the offer is the largest approved amount.
+        monotone = not approved.any() or approved[: np.flatnonzero(approved)[-1] + 1].all()
+        if monotone:
+            assert offer == (
+                None
+                if not approved.any()
+                else {"loan_amnt": amounts[approved][-1], "default_probability": round(p[approved][-1], 6)}
+            )
+            exact_with_offer += offer is not None
+        # Anywhere: approved, one unit more refused, and never below the largest approved amount k/64
+        # of the one asked for.
+        grid = [math.floor(record["loan_amnt"] * k / 64) for k in range(1, 64)]
+        on_grid = max((a for a in grid if a > 0 and approved[a - 1]), default=None)
+        if offer is None:
+            assert on_grid is None
+            continue
+        at = int(offer["loan_amnt"]) - 1
+        assert approved[at] and not approved[at + 1]
+        assert offer["default_probability"] == round(p[at], 6) < scorer.threshold
+        assert offer["loan_amnt"] >= (on_grid or 0)
+    assert exact_with_offer >= 1
 
 
 def test_approved_applicants_get_no_counter_offer(trained):

@@ -213,7 +213,7 @@ def test_a_batch_answers_each_row_as_the_single_endpoint_does(client):
     [
         (b'{"person_age": 30}', "must be a JSON array"),
         (b'[{"person_age": 30', "Malformed JSON"),
-        (b"", "Malformed JSON"),
+        (b"", "the body is empty; expected a JSON array of applicants"),
     ],
 )
 def test_batch_body_that_is_not_an_array_of_objects(client, body, message):

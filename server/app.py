@@ -321,11 +321,7 @@ async def _body_given(request: Request) -> None:
     """An empty body is refused by name (Litestar's own refusal names only its `data` parameter, and
     msgspec's says the JSON was truncated)."""
     if not await request.body():
-        expected = (
-            "a JSON array of applicants"
-            if request.url.path.endswith("/batch")
-            else "a JSON object of the applicant's fields"
-        )
+        expected = request.route_handler.opt["body"]
         raise ValidationException(detail=f"Validation failed: the body is empty; expected {expected}")
 
 

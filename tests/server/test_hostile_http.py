@@ -46,13 +46,14 @@ def test_malformed_bodies_are_400(client, path, body, message):
     assert r.status_code == 400 and message in r.json()["detail"]
 
 
-@pytest.mark.parametrize(("path", "expected"), [("/v1/score", "JSON object"), ("/v1/score/batch", "JSON array")])
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [("/v1/score", "a JSON object of the applicant's fields"), ("/v1/score/batch", "a JSON array of applicants")],
+)
 def test_an_empty_body_is_refused_by_name(client, path, expected):
     r = client.post(path, content=b"", headers=JSON)
     assert r.status_code == 400
-    assert r.json()["detail"] == f"Validation failed: the body is empty; expected a {expected}" + (
-        " of applicants" if path.endswith("batch") else " of the applicant's fields"
-    )
+    assert r.json()["detail"] == f"Validation failed: the body is empty; expected {expected}"
 
 
 @pytest.mark.parametrize("value", ["1e999", "-1e999", "1e400"])

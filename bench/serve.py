@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
+import resource
 import shutil
 import socket
 import statistics
@@ -73,13 +75,31 @@ def wait_posts(url: str, seconds: float = 60) -> None:
     raise SystemExit(f"server at {url} did not start")
 
 
-def wrk(url: str, body: str, connections: int, seconds: int, work: Path) -> dict[str, float]:
+def thread_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds so far of a process's main thread and of its other threads, ended ones included
+    (Linux /proc; NaN elsewhere)."""
+    if not Path(f"/proc/{pid}/stat").is_file():
+        return math.nan, math.nan
+
+    def used(stat: Path) -> float:
+        # utime and stime: fields 14 and 15, counted after the parenthesised command name.
+        fields = stat.read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    main = used(Path(f"/proc/{pid}/task/{pid}/stat"))
+    return main, used(Path(f"/proc/{pid}/stat")) - main
+
+
+def wrk(url: str, body: str, connections: int, seconds: int, work: Path, pid: int | None = None) -> dict[str, float]:
+    """wrk's rate and latencies; with the server's `pid`, the CPU each request cost its main thread,
+    its other threads (the scoring pool, onnxruntime, the log's writer) and wrk itself, in ms."""
     script = work / "post.lua"
     (work / "body.json").write_text(body)
     script.write_text(
         'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
         f'local f = io.open("{work / "body.json"}", "r")\nwrk.body = f:read("*a")\nf:close()\n'
     )
+    before, client = thread_cpu(pid) if pid else (math.nan, math.nan), resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
         capture_output=True,
@@ -87,7 +107,9 @@ def wrk(url: str, body: str, connections: int, seconds: int, work: Path) -> dict
         timeout=seconds + 30,
         check=True,
     ).stdout
+    after, done = thread_cpu(pid) if pid else (math.nan, math.nan), resource.getrusage(resource.RUSAGE_CHILDREN)
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    served = float(re.search(r"(\d+) requests in", out).group(1))
     errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
     errors += sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
 
@@ -95,7 +117,16 @@ def wrk(url: str, body: str, connections: int, seconds: int, work: Path) -> dict
         value, unit = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out).groups()
         return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
 
-    return {"rps": rate, "p50_ms": pct("50"), "p99_ms": pct("99"), "errors": errors}
+    wrk_cpu = done.ru_utime + done.ru_stime - client.ru_utime - client.ru_stime
+    return {
+        "rps": rate,
+        "p50_ms": pct("50"),
+        "p99_ms": pct("99"),
+        "errors": errors,
+        "main_ms": 1e3 * (after[0] - before[0]) / served,
+        "other_ms": 1e3 * (after[1] - before[1]) / served,
+        "client_ms": 1e3 * wrk_cpu / served,
+    }
 
 
 def main() -> None:
@@ -167,18 +198,19 @@ def main() -> None:
             wait_posts(f"http://127.0.0.1:{bare}/v1/score")
             one = json.dumps(APPLICANT)
             # Interleaved rounds, medians reported: the machine's noise hits both sides alike.
+            pids = {ours: procs[0].pid, off: procs[1].pid, base: procs[2].pid, bare: procs[3].pid}
             sides = {
-                "cashscore POST /v1/score": f"http://127.0.0.1:{ours}/v1/score",
-                "cashscore, decision log off": f"http://127.0.0.1:{off}/v1/score",
-                "baseline FastAPI /predict": f"http://127.0.0.1:{base}/predict",
-                "FastAPI + onnxruntime": f"http://127.0.0.1:{base}/predict-onnx",
-                "bare Litestar, constant": f"http://127.0.0.1:{bare}/v1/score",
-                "bare Litestar + Scorer.score": f"http://127.0.0.1:{bare}/v1/score-model",
+                "cashscore POST /v1/score": (ours, "/v1/score"),
+                "cashscore, decision log off": (off, "/v1/score"),
+                "baseline FastAPI /predict": (base, "/predict"),
+                "FastAPI + onnxruntime": (base, "/predict-onnx"),
+                "bare Litestar, constant": (bare, "/v1/score"),
+                "bare Litestar + Scorer.score": (bare, "/v1/score-model"),
             }
             rounds: dict[str, list[dict[str, float]]] = {name: [] for name in sides}
             for _ in range(args.rounds):
-                for name, url in sides.items():
-                    rounds[name].append(wrk(url, one, 16, args.seconds, work))
+                for name, (port, path) in sides.items():
+                    rounds[name].append(wrk(f"http://127.0.0.1:{port}{path}", one, 16, args.seconds, work, pids[port]))
             results = {
                 name: {key: statistics.median(r[key] for r in runs) for key in runs[0]} for name, runs in rounds.items()
             }
@@ -186,14 +218,14 @@ def main() -> None:
             batch = json.dumps([{k: v for k, v in r.items() if v not in ("", None)} for r in records])
             # The batches too in interleaved rounds, medians reported: one run each swung by 10 %.
             batch_urls = {
-                (log_state, words): f"http://127.0.0.1:{port}/v1/score/batch{query}"
+                (log_state, words): (port, f"http://127.0.0.1:{port}/v1/score/batch{query}")
                 for port, log_state in ((ours, "log on"), (off, "log off"))
                 for query, words in (("", "with reasons"), ("?reasons=false", "?reasons=false"))
             }
             batch_rounds: dict[tuple[str, str], list[dict[str, float]]] = {side: [] for side in batch_urls}
             for _ in range(args.rounds):
-                for side, url in batch_urls.items():
-                    batch_rounds[side].append(wrk(url, batch, 2, args.seconds, work))
+                for side, (port, url) in batch_urls.items():
+                    batch_rounds[side].append(wrk(url, batch, 2, args.seconds, work, pids[port]))
             batches = {
                 side: {key: statistics.median(r[key] for r in runs) for key in runs[0]}
                 for side, runs in batch_rounds.items()
@@ -207,7 +239,7 @@ def main() -> None:
     for name, r in results.items():
         print(
             f"{name:<28} {r['rps']:>9,.0f} req/s   p50 {r['p50_ms']:7.2f} ms   p99 {r['p99_ms']:7.2f} ms   "
-            f"errors {r['errors']:.0f}"
+            f"errors {r['errors']:.0f}   CPU a request: {cpu(r)}"
         )
     ratio = results["cashscore POST /v1/score"]["rps"] / results["baseline FastAPI /predict"]["rps"]
     logged = results["cashscore POST /v1/score"]["rps"] / results["cashscore, decision log off"]["rps"]
@@ -235,15 +267,28 @@ def main() -> None:
         f"raw onnxruntime, both cores, the batch's {rows} valid rows: {raw_rate:,.0f} rows/s "
         f"({raw_all_rate:,.0f} with contributions)"
     )
+    cores = os.cpu_count() or 1
     for (log_state, words), run in batches.items():
         rate = run["rps"] * rows
         print(
             f"batch of 1,000 ({rows} valid), {log_state:<7} {words:<15} (2 connections): {rate:>9,.0f} rows/s, "
             f"p50 {run['p50_ms']:.1f} ms, errors {run['errors']:.0f}; {rate / raw_rate:.0%} of raw onnxruntime"
         )
+        # What the CPU spent allows: every core busy all the time, or the main thread (the GIL's
+        # serial part) busy all the time, whichever bounds first.
+        spent = run["main_ms"] + run["other_ms"] + run["client_ms"]
+        bound = min(rows * cores / spent, rows / run["main_ms"]) * 1e3 if spent == spent else math.nan
+        print(
+            f"    CPU a batch: {cpu(run)}; at most {bound:,.0f} rows/s ({bound / raw_rate:.0%} of raw) with every "
+            f"core or the main thread busy all the time"
+        )
     for log_state in ("log on", "log off"):
         with_reasons, without = batches[(log_state, "with reasons")], batches[(log_state, "?reasons=false")]
         print(f"{log_state}: batches with reasons at {with_reasons['rps'] / without['rps']:.0%} of the rate without")
+
+
+def cpu(run: dict[str, float]) -> str:
+    return f"main thread {run['main_ms']:.2f} ms, other threads {run['other_ms']:.2f} ms, wrk {run['client_ms']:.2f} ms"
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import json
 import logging
 import multiprocessing
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pyarrow.parquet as pq
 import pytest
@@ -289,3 +289,15 @@ def test_find_reads_only_the_lines_of_its_request_and_matches_exactly(tmp_path):
     assert [f.record["request_id"] for f in lookup.find(folder, "req-11")] == ["req-11"]  # the prefilter skips it
     with pytest.raises(CashscoreError, match="not a JSON record"):
         list(log.records(folder))  # which verify and replay still read
+
+
+@pytest.mark.parametrize(
+    "ns",
+    [0, 1_764_374_400_000_000_000, 1_764_374_399_999_999_999, 1_767_225_599_000_001_000, 1_767_225_600_000_000_999],
+)
+def test_a_records_time_is_utc_to_the_microsecond_across_seconds_and_months(monkeypatch, ns):
+    # Each time read twice: the second reuses the whole seconds formatted by the first.
+    for _ in range(2):
+        monkeypatch.setattr(log.time, "time_ns", lambda: ns)
+        want = (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ns // 1000)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        assert log.now() == want

@@ -70,3 +70,34 @@ def test_deciding_from_an_event_loop_takes_the_same_steps_to_the_same_answers(tr
         # Refusals with a counter-offer to search, and rows the rules refuse, are among them.
         assert not offers or rows == 1 or any(o is not None for o in alone.offers)
     assert rows == 1 or any(p is not None for p in alone.problems)
+
+
+class _Recording:
+    """A session that records the rows of each run it is given."""
+
+    def __init__(self, session, sizes):
+        self.session, self.sizes = session, sizes
+
+    def run(self, names, feeds):
+        self.sizes.append(len(next(iter(feeds.values()))))
+        return self.session.run(names, feeds)
+
+
+def test_a_request_splits_its_rows_over_both_cores_only_while_no_other_run_is_under_way(trained):
+    scorer = Scorer(load_verified(trained[1]))
+    columns = {name: [GOOD.get(name)] * 300 for name in contract.NAMES}
+    alone = scorer.decide(columns, 300, False, False)
+    sizes: list[int] = []
+    scorer.plain_session = _Recording(scorer.plain_session, sizes)
+
+    async def two_requests():
+        return await asyncio.gather(*(scorer.decide_awaiting(columns, 300, False, False) for _ in range(2)))
+
+    first, second = asyncio.run(two_requests())
+    # The first request found both cores free and split; the second found its runs under way.
+    assert sorted(sizes) == [150, 150, 300]
+    for decided in (first, second):
+        assert np.array_equal(decided.scores.p, alone.scores.p)
+    sizes.clear()
+    asyncio.run(scorer.decide_awaiting(columns, 300, False, False))
+    assert sizes == [150, 150]  # nothing left under way: both cores again

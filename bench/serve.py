@@ -90,16 +90,16 @@ def thread_cpu(pid: int) -> tuple[float, float]:
     return main, used(Path(f"/proc/{pid}/stat")) - main
 
 
-def wrk(url: str, body: str, connections: int, seconds: int, work: Path, pid: int | None = None) -> dict[str, float]:
-    """wrk's rate and latencies; with the server's `pid`, the CPU each request cost its main thread,
-    its other threads (the scoring pool, onnxruntime, the log's writer) and wrk itself, in ms."""
+def wrk(url: str, body: str, connections: int, seconds: int, work: Path, pid: int) -> dict[str, float]:
+    """wrk's rate and latencies, and the CPU each request cost the server's (`pid`) main
+    thread, its other threads (the scoring pool, onnxruntime, the log's writer) and wrk itself, in ms."""
     script = work / "post.lua"
     (work / "body.json").write_text(body)
     script.write_text(
         'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
         f'local f = io.open("{work / "body.json"}", "r")\nwrk.body = f:read("*a")\nf:close()\n'
     )
-    before, client = thread_cpu(pid) if pid else (math.nan, math.nan), resource.getrusage(resource.RUSAGE_CHILDREN)
+    before, client = thread_cpu(pid), resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
         capture_output=True,
@@ -107,7 +107,7 @@ def wrk(url: str, body: str, connections: int, seconds: int, work: Path, pid: in
         timeout=seconds + 30,
         check=True,
     ).stdout
-    after, done = thread_cpu(pid) if pid else (math.nan, math.nan), resource.getrusage(resource.RUSAGE_CHILDREN)
+    after, done = thread_cpu(pid), resource.getrusage(resource.RUSAGE_CHILDREN)
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     served = float(re.search(r"(\d+) requests in", out).group(1))
     errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
@@ -277,7 +277,7 @@ def main() -> None:
         # What the CPU spent allows: every core busy all the time, or the main thread (the GIL's
         # serial part) busy all the time, whichever bounds first.
         spent = run["main_ms"] + run["other_ms"] + run["client_ms"]
-        bound = min(rows * cores / spent, rows / run["main_ms"]) * 1e3 if spent == spent else math.nan
+        bound = min(rows * cores / spent, rows / run["main_ms"]) * 1e3  # NaN without /proc
         print(
             f"    CPU a batch: {cpu(run)}; at most {bound:,.0f} rows/s ({bound / raw_rate:.0%} of raw) with every "
             f"core or the main thread busy all the time"

@@ -47,6 +47,10 @@ canonical = msgspec.json.Encoder(order="sorted").encode
 _decode = msgspec.json.decode
 
 
+# The last whole second `now` formatted, and its text (one tuple: threads read and replace it whole).
+_second: tuple[int, str] = (-1, "")
+
+
 def now() -> str:
     """A record's time: UTC, ISO 8601, microseconds (datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")).
 
@@ -58,10 +62,6 @@ def now() -> str:
     if seen[0] != second:
         seen = _second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
     return f"{seen[1]}.{micro:06d}Z"
-
-
-# The last whole second `now` formatted, and its text (one tuple: threads read and replace it whole).
-_second: tuple[int, str] = (-1, "")
 
 
 def segment_name(time: str) -> str:

@@ -35,6 +35,24 @@ def median_seconds(fn: Any, repeat: int) -> float:
     return statistics.median(times)
 
 
+def interleaved(sides: dict[str, Any], rounds: int) -> dict[str, list[float]]:
+    """Wall times of each side's call, once per round, the sides in turn: this machine's speed
+    drifts by a quarter within minutes (raw onnxruntime on the same rows: 148,800 rows/s before a
+    4-minute load test, 111,000 right after), so sides measured one after the other would compare
+    different machines. Ratios are taken round by round (`round_ratios`)."""
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    for _ in range(rounds):
+        for name, fn in sides.items():
+            times[name].append(median_seconds(fn, 1))
+    return times
+
+
+def round_ratios(numerator: list[float], denominator: list[float]) -> tuple[float, list[float]]:
+    """The ratio of two sides' figures in each round, and their median."""
+    ratios = [a / b for a, b in zip(numerator, denominator, strict=True)]
+    return statistics.median(ratios), ratios
+
+
 @dataclass
 class Split:
     """The labelled rows split exactly as `cashscore train` split them for a model."""

@@ -222,10 +222,24 @@ def main() -> None:
                 for port, log_state in ((ours, "log on"), (off, "log off"))
                 for query, words in (("", "with reasons"), ("?reasons=false", "?reasons=false"))
             }
+            # The limit for batches: onnxruntime alone on both cores over the same rows (the ones the
+            # contract accepts), as cashscore runs it, inputs built beforehand; measured in this process
+            # right before each batch run, while the servers idle: the machine's speed drifts by a
+            # quarter within minutes, so each run is set against the raw rate of its own moment.
+            scorer = Scorer(store.load_verified(args.models))
+            columns = {k: [r.get(k) for r in records] for k in contract.NAMES}
+            cleaned, problems = rules.clean_columns(columns, len(records))
+            ok = problems == None  # noqa: E711
+            feeds = inputs.column_feeds({k: v[ok] for k, v in cleaned.items()})
+            rows = int(ok.sum())
             batch_rounds: dict[tuple[str, str], list[dict[str, float]]] = {side: [] for side in batch_urls}
+            raw_all_rates = []
             for _ in range(args.rounds):
+                raw_all_rates.append(rows / median_seconds(lambda: scorer.run_all(feeds), 100))
                 for side, (port, url) in batch_urls.items():
-                    batch_rounds[side].append(wrk(url, batch, 2, args.seconds, work, pids[port]))
+                    raw_rate = rows / median_seconds(lambda: scorer.run(feeds), 100)
+                    run = wrk(url, batch, 2, args.seconds, work, pids[port])
+                    batch_rounds[side].append({**run, "raw": raw_rate, "of_raw": run["rps"] * rows / raw_rate})
             batches = {
                 side: {key: statistics.median(r[key] for r in runs) for key in runs[0]}
                 for side, runs in batch_rounds.items()
@@ -241,7 +255,14 @@ def main() -> None:
             f"{name:<28} {r['rps']:>9,.0f} req/s   p50 {r['p50_ms']:7.2f} ms   p99 {r['p99_ms']:7.2f} ms   "
             f"errors {r['errors']:.0f}   CPU a request: {cpu(r)}"
         )
-    ratio = results["cashscore POST /v1/score"]["rps"] / results["baseline FastAPI /predict"]["rps"]
+    # Round by round: each round's two runs are minutes apart at most, the rounds further.
+    each = [
+        ours_run["rps"] / base_run["rps"]
+        for ours_run, base_run in zip(
+            rounds["cashscore POST /v1/score"], rounds["baseline FastAPI /predict"], strict=True
+        )
+    ]
+    ratio = statistics.median(each)
     logged = results["cashscore POST /v1/score"]["rps"] / results["cashscore, decision log off"]["rps"]
     print(f"decision log on: {logged:.0%} of the throughput with it off (the limit is 85%)")
     base_rps = results["baseline FastAPI /predict"]["rps"]
@@ -249,37 +270,34 @@ def main() -> None:
     scoring = results["bare Litestar + Scorer.score"]["rps"] / base_rps
     onnx_ratio = results["cashscore POST /v1/score"]["rps"] / results["FastAPI + onnxruntime"]["rps"]
     print(
-        f"throughput ratio: {ratio:.1f}x the baseline (goal 25x); references: a bare Litestar handler {ceiling:.1f}x, "
+        f"throughput ratio: {ratio:.1f}x the baseline, median of the rounds' ratios "
+        f"({', '.join(f'{r:.1f}x' for r in each)}; goal 25x); references: a bare Litestar handler {ceiling:.1f}x, "
         f"the same calling Scorer.score once per request (cashscore gathers the requests read together) "
         f"{scoring:.1f}x; cashscore vs FastAPI + onnxruntime (no reasons, no rules): {onnx_ratio:.2f}x"
     )
     print(f"decisions in the log after the run: {audit_records:,} (every answered one)")
-    # The limit for batches: onnxruntime alone on both cores over the same rows (the ones the contract
-    # accepts), as cashscore runs it, inputs built beforehand; measured after the servers stopped.
-    scorer = Scorer(store.load_verified(args.models))
-    cleaned, problems = rules.clean_columns({k: [r.get(k) for r in records] for k in contract.NAMES}, len(records))
-    ok = problems == None  # noqa: E711
-    feeds = inputs.column_feeds({k: v[ok] for k, v in cleaned.items()})
-    rows = int(ok.sum())
-    raw_rate = rows / median_seconds(lambda: scorer.run(feeds), 200)
-    raw_all_rate = rows / median_seconds(lambda: scorer.run_all(feeds), 200)
+    raws = [r["raw"] for runs in batch_rounds.values() for r in runs]
     print(
-        f"raw onnxruntime, both cores, the batch's {rows} valid rows: {raw_rate:,.0f} rows/s "
-        f"({raw_all_rate:,.0f} with contributions)"
+        f"raw onnxruntime, both cores, the batch's {rows} valid rows: {statistics.median(raws):,.0f} rows/s, median "
+        f"of {len(raws)} measures, one right before each batch run ({min(raws):,.0f} to {max(raws):,.0f}); "
+        f"{statistics.median(raw_all_rates):,.0f} with contributions"
     )
     cores = os.cpu_count() or 1
     for (log_state, words), run in batches.items():
         rate = run["rps"] * rows
+        each_run = ", ".join(f"{r['of_raw']:.0%}" for r in batch_rounds[(log_state, words)])
         print(
             f"batch of 1,000 ({rows} valid), {log_state:<7} {words:<15} (2 connections): {rate:>9,.0f} rows/s, "
-            f"p50 {run['p50_ms']:.1f} ms, errors {run['errors']:.0f}; {rate / raw_rate:.0%} of raw onnxruntime"
+            f"p50 {run['p50_ms']:.1f} ms, errors {run['errors']:.0f}; {run['of_raw']:.0%} of raw onnxruntime "
+            f"(median of each run against the raw rate measured right before it: "
+            f"{each_run})"
         )
         # What the CPU spent allows: every core busy all the time, or the main thread (the GIL's
         # serial part) busy all the time, whichever bounds first.
         spent = run["main_ms"] + run["other_ms"] + run["client_ms"]
         bound = min(rows * cores / spent, rows / run["main_ms"]) * 1e3  # NaN without /proc
         print(
-            f"    CPU a batch: {cpu(run)}; at most {bound:,.0f} rows/s ({bound / raw_rate:.0%} of raw) with every "
+            f"    CPU a batch: {cpu(run)}; at most {bound:,.0f} rows/s ({bound / run['raw']:.0%} of raw) with every "
             f"core or the main thread busy all the time"
         )
     for log_state in ("log on", "log off"):

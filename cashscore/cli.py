@@ -468,28 +468,29 @@ def _audit_batch(stack: Any, settings: config.Settings, scorer: Any, language: s
     """A batch run's decisions to the decision log: each chunk durable before it is written out."""
     import uuid
 
+    import msgspec
+
     from cashscore.audit import commit
-    from cashscore.audit.log import DecisionLog
+    from cashscore.audit.log import DecisionLog, now
 
     decisions = DecisionLog(settings.audit.log, settings.audit.key)
     stack.callback(decisions.close)
     run = uuid.uuid4().hex
     done = 0
 
-    def on_decided(table: Any, inputs: list[dict[str, Any]], why: list[list[str] | None]) -> None:
+    def on_decided(table: Any, inputs: list[Any], why: list[list[str] | None]) -> None:
         nonlocal done
         names = table.column_names
-        ids = (
-            table.column("loan_id" if "loan_id" in names else "id").to_pylist()
-            if {"loan_id", "id"} & set(names)
-            else None
-        )
+        column = "loan_id" if "loan_id" in names else "id" if "id" in names else None
+        ids = table.column(column).to_pylist() if column else [msgspec.UNSET] * table.num_rows
         p = table.column("default_probability").to_pylist()
         outcomes = table.column("decision").to_pylist()
+        # The rows of a chunk are decided together: one time for all of them.
+        when, version, threshold = now(), scorer.version, scorer.threshold
         records = [
             commit.decision(
-                f"{run}:{done + i}", "batch", scorer.version, scorer.threshold, inputs[i], p[i], outcomes[i], why[i],
-                language, **({} if ids is None else {"id": ids[i]}),
+                f"{run}:{done + i}", "batch", version, threshold, inputs[i], p[i], outcomes[i], why[i], language,
+                time=when, id=ids[i],
             )
             for i in range(len(p))
         ]  # fmt: skip

@@ -52,7 +52,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVI
 
 from cashscore.artefact.store import load_verified
 from cashscore.audit import commit
-from cashscore.audit.log import DecisionLog
+from cashscore.audit.log import DecisionLog, now
 from cashscore.core import config
 from cashscore.core.errors import CashscoreError
 from cashscore.core.rounding import round_like_python
@@ -65,8 +65,8 @@ from cashscore.scoring.scorer import (
     Scorer,
     bands,
     category_problem,
-    cleaned_records,
     contribution_dicts,
+    inputs_records,
 )
 
 log = logging.getLogger("cashscore.server")
@@ -298,14 +298,15 @@ async def _keep(
     """
     if committer is None or not decisions:
         return
-    records = []
-    for rid, (row_id, inputs, p, decision, texts, offer) in zip(rids, decisions, strict=True):
-        extra: dict[str, Any] = {"worker": os.getpid()} if row_id is None else {"id": row_id, "worker": os.getpid()}
-        if offer is not None:
-            extra["counter_offer"] = offer
-        records.append(
-            commit.decision(rid, "api", scorer.version, scorer.threshold, inputs, p, decision, texts, language, **extra)
+    # Decided together, at one time, by this worker.
+    when, worker, version, threshold, unset = now(), os.getpid(), scorer.version, scorer.threshold, msgspec.UNSET
+    records = [
+        commit.decision(
+            rid, "api", version, threshold, inputs, p, decision, texts, language, time=when, worker=worker,
+            id=unset if row_id is None else row_id, counter_offer=unset if offer is None else offer,
         )
+        for rid, (row_id, inputs, p, decision, texts, offer) in zip(rids, decisions, strict=True)
+    ]  # fmt: skip
     try:
         await committer.wait(records)
     except CashscoreError as exc:
@@ -454,7 +455,7 @@ async def score_batch(
         ids = [rows[positions[j]].id for j in kept]
         texts = [[r.text for r in decided.why[j]] for j in kept] if reasons else [None] * len(kept)
         offers = [decided.offers[j] for j in kept]
-        logged = zip(ids, cleaned_records(good), p.tolist(), decisions, texts, offers, strict=True)
+        logged = zip(ids, inputs_records(good), p.tolist(), decisions, texts, offers, strict=True)
         await _keep(request.app.state.audit, [edge.request_id(request.scope)] * len(kept), scorer, list(logged), lang)
     for j, answer in zip(kept, _answers(scorer, decided, scored, decisions, contributions, counter_offer), strict=True):
         rows[positions[j]].score = answer

@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any
 
-from cashscore.audit.log import DecisionLog, now
+import msgspec
+
+from cashscore.audit.log import DecisionLog, Record, now
 from cashscore.scoring.reasons import WORDING
 
 logger = logging.getLogger("cashscore.audit")
@@ -26,16 +28,16 @@ class GroupCommitter:
 
     def __init__(self, log: DecisionLog) -> None:
         self.log = log
-        self._queue: queue.SimpleQueue[tuple[Sequence[dict[str, Any]], Any] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[Sequence[Record], Any] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="cashscore-audit", daemon=True)
         self._thread.start()
 
-    def submit(self, records: Sequence[dict[str, Any]]) -> Future:
+    def submit(self, records: Sequence[Record]) -> Future:
         done: Future = Future()
         self._queue.put((records, done))
         return done
 
-    async def wait(self, records: Sequence[dict[str, Any]]) -> None:
+    async def wait(self, records: Sequence[Record]) -> None:
         """Append from a coroutine: returns once the records are durable."""
         done = asyncio.get_running_loop().create_future()
         self._queue.put((records, done))
@@ -72,7 +74,7 @@ class GroupCommitter:
             if stop:
                 return
 
-    def _commit(self, records: list[dict[str, Any]], waiting: list[Any]) -> None:
+    def _commit(self, records: list[Record], waiting: list[Any]) -> None:
         """Append one group's records; its requests answer as soon as the records are durable."""
         answered = False
 
@@ -119,13 +121,17 @@ def decision(
     channel: str,
     model_version: str,
     threshold: float,
-    inputs: dict[str, Any],
+    inputs: Any,
     probability: float,
     outcome: str,
     reasons: list[str] | None,
     language: str = "en",
-    **extra: Any,
-) -> dict[str, Any]:
+    *,
+    time: str | None = None,
+    id: Any = msgspec.UNSET,  # noqa: A002 - the record's own field name
+    worker: int | msgspec.UnsetType = msgspec.UNSET,
+    counter_offer: Any = msgspec.UNSET,
+) -> Record:
     """One decision as the log keeps it (the log adds seq, prev, hash and mac).
 
     Args:
@@ -133,28 +139,31 @@ def decision(
         channel: "api" or "batch".
         model_version: the version that decided; `audit replay` scores the record with it again.
         threshold: the probability from which the model denies.
-        inputs: the cleaned values the model saw.
+        inputs: the cleaned values the model saw (a dict, or a struct of them).
         probability: the probability of default, as answered.
         outcome: "approve" or "deny".
         reasons: the reasons' words as answered, or None when none were asked for; with them, the
             version of the words (`wording`).
         language: the reasons' language; recorded when not English (records from before languages
             are English), so that `audit replay` words them again in it.
-        extra: more fields (a batch row's id, a counter-offer).
+        time: when it was decided (`now()`, the default): the rows of one request share it.
+        id: a batch row's id, when it has one.
+        worker: the server process that answered.
+        counter_offer: a refusal's counter-offer, when one was asked for and found.
     """
-    worded = {} if reasons is None else {"wording": WORDING}
-    if language != "en":
-        worded["language"] = language
-    return {
-        "time": now(),
-        "request_id": request_id,
-        "channel": channel,
-        "model_version": model_version,
-        "threshold": threshold,
-        "input": inputs,
-        "default_probability": probability,
-        "decision": outcome,
-        "reasons": reasons,
-        **worded,
-        **extra,
-    }
+    return Record(
+        time=time or now(),
+        request_id=request_id,
+        channel=channel,
+        model_version=model_version,
+        threshold=threshold,
+        input=inputs,
+        default_probability=probability,
+        decision=outcome,
+        reasons=reasons,
+        wording=msgspec.UNSET if reasons is None else WORDING,
+        language=msgspec.UNSET if language == "en" else language,
+        id=id,
+        worker=worker,
+        counter_offer=counter_offer,
+    )

@@ -19,7 +19,7 @@ from cashscore.core import sqlnames
 from cashscore.core.errors import CashscoreError
 from cashscore.features import contract, rules
 from cashscore.scoring import reasons as reasons_module
-from cashscore.scoring.scorer import Scorer, Scores, band_array, bands, cleaned_records
+from cashscore.scoring.scorer import Scorer, Scores, band_array, bands, inputs_records
 
 REASONS = ("all", "deny", "none")
 CHUNK = 100_000
@@ -175,7 +175,7 @@ def score_relation(
     reasons: str = "deny",
     progress: Callable[[int], None] | None = None,
     counter_offer: bool = False,
-    on_decided: Callable[[pa.Table, list[dict[str, Any]], list[list[str] | None]], None] | None = None,
+    on_decided: Callable[[pa.Table, list[Any], list[list[str] | None]], None] | None = None,
     language: str = "en",
 ) -> Outcome:
     """Score every row a query returns, chunk by chunk, handing each chunk on as soon as it is scored.
@@ -222,7 +222,7 @@ def score_relation(
             asked = which.tolist()
             n = table.num_rows
             why = [lists[i] if asked[i] else None for i in range(n)] if lists is not None else [None] * n
-            on_decided(table, cleaned_records(chunk.good), why)
+            on_decided(table, inputs_records(chunk.good), why)
         if table.num_rows:
             on_scored(table)
         counts["scored"] += table.num_rows
@@ -248,8 +248,9 @@ def register_udfs(con: duckdb.DuckDBPyConnection, scorer: Scorer) -> None:
     """Register the SQL functions: vectorised Arrow UDFs over onnxruntime with the server's rules.
 
     - `score_default(...)` and `score_decision(...)`: the probability of default and the decision;
-    - `score(...)`: one struct with default_probability, decision, risk_band, reasons, base_log_odds
-      and contributions (a struct with one field per feature), so one pass gives everything;
+    - `score(...)`: one struct with default_probability, decision, risk_band, reasons (a list of
+      words, as the API's `text`s), base_log_odds and contributions (a struct with one field per
+      feature), so one pass gives everything;
       `score_pt(...)` the same with the reasons in Portuguese.
 
     Each takes either the 11 contract fields in contract order or a whole row (`score(a)` for
@@ -264,7 +265,7 @@ def register_udfs(con: duckdb.DuckDBPyConnection, scorer: Scorer) -> None:
             "default_probability": double,
             "decision": varchar,
             "risk_band": varchar,
-            "reasons": varchar,
+            "reasons": duckdb.list_type(varchar),
             "base_log_odds": double,
             "contributions": by_feature,
         }
@@ -286,7 +287,7 @@ def register_udfs(con: duckdb.DuckDBPyConnection, scorer: Scorer) -> None:
 
     def score_all(*arrays: pa.Array, language: str = "en") -> pa.Array:
         cleaned, scores, ok = _scored(*arrays, detail=True)
-        texts = scorer.reason_texts(cleaned, scores, ok, language)
+        texts = scorer.reason_list_column(cleaned, scores, ok, language)
         contributions = pa.StructArray.from_arrays(
             [pa.array(scores.contributions[:, k], pa.float64()) for k in range(len(contract.NAMES))],
             names=list(contract.NAMES),

@@ -110,9 +110,15 @@ class _Flat(NamedTuple):
         """Each reason's words."""
         if self.head is None:  # worded one by one: the pieces after "" are the words, in order
             return self.pieces[1:]
+        return self.text_array().to_pylist()
+
+    def text_array(self) -> pa.Array:
+        """Each reason's words, as Arrow strings."""
+        if self.head is None:
+            return pa.array(self.pieces[1:], pa.string())
         pieces = pa.array(self.pieces, pa.string())
         head, tail = (pa.array(self.parts[:, j]) for j in (0, 1))
-        return pc.binary_join_element_wise(pieces.take(head), pieces.take(tail), "").to_pylist()
+        return pc.binary_join_element_wise(pieces.take(head), pieces.take(tail), "")
 
     def values(self) -> list[Any]:
         return self.shown if self.head is None else self.shown[self.head].tolist()
@@ -225,6 +231,20 @@ class Wording:
         np.cumsum(counts, out=offsets[1:])
         rows = pa.ListArray.from_arrays(pa.array(offsets), pieces.take(pa.array(index)))
         return pc.binary_join(rows, "")
+
+    def list_column(self, picked: Picked, cleaned: Mapping[str, np.ndarray]) -> pa.Array:
+        """`texts(...)` as one Arrow list of strings per row (empty for none), built by Arrow: the SQL
+        functions' `reasons`, where `s.reasons[1]` is the first reason and `unnest` gives one a row."""
+        n = len(picked.features)
+        counts = np.zeros(n, dtype=np.int32)
+        flat = self._flat(picked, cleaned)
+        words = pa.array([], pa.string())
+        if flat is not None:
+            counts[flat.explained] = np.diff(flat.offsets)
+            words = flat.text_array()
+        offsets = np.zeros(n + 1, dtype=np.int32)
+        np.cumsum(counts, out=offsets[1:])
+        return pa.ListArray.from_arrays(pa.array(offsets), words)
 
     def records(self, picked: Picked, cleaned: Mapping[str, np.ndarray]) -> list[list[Reason]]:
         """The API's reasons: per row, a list of `Reason` (rows without reasons share one empty list)."""

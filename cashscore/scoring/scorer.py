@@ -12,6 +12,7 @@ from collections.abc import Generator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple, TypeVar
 
+import msgspec
 import numpy as np
 import onnx
 import onnxruntime
@@ -115,6 +116,16 @@ def cleaned_records(cleaned: Mapping[str, np.ndarray]) -> list[dict[str, Any]]:
     """Cleaned columns as one dict per row: floats, canonical strings, None for missing."""
     columns = [rules.as_python(cleaned[name]) for name in contract.NAMES]
     return [dict(zip(contract.NAMES, row, strict=True)) for row in zip(*columns, strict=True)]
+
+
+# One applicant's cleaned values as the decision log keeps them: encoded, a struct is the dict of
+# the same fields (the log sorts keys either way), at a tenth of the cost to build per row.
+Inputs = msgspec.defstruct("Inputs", [(name, Any) for name in contract.NAMES], gc=False)
+
+
+def inputs_records(cleaned: Mapping[str, np.ndarray]) -> list[Any]:
+    """`cleaned_records` as `Inputs` structs, for the decision log."""
+    return list(map(Inputs, *(rules.as_python(cleaned[name]) for name in contract.NAMES)))
 
 
 def contribution_dicts(contributions: np.ndarray) -> list[dict[str, float]]:
@@ -355,6 +366,12 @@ class Scorer:
     ) -> list[Sequence[str]]:
         """The words of the reasons of every row in `which` (an empty list elsewhere)."""
         return self.wordings[language].texts(reasons.pick(scores.p, scores.contributions, which), cleaned)
+
+    def reason_list_column(
+        self, cleaned: Mapping[str, np.ndarray], scores: Scores, which: np.ndarray, language: str = "en"
+    ) -> pa.Array:
+        """The words of the reasons of every row in `which` as an Arrow list per row (empty elsewhere)."""
+        return self.wordings[language].list_column(reasons.pick(scores.p, scores.contributions, which), cleaned)
 
     def reason_texts(
         self, cleaned: Mapping[str, np.ndarray], scores: Scores, which: np.ndarray, language: str = "en"

@@ -9,19 +9,23 @@ import multiprocessing
 import shutil
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pyarrow.parquet as pq
 import pytest
+from cashscore.features import contract
 
 from cashscore.audit import commit, log
 from cashscore.audit.export import export
 from cashscore.cli import main
 from cashscore.core.errors import CashscoreError
+from cashscore.scoring.reasons import WORDING
+from cashscore.scoring.scorer import Inputs
 
 KEY = "k3y-for-tests"
 
 
-def decision(i: int, time: str | None = None) -> dict:
-    record = commit.decision(
+def decision(i: int, time: str | None = None) -> log.Record:
+    return commit.decision(
         f"req-{i}",
         "api",
         "20260101T000000Z-000000000000",
@@ -30,10 +34,8 @@ def decision(i: int, time: str | None = None) -> dict:
         0.01 * (i % 100),
         "deny" if i % 3 == 0 else "approve",
         [f"reason {i}"] if i % 3 == 0 else None,
+        time=time,
     )
-    if time:
-        record["time"] = time
-    return record
 
 
 def filled(folder, key=None, n=12):
@@ -65,6 +67,31 @@ def test_an_untouched_log_verifies(tmp_path):
     filled(tmp_path / "a")
     verdict = log.verify(tmp_path / "a")
     assert verdict.problem is None and verdict.records == 12
+
+
+def test_a_record_is_stored_as_its_dict_with_sorted_keys_and_its_unset_fields_left_out(tmp_path):
+    given = [30.0, 5e4, "RENT", None, "EDUCATION", "B", 1e4, 11.5, 0.2, "N", 3.0]
+    values = dict(zip(contract.NAMES, given, strict=True))
+    offer = {"loan_amnt": 9000.0, "default_probability": 0.18}
+    kept = [
+        commit.decision("r1", "api", "v1", 0.2, Inputs(*values.values()), 0.31, "deny", ["a", "b"], "pt",
+                        id="row-7", worker=42, counter_offer=offer),
+        commit.decision("r2", "batch", "v1", 0.2, values, 0.01, "approve", None, id=None),
+    ]  # fmt: skip
+    log.DecisionLog(tmp_path / "a").append(kept)
+    assert log.verify(tmp_path / "a").problem is None
+    stored = lines(log.segments(tmp_path / "a")[0])
+    first, second = (json.loads(line) for line in stored)
+    # Each line is the canonical JSON of the record read back as a dict: sorted keys, the hash last.
+    for line, record in zip(stored, (first, second), strict=True):
+        body = {k: v for k, v in record.items() if k != "hash"}
+        assert line == log.canonical(body)[:-1] + f',"hash":"{record["hash"]}"}}\n'.encode()
+    assert first["input"] == second["input"] == values
+    assert [first[k] for k in ("language", "wording", "id", "worker", "counter_offer", "seq")] == [
+        "pt", WORDING, "row-7", 42, offer, 1
+    ]  # fmt: skip
+    # Unset fields are left out; a null id stays null (a batch row whose id column is null).
+    assert not {"language", "wording", "worker", "counter_offer"} & set(second) and second["id"] is None
 
 
 @pytest.mark.parametrize("key", [None, KEY])
@@ -248,7 +275,8 @@ def test_export_writes_the_period_as_parquet(tmp_path):
     folder = tmp_path / "a"
     decisions = log.DecisionLog(folder)
     october = [decision(i, f"2026-10-{10 + i:02d}T08:00:00.000000Z") for i in range(10)]
-    october[3] |= {"language": "pt", "counter_offer": {"loan_amnt": 12000.0, "default_probability": 0.15}}
+    offer = {"loan_amnt": 12000.0, "default_probability": 0.15}
+    october[3] = msgspec.structs.replace(october[3], language="pt", counter_offer=offer)
     decisions.append(october)
     decisions.append([decision(i, "2026-11-02T08:00:00.000000Z") for i in range(10, 13)])
     out = tmp_path / "oct.parquet"
@@ -277,8 +305,8 @@ def test_find_reads_only_the_lines_of_its_request_and_matches_exactly(tmp_path):
     folder = tmp_path / "a"
     odd = 'quote " backslash \\ é 💳'
     records = [decision(i) for i in range(12)]
-    records[4]["request_id"] = odd
-    records[7]["request_id"] = odd + "-later"
+    records[4].request_id = odd
+    records[7].request_id = odd + "-later"
     log.DecisionLog(folder).append(records)
     assert [(f.record["request_id"], f.where) for f in lookup.find(folder, odd)] == [(odd, f"{segment_of(folder)}:5")]
     assert [f.record["request_id"] for f in lookup.find(folder, "req-1")] == ["req-1"]  # not req-10, req-11

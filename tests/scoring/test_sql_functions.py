@@ -43,6 +43,22 @@ def test_whole_row_and_fields_agree_and_score_returns_everything(trained):
     assert any(s["reasons"] for *_, s in scored)
 
 
+def test_score_gives_the_reasons_as_a_list_an_analyst_can_index_and_unnest(trained):
+    db, models, _ = trained
+    with duckdb.connect(str(db), read_only=True) as con:
+        batch.register_udfs(con, Scorer(load_verified(models)))
+        con.execute("create temp table s as select loan_id, score(a) as s from marts.applicants a")
+        rows = con.execute("select s.reasons[1], len(s.reasons), s.reasons from s where s.decision = 'deny'").fetchall()
+        unnested = con.execute("select count(*) from (select unnest(s.reasons) from s)").fetchone()[0]
+        typed = con.execute("select typeof(s.reasons) from s where s is not null limit 1").fetchone()[0]
+    assert typed == "VARCHAR[]"
+    assert sum(n for _, n, _ in rows) > 100
+    for first, n, reasons in rows:
+        assert first == (reasons[0] if reasons else None) and n == len(reasons) <= 4
+        assert all(" | " not in words and "which multiplies the odds of default by" in words for words in reasons)
+    assert unnested >= sum(n for _, n, _ in rows)
+
+
 def test_score_pt_words_the_reasons_as_cashscore_score_lang_pt_does(trained, tmp_path):
     db, models, _ = trained
     out = tmp_path / "pt.parquet"
@@ -56,6 +72,6 @@ def test_score_pt_words_the_reasons_as_cashscore_score_lang_pt_does(trained, tmp
     assert len(scored) == len(by_file) > 100
     for loan_id, en, pt in scored:
         assert {k: v for k, v in pt.items() if k != "reasons"} == {k: v for k, v in en.items() if k != "reasons"}
-        assert pt["reasons"] == by_file[loan_id], loan_id
-        assert pt["reasons"].count(" | ") == en["reasons"].count(" | ")
-    assert sum("o que multiplica a chance de inadimplência" in pt["reasons"] for *_, pt in scored) > 100
+        assert " | ".join(pt["reasons"]) == by_file[loan_id], loan_id
+        assert len(pt["reasons"]) == len(en["reasons"])
+    assert sum("o que multiplica a chance de inadimplência" in " ".join(pt["reasons"]) for *_, pt in scored) > 100

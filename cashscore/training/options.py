@@ -56,6 +56,12 @@ class Config:
             raise CashscoreError(f"--margin: {cfg.margin} must lie in (0, 1]")
         if not 0 < cfg.approval_rate < 1:
             raise CashscoreError(f"--approval-rate: {cfg.approval_rate} must lie in (0, 1)")
+        if not set(cfg.families) & set(MONOTONIC_FAMILIES):
+            # Refused before minutes of comparison, not after them at the export.
+            raise CashscoreError(
+                f"--families: {', '.join(cfg.families)} can be compared but none can be served; include "
+                f"{' or '.join(MONOTONIC_FAMILIES)}, the family held monotonic and explained inside its ONNX graph"
+            )
         if not 18 <= cfg.protected_age <= 100:
             raise CashscoreError(
                 f"CASHSCORE_PROTECTED_AGE: {cfg.protected_age:g} must lie within the ages the contract "

@@ -260,7 +260,7 @@ def choose(cfg: Config, candidates: list[Candidate]) -> Candidate:
     ROC-AUC differences within the tolerance are noise (on the real dump, no weighting and class
     weights differ by 0.0003): among those, the best-calibrated candidate (lowest Brier) wins.
     """
-    eligible = [c for c in candidates if c.family in MONOTONIC_FAMILIES] or candidates
+    eligible = [c for c in candidates if c.family in MONOTONIC_FAMILIES]  # Config holds one at least
     top_auc = max(c.metrics["roc_auc"] for c in eligible)
     return min(
         (c for c in eligible if c.metrics["roc_auc"] >= top_auc - cfg.tuning_tolerance),

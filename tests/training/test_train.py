@@ -14,6 +14,7 @@ from cashscore.features import contract, inputs
 from helpers.dumps import SQL_DIR, full_dump, table_sql
 
 from cashscore.artefact import store
+from cashscore.cli import main
 from cashscore.core.errors import CashscoreError
 from cashscore.training import options, preprocess, trainer
 from cashscore.warehouse.restore import restore
@@ -158,6 +159,14 @@ def snapshot(models):
 def test_bad_policy_is_refused():
     with pytest.raises(CashscoreError, match="--policy"):
         trainer.Config.from_env(policy="maximise-vibes")
+
+
+def test_families_that_cannot_be_served_are_refused_before_any_training(sample_db, tmp_path, capsys):
+    models = tmp_path / "models"
+    assert main(["train", "--db", str(sample_db), "--models", str(models), "--families", "logreg", "knn"]) == 1
+    err = capsys.readouterr().err
+    assert "--families: logreg, knn can be compared but none can be served; include lightgbm" in err
+    assert not models.exists()
 
 
 @pytest.mark.parametrize(

@@ -287,7 +287,7 @@ def register_udfs(con: duckdb.DuckDBPyConnection, scorer: Scorer) -> None:
 
     def score_all(*arrays: pa.Array, language: str = "en") -> pa.Array:
         cleaned, scores, ok = _scored(*arrays, detail=True)
-        texts = scorer.reason_list_column(cleaned, scores, ok, language)
+        words = scorer.reason_list_column(cleaned, scores, ok, language)
         contributions = pa.StructArray.from_arrays(
             [pa.array(scores.contributions[:, k], pa.float64()) for k in range(len(contract.NAMES))],
             names=list(contract.NAMES),
@@ -296,7 +296,7 @@ def register_udfs(con: duckdb.DuckDBPyConnection, scorer: Scorer) -> None:
             pa.array(scores.p, pa.float64()),
             pa.array(scorer.decisions(scores.p).tolist(), pa.string()),
             pa.array(bands(np.nan_to_num(scores.p)).tolist(), pa.string()),
-            texts,
+            words,
             pa.array(scores.base, pa.float64()),
             contributions,
         ]

@@ -88,15 +88,15 @@ class Picked(NamedTuple):
 class _Flat(NamedTuple):
     """Every reason of the explained rows, in row order: `row` (among `explained`) and `slot` say
     where it was picked, `parts` which two of `pieces` its words join (a head, then a tail),
-    `shown[head]` the value it words (`head` None: one value per reason already); a row's reasons
-    are offsets[j]:offsets[j + 1]."""
+    `shown[head]` the value it words; worded one by one (`head` and `parts` None), `pieces` and
+    `shown` hold each reason's words and value. A row's reasons are offsets[j]:offsets[j + 1]."""
 
     explained: np.ndarray
     row: np.ndarray
     slot: np.ndarray
     feature: np.ndarray
     pieces: list[str]
-    parts: np.ndarray
+    parts: np.ndarray | None
     shown: np.ndarray | list[Any]
     head: np.ndarray | None
     offsets: np.ndarray
@@ -108,14 +108,14 @@ class _Flat(NamedTuple):
 
     def texts(self) -> list[str]:
         """Each reason's words."""
-        if self.head is None:  # worded one by one: the pieces after "" are the words, in order
-            return self.pieces[1:]
+        if self.parts is None:  # worded one by one
+            return self.pieces
         return self.text_array().to_pylist()
 
     def text_array(self) -> pa.Array:
         """Each reason's words, as Arrow strings."""
-        if self.head is None:
-            return pa.array(self.pieces[1:], pa.string())
+        if self.parts is None:
+            return pa.array(self.pieces, pa.string())
         pieces = pa.array(self.pieces, pa.string())
         head, tail = (pa.array(self.parts[:, j]) for j in (0, 1))
         return pc.binary_join_element_wise(pieces.take(head), pieces.take(tail), "")
@@ -214,23 +214,10 @@ class Wording:
         return out
 
     def column(self, picked: Picked, cleaned: Mapping[str, np.ndarray]) -> pa.Array:
-        """`joined(texts(...))` built by Arrow, without a Python string per reason: each row is the
-        list of its reasons' pieces (separator, head, tail), taken from the distinct pieces at once
-        and joined (a concatenation per reason was most of the cost of `--reasons deny`)."""
-        n = len(picked.features)
-        flat = self._flat(picked, cleaned)
-        if flat is None:
-            return pa.repeat(pa.scalar("", pa.string()), n)
-        separator = len(flat.pieces)
-        pieces = pa.array([*flat.pieces, SEPARATOR], pa.string())
-        # Before each reason: nothing for a row's first ("" is piece 0), the separator for the others.
-        index = np.column_stack([np.where(flat.slot == 0, 0, separator), flat.parts]).ravel()
-        counts = np.zeros(n, dtype=np.int32)
-        counts[flat.explained] = np.diff(flat.offsets) * 3
-        offsets = np.zeros(n + 1, dtype=np.int32)
-        np.cumsum(counts, out=offsets[1:])
-        rows = pa.ListArray.from_arrays(pa.array(offsets), pieces.take(pa.array(index)))
-        return pc.binary_join(rows, "")
+        """`joined(texts(...))` built by Arrow, without a Python string per reason: each row's
+        `list_column` joined with SEPARATOR (a concatenation per reason in Python was most of the
+        cost of `--reasons deny`)."""
+        return pc.binary_join(self.list_column(picked, cleaned), SEPARATOR)
 
     def list_column(self, picked: Picked, cleaned: Mapping[str, np.ndarray]) -> pa.Array:
         """`texts(...)` as one Arrow list of strings per row (empty for none), built by Arrow: the SQL
@@ -293,9 +280,7 @@ class Wording:
             words = [
                 self._head(k, v) + self._tail(t) for k, v, t in zip(feature.tolist(), shown, keys.tolist(), strict=True)
             ]
-            # Piece 0 is "": each reason is its words, then nothing.
-            parts = np.column_stack([np.arange(1, len(words) + 1), np.zeros(len(words), dtype=np.int64)])
-            return _Flat(explained, row, slot, feature, ["", *words], parts, shown, None, offsets)
+            return _Flat(explained, row, slot, feature, words, None, shown, None, offsets)
         tail_codes, tail_keys = pd.factorize(keys)
         tails = [self._tail(t) for t in tail_keys.tolist()]
         heads: list[str] = []
@@ -309,9 +294,10 @@ class Wording:
             head_codes[mine] = len(heads) + np.where(codes < 0, len(values) - 1, codes)
             heads.extend(self._head(k, value) for value in values)
             shown.extend(values)
-        parts = np.column_stack([1 + head_codes, 1 + len(heads) + tail_codes])
-        pieces = ["", *heads, *tails]
-        return _Flat(explained, row, slot, feature, pieces, parts, np.array(shown, dtype=object), head_codes, offsets)
+        parts = np.column_stack([head_codes, len(heads) + tail_codes])
+        return _Flat(
+            explained, row, slot, feature, [*heads, *tails], parts, np.array(shown, dtype=object), head_codes, offsets
+        )
 
     def _tail(self, key: int) -> str:
         """ ", which multiplies the odds of default by <factor>" for a `_factor_keys` key, kept."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -108,8 +109,22 @@ def trained(sample_db: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
     from cashscore.training import trainer
 
     models = tmp_path_factory.mktemp("models")
-    meta = trainer.run(sample_db, models, quick=True, say=lambda _: None, families=("logreg", "hist_gb", "lightgbm"))
+    # Trees: on the synthetic sample (drawn from a logistic model) logistic regression would win.
+    meta = trainer.run(sample_db, models, quick=True, say=lambda _: None, families=("hist_gb", "lightgbm"))
     return sample_db, models, meta
+
+
+@pytest.fixture(scope="session")
+def trained_linear(sample_db: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
+    """A sign-constrained logistic regression on a copy of the synthetic sample (beside k-NN, which
+    cannot be served): (database, models folder, metadata)."""
+    from cashscore.training import trainer
+
+    folder = tmp_path_factory.mktemp("linear")
+    db = folder / "sample.duckdb"
+    shutil.copy(sample_db, db)  # training writes its model_eval rows: not into the shared sample
+    meta = trainer.run(db, folder / "models", quick=True, say=lambda _: None, families=("logreg", "knn"))
+    return db, folder / "models", meta
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -147,13 +147,14 @@ class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Explanation(msgspec.Struct, frozen=True, kw_only=True):
-    """How reasons are computed, proven additive and compared with TreeSHAP on the test split."""
+    """How reasons are computed, proven additive and (for trees) compared with TreeSHAP on the test split."""
 
     method: str
     additivity_max_error: float
     rows: int
-    top1_agreement_treeshap: float
-    top4_agreement_treeshap: float
+    # Only for trees: a linear model's contributions are its exact Shapley values.
+    top1_agreement_treeshap: float | None = None
+    top4_agreement_treeshap: float | None = None
 
 
 class ProtectedAge(msgspec.Struct, frozen=True, kw_only=True):

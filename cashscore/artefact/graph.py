@@ -8,12 +8,15 @@ onnx_export.PASS_NODES).
 A caller that needs only the probabilities (most batch rows) runs `margin_only`: the same trees in
 the same passes with the margin as their single target, which sums the same float32 leaf values in
 the same order, so its probabilities are bit-identical at about 0.7 times the cost.
+A linear model's walk is one product of its preprocessed columns with a coefficient matrix
+(`linear_walk`): already cheap beside the preprocessing, so its margin-only graph is the whole walk.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import onnx
 from onnx import helper
 
@@ -23,6 +26,9 @@ PATHS = "cs_paths"
 # Initialisers holding the margin column's [start, end) in PATHS's output.
 MARGIN_START = "cs_margin_start"
 MARGIN_END = "cs_margin_end"
+# The linear walk's initialisers: the coefficients by output column, and the offsets added after.
+LINEAR_WEIGHTS = "cs_linear_weights"
+LINEAR_OFFSET = "cs_linear_offset"
 _TARGET_KEYS = ("target_treeids", "target_nodeids", "target_ids", "target_weights")
 
 
@@ -34,6 +40,8 @@ def margin_only(model: onnx.ModelProto, output: str) -> onnx.ModelProto:
     """
     model = onnx.ModelProto.FromString(model.SerializeToString())
     graph = model.graph
+    if _is_linear(graph):
+        return onnx.utils.Extractor(model).extract_model([i.name for i in graph.input], [output])
     passes = _ensembles(graph)
     bounds = {i.name: i for i in graph.initializer if i.name in (MARGIN_START, MARGIN_END)}
     if not passes or len(bounds) != 2:
@@ -63,6 +71,28 @@ def tree_walk(features: str, passes: list[dict[str, Any]]) -> list[onnx.NodeProt
         for name, attrs in zip(names, passes, strict=True)
     ]
     return [*walk, helper.make_node("Sum", names, [PATHS])]
+
+
+def linear_walk(graph: onnx.GraphProto, features: str, weights: np.ndarray, offset: np.ndarray) -> list[onnx.NodeProto]:
+    """The nodes that make `PATHS` from the preprocessed columns `features` of a linear model:
+    `features @ weights + offset` (a row of `weights` per column, a column per output), with the
+    two as initialisers of `graph`."""
+    graph.initializer.extend(
+        [
+            onnx.numpy_helper.from_array(np.asarray(weights, dtype=np.float32), LINEAR_WEIGHTS),
+            onnx.numpy_helper.from_array(np.asarray(offset, dtype=np.float32), LINEAR_OFFSET),
+        ]
+    )
+    return [
+        helper.make_node("MatMul", [features, LINEAR_WEIGHTS], [f"{PATHS}_product"]),
+        helper.make_node("Add", [f"{PATHS}_product", LINEAR_OFFSET], [PATHS]),
+    ]
+
+
+def _is_linear(graph: onnx.GraphProto) -> bool:
+    """Whether `PATHS` is made by `linear_walk`."""
+    node = next((n for n in graph.node if PATHS in n.output), None)
+    return node is not None and node.op_type == "Add" and LINEAR_OFFSET in node.input
 
 
 def _ensembles(graph: onnx.GraphProto) -> list[onnx.NodeProto]:

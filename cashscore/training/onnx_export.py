@@ -1,5 +1,5 @@
-"""The ONNX export: the pipeline's preprocessing, one walk over the trees (in cache-sized passes) for score
-and contributions, Platt calibration."""
+"""The ONNX export: the pipeline's preprocessing, one walk giving score and contributions (over the
+trees in cache-sized passes, or one product with a linear model's coefficients), Platt calibration."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ from typing import Any
 import numpy as np
 import onnx
 from onnx import TensorProto, helper
+from sklearn.pipeline import Pipeline
 
 from cashscore.artefact import graph as graph_shape
 from cashscore.artefact.store import BASE, CONTRIBUTIONS, OUTPUT, OUTPUTS
 from cashscore.core.errors import CashscoreError
 from cashscore.features import contract
 from cashscore.training import contributions, preprocess
+from cashscore.training.linear import SignedLogisticRegression
 
 # Probabilities are clipped before the log-odds so that 0 and 1 stay finite.
 EPS = 1e-7
@@ -85,10 +87,21 @@ def _passes(attrs: dict[str, Any], pass_nodes: int) -> list[dict[str, Any]]:
     return out
 
 
-def to_onnx(pipeline: Any, a: float, b: float, protected_age: float, pass_nodes: int = PASS_NODES) -> onnx.ModelProto:
+def to_onnx(
+    pipeline: Any,
+    a: float,
+    b: float,
+    protected_age: float,
+    pass_nodes: int = PASS_NODES,
+    background: Any = None,
+) -> onnx.ModelProto:
     """Convert a fitted sklearn pipeline to one graph: the age cap, its preprocessing, then one walk
-    over the trees giving the log-odds, the path contributions and the bias (in passes of about
-    `pass_nodes` nodes, summed), then Platt calibration.
+    giving per applicant the contributions, the bias and the log-odds (output `graph.PATHS`), then
+    Platt calibration.
+
+    The walk of a LightGBM model is its trees, carrying their path contributions (in passes of about
+    `pass_nodes` nodes, summed); that of a sign-constrained logistic regression is one product with
+    its coefficients, giving the exact `coefficient x (x - mean of background)`.
 
     Args:
         pipeline: preprocessing and classifier, without any sampler, fitted on ages capped at
@@ -96,6 +109,9 @@ def to_onnx(pipeline: Any, a: float, b: float, protected_age: float, pass_nodes:
         a: calibration slope on the log-odds.
         b: calibration intercept.
         protected_age: the graph caps its age input here, as the pipeline's training data was.
+        pass_nodes: tree nodes per pass at most (trees only).
+        background: the rows a linear model's contributions are measured from, as the pipeline
+            learnt from them (their preprocessed mean is the reference; linear models only).
 
     Returns:
         A model with one input per contract feature and three outputs: `probabilities` [N, 2],
@@ -104,27 +120,40 @@ def to_onnx(pipeline: Any, a: float, b: float, protected_age: float, pass_nodes:
     Raises:
         CashscoreError: for a model whose contributions cannot be built into the graph.
     """
+    estimator = pipeline.steps[-1][1]
+    if getattr(estimator, "booster_", None) is not None:
+        return _finish(*_trees(pipeline, pass_nodes), a, b, protected_age)
+    if isinstance(estimator, SignedLogisticRegression):
+        if background is None:
+            raise CashscoreError("a linear model's contributions need the background rows their mean is taken over")
+        return _finish(*_linear(pipeline, background), a, b, protected_age)
+    raise CashscoreError(
+        f"{type(estimator).__name__}: its per-feature contributions cannot be built into the ONNX graph; "
+        "only LightGBM and sign-constrained logistic regression models are exported"
+    )
+
+
+def _convert(pipeline: Any) -> onnx.ModelProto:
     from skl2onnx import convert_sklearn
 
     from cashscore.training.preprocess import onnx_input_types
 
     _register_lightgbm()
-    model = convert_sklearn(
+    return convert_sklearn(
         pipeline,
         initial_types=onnx_input_types(),
         options={id(pipeline): {"zipmap": False}},
         target_opset={"": 17, "ai.onnx.ml": 3},
     )
+
+
+def _trees(pipeline: Any, pass_nodes: int) -> tuple[onnx.ModelProto, list[str]]:
+    """The converted pipeline with its classifier replaced by the walk over its trees."""
+    model = _convert(pipeline)
     graph = model.graph
-    _cap_age(graph, protected_age)
-    estimator = pipeline.steps[-1][1]
-    booster = getattr(estimator, "booster_", None)
     classifier = next((n for n in graph.node if n.op_type == "TreeEnsembleClassifier"), None)
-    if booster is None or classifier is None:
-        raise CashscoreError(
-            f"{type(estimator).__name__}: its per-feature contributions cannot be built into the ONNX graph; "
-            "only LightGBM models are exported"
-        )
+    if classifier is None:
+        raise CashscoreError("the converted LightGBM pipeline has no tree ensemble to explain")
     # The converted classifier only shows where the preprocessed columns are: the pass below
     # replaces it and everything computed from it.
     features = classifier.input[0]
@@ -139,8 +168,43 @@ def to_onnx(pipeline: Any, a: float, b: float, protected_age: float, pass_nodes:
     graph.node.extend(kept)
     del graph.output[:]
     columns = preprocess.output_columns("tree")
+    attrs = contributions.regressor_attributes(pipeline.steps[-1][1].booster_.dump_model(), len(columns))
+    graph.node.extend(graph_shape.tree_walk(features, _passes(attrs, pass_nodes)))
+    return model, columns
+
+
+def _linear(pipeline: Any, background: Any) -> tuple[onnx.ModelProto, list[str]]:
+    """The converted preprocessing, then its columns times the coefficients (`graph.linear_walk`):
+    per contract feature the sum over its columns of `coefficient x (x - mean)`, then the bias (the
+    intercept plus the coefficients times the means) and the log-odds."""
+    prep = Pipeline(pipeline.steps[:-1])
+    model = _convert(prep)
+    graph = model.graph
+    features = graph.output[0].name
+    del graph.output[:]
+    coef = np.asarray(pipeline.steps[-1][1].coef_[0], dtype=np.float64)
+    intercept = float(pipeline.steps[-1][1].intercept_[0])
+    mean = np.asarray(prep.transform(background), dtype=np.float64).mean(axis=0)
+    owners = [c.split("=")[0] for c in preprocess.output_columns("linear")]
+    n = len(contract.NAMES)
+    weights = np.zeros((len(coef), n + 2))
+    offset = np.zeros(n + 2)
+    for j, owner in enumerate(owners):
+        k = contract.NAMES.index(owner)
+        weights[j, k] = weights[j, n + 1] = coef[j]
+        offset[k] -= coef[j] * mean[j]
+    offset[n] = intercept + float(coef @ mean)
+    offset[n + 1] = intercept
+    graph.node.extend(graph_shape.linear_walk(graph, features, weights, offset))
+    return model, list(contract.NAMES)
+
+
+def _finish(model: onnx.ModelProto, columns: list[str], a: float, b: float, protected_age: float) -> onnx.ModelProto:
+    """From `graph.PATHS` (a column per entry of `columns`, the bias, the margin) to the three
+    calibrated outputs, with the age input capped first."""
+    graph = model.graph
+    _cap_age(graph, protected_age)
     n = len(columns)
-    attrs = contributions.regressor_attributes(booster.dump_model(), n)
     lo, hi = float(np.log(EPS) - np.log1p(-EPS)), float(np.log1p(-EPS) - np.log(EPS))
     graph.initializer.extend(
         [
@@ -155,12 +219,11 @@ def to_onnx(pipeline: Any, a: float, b: float, protected_age: float, pass_nodes:
             helper.make_tensor("cs_n1", TensorProto.INT64, [1], [n + 1]),
             helper.make_tensor(graph_shape.MARGIN_START, TensorProto.INT64, [1], [n + 1]),
             helper.make_tensor(graph_shape.MARGIN_END, TensorProto.INT64, [1], [n + 2]),
-            # Input columns (numbers, then categories) back to contract order.
+            # The walk's columns back to contract order.
             helper.make_tensor("cs_order", TensorProto.INT64, [n], [columns.index(c) for c in contract.NAMES]),
         ]
     )
     paths = graph_shape.PATHS
-    graph.node.extend(graph_shape.tree_walk(features, _passes(attrs, pass_nodes)))
     graph.node.extend(
         [
             helper.make_node("Slice", [paths, graph_shape.MARGIN_START, graph_shape.MARGIN_END, "cs_axis"], ["cal_m"]),

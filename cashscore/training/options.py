@@ -12,11 +12,11 @@ from cashscore.core.errors import CashscoreError
 
 STRATEGIES = ("none", "class_weight", "undersample", "smotenc")
 POLICIES = ("profit", "approval", "f1")
-# Families whose risk can be held monotonic in the constrained features; the others are compared
-# but cannot become the served model.
-# Only LightGBM is both held monotonic and explained inside its ONNX graph (training/contributions.py):
-# the other families are compared, for the report, but cannot become the served model.
-MONOTONIC_FAMILIES = ("lightgbm",)
+# Families held monotonic in the constrained features and explained exactly inside their ONNX graph:
+# LightGBM (monotone constraints, path contributions: training/contributions.py) and logistic
+# regression (sign-bounded coefficients, coefficient x (x - mean): training/linear.py). The others
+# are compared, for the report, but cannot become the served model.
+SERVABLE_FAMILIES = ("lightgbm", "logreg")
 NATIVE_NAN = ("lightgbm", "hist_gb")
 
 
@@ -56,11 +56,11 @@ class Config:
             raise CashscoreError(f"--margin: {cfg.margin} must lie in (0, 1]")
         if not 0 < cfg.approval_rate < 1:
             raise CashscoreError(f"--approval-rate: {cfg.approval_rate} must lie in (0, 1)")
-        if not set(cfg.families) & set(MONOTONIC_FAMILIES):
+        if not set(cfg.families) & set(SERVABLE_FAMILIES):
             # Refused before minutes of comparison, not after them at the export.
             raise CashscoreError(
                 f"--families: {', '.join(cfg.families)} can be compared but none can be served; include "
-                f"{' or '.join(MONOTONIC_FAMILIES)}, the family held monotonic and explained inside its ONNX graph"
+                f"{' or '.join(SERVABLE_FAMILIES)}, the families held monotonic and explained inside their ONNX graph"
             )
         if not 18 <= cfg.protected_age <= 100:
             raise CashscoreError(

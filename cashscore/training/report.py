@@ -165,7 +165,8 @@ def render(card: ModelCard, tables: dict[str, pd.DataFrame]) -> str:
 <h2>Chosen model</h2>
 <p><b>{html.escape(chosen[0])}</b> with balancing <b>{html.escape(chosen[1])}</b>, parameters
 <code>{html.escape(str(card.model.params or "defaults"))}</code> (cross-validated ROC-AUC
-{card.model.cv_roc_auc:.4f}). Among families that can be held monotonic, candidates within
+{card.model.cv_roc_auc:.4f}). Among families that can be held monotonic and explained in their graph
+(LightGBM, sign-constrained logistic regression), candidates within
 {card.config.tuning_tolerance} of the best cross-validated ROC-AUC are told apart by Brier score; the tuning
 search then keeps the setting with the fewest trees within the same tolerance.
 Probabilities calibrated by {html.escape(card.calibration.method)}
@@ -175,9 +176,11 @@ Decision: deny when the probability of default is at least <b>{policy.value:.4f}
 target approval {policy.approval_rate}).</p>
 <p>ONNX parity on the {card.parity.rows:,} test rows: max |Δp| {card.parity.max_abs_diff:.2e},
 {card.parity.decision_flips} decision flips. Monotonicity violations: {card.monotonic_violations}.</p>
+<h2>Reasons</h2>
+<p>{_explanation(card)}</p>
 <h2>Protected age</h2>
 <p>From <b>{protected.age:g}</b> on, age never raises an applicant's risk: the model sees age capped there
-and is non-increasing in age, and its path contributions inherit that sign. Checked on
+and is non-increasing in age, and its contributions inherit that sign. Checked on
 {protected.rows_checked:,} test applicants, as they are and as if older:
 {protected.positive_age_contributions} risk-raising age contributions.</p>
 <h2>Fairness by age band (held-out test split)</h2>
@@ -194,3 +197,20 @@ false-positive rate the share of good payers refused; gaps are against the most-
 <table><tr>{head}</tr>{"".join(rows)}</table>
 </body></html>
 """
+
+
+def _explanation(card: ModelCard) -> str:
+    """How the reasons are computed, their additivity and, for trees, their agreement with TreeSHAP."""
+    how = card.explanation
+    text = (
+        f"Each applicant's reasons are the up to 4 features with the largest positive contributions: "
+        f"{html.escape(how.method)}. Per applicant, sigmoid(base_log_odds + sum(contributions)) is the "
+        f"probability of default: at most {how.additivity_max_error:.1e} apart on the {how.rows:,} test rows."
+    )
+    if how.top1_agreement_treeshap is not None and how.top4_agreement_treeshap is not None:
+        text += (
+            f" The top reason by LightGBM's exact TreeSHAP (<code>pred_contrib</code>) is the top reason here for "
+            f"<b>{how.top1_agreement_treeshap:.1%}</b> of test applicants, and among the 4 reasons for "
+            f"<b>{how.top4_agreement_treeshap:.1%}</b>."
+        )
+    return text

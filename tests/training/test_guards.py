@@ -25,7 +25,9 @@ def test_a_graph_that_disagrees_with_sklearn_is_never_saved(trained, monkeypatch
     before = snapshot(models)
     real = onnx_export.to_onnx
     # The sabotage: the exported graph's calibration intercept is off by 0.05.
-    monkeypatch.setattr(onnx_export, "to_onnx", lambda pipeline, a, b, age: real(pipeline, a, b + 0.05, age))
+    monkeypatch.setattr(
+        onnx_export, "to_onnx", lambda pipeline, a, b, age, **kw: real(pipeline, a, b + 0.05, age, **kw)
+    )
     with pytest.raises(CashscoreError, match="ONNX parity failed"):
         trainer.run(db, models, quick=True, say=lambda _: None, families=("lightgbm",))
     assert snapshot(models) == before

@@ -28,9 +28,9 @@ SEPARATOR = " | "
 # feature multiplying the odds by 49 would read "raises it by 11.5 points" (`impact` keeps them).
 # The version of the words below. The decision log keeps it with each record's reasons, so that
 # `audit replay` compares words only with the same words: bump it whenever a reason's text changes
-# (2: odds factors; 3: English categories in words, "Debt consolidation"; records without it are
-# older, or from before it was kept).
-WORDING = 3
+# (2: odds factors; 3: English categories in words, "Debt consolidation"; 4: factors above
+# _MOST_FACTOR as "more than" it; records without it are older, or from before it was kept).
+WORDING = 4
 # Worded in English, or in Brazilian Portuguese with the contract's `label_pt` and `categories_pt`,
 # the words of the bank's analysts ("chance" is Portuguese for odds).
 LANGUAGES = contract.LANGUAGES
@@ -40,6 +40,7 @@ class _Words(NamedTuple):
     lead: str  # "{label} is "
     typical: str  # " (typical applicant: {value})"
     tail: str
+    more: str  # "more than ", before _MOST_FACTOR
     missing: str
     decimal: str  # the decimal separator; the thousands one is the other of "." and ","
     label: Callable[[contract.Feature], str]  # a feature's name in the language
@@ -48,17 +49,23 @@ class _Words(NamedTuple):
 
 _WORDS = {
     "en": _Words(
-        "{} is ", " (typical applicant: {})", ", which multiplies the odds of default by ", "missing", ".",
+        "{} is ", " (typical applicant: {})", ", which multiplies the odds of default by ", "more than ", "missing",
+        ".",
         # Words where the canonical spelling is none ("Debt consolidation").
         lambda f: f.description, lambda f: f.categories_en or f.categories,
     ),
     "pt": _Words(
-        "{} é ", " (cliente típico: {})", ", o que multiplica a chance de inadimplência por ", "ausente", ",",
+        "{} é ", " (cliente típico: {})", ", o que multiplica a chance de inadimplência por ", "mais de ", "ausente",
+        ",",
         lambda f: f.label_pt, lambda f: f.categories_pt,
     ),
 }  # fmt: skip
 # Factors below this get two decimals, from it on whole numbers.
 _WHOLE_FROM = 9.995
+# Factors above this read "more than" it. A linear model's terms are unbounded (a stated share of
+# income of 90 lies hundreds of standard deviations out: exp() of the term overflows), and past
+# this the number says nothing more to a reader. Its key, -_MOST_FACTOR - 1, is below every other.
+_MOST_FACTOR = 10**12
 # Formatted values kept per feature; a feature with more distinct values starts again.
 _CACHE = 50_000
 
@@ -156,7 +163,8 @@ def pick(p: np.ndarray, contributions: np.ndarray, which: np.ndarray) -> Picked:
     z = np.where(inside, np.log(safe) - np.log1p(-safe), c.sum(axis=1))
     # The impact grows with the contribution, so the features over MIN_IMPACT are the first few of
     # the largest: it is computed for those MAX_REASONS only, not for every feature.
-    impact = q[:, None] - 1.0 / (1.0 + np.exp(top - z[:, None]))
+    # Bounded where exp() would overflow (a linear model's unbounded terms): the sigmoid is 0 there.
+    impact = q[:, None] - 1.0 / (1.0 + np.exp(np.minimum(top - z[:, None], 700.0)))
     named = np.logical_and.accumulate((top > 0) & (impact >= MIN_IMPACT), axis=1)
     k = order.shape[1]
     features[rows, :k] = np.where(named, order, -1)
@@ -304,6 +312,8 @@ class Wording:
         tail = self._tails.get(key)
         if tail is None:
             factor = f"{key / 100:.2f}" if key > 0 else f"{-key:,}"
+            if key < -_MOST_FACTOR:
+                factor = f"{self._words.more}{_MOST_FACTOR:,}"
             tail = self._tails[key] = self._words.tail + _separators(factor, self._words.decimal)
         return tail
 
@@ -332,9 +342,10 @@ class Wording:
 
 def _factor_keys(contributions: np.ndarray) -> np.ndarray:
     """One key per distinct wording of exp(contribution): hundredths below _WHOLE_FROM, minus the
-    whole number above."""
-    factors = np.exp(np.minimum(contributions, 700.0))
-    return np.where(factors < _WHOLE_FROM, np.rint(factors * 100), -np.rint(factors)).astype(np.int64)
+    whole number above, -_MOST_FACTOR - 1 above _MOST_FACTOR."""
+    factors = np.exp(np.minimum(contributions, np.log(_MOST_FACTOR) + 1.0))
+    keys = np.where(factors < _WHOLE_FROM, np.rint(factors * 100), -np.rint(np.minimum(factors, _MOST_FACTOR + 1)))
+    return keys.astype(np.int64)
 
 
 def _separators(number: str, decimal: str) -> str:

@@ -51,14 +51,16 @@ def by_hand(p, contributions, row, typical, language="en"):
         c = float(contributions[k])
         if c <= 0 or len(found) == 4:
             break
-        impact = p - 1.0 / (1.0 + math.exp(-(z - c)))
+        impact = p - 1.0 / (1.0 + math.exp(min(c - z, 700.0)))
         if impact < reasons.MIN_IMPACT:
             continue
         f = contract.FEATURES[k]
         value = row[f.name]
         value = None if isinstance(value, float) and math.isnan(value) else value
-        factor = math.exp(c)
+        factor = math.exp(min(c, 30.0))  # past e^27.6, a trillion, only "more than" it is said
         odds = f"{round(factor * 100) / 100:.2f}" if factor < 9.995 else f"{round(factor):,}"
+        if factor > 1e12:
+            odds = f"{'mais de' if language == 'pt' else 'more than'} 1,000,000,000,000"
         if language == "pt":
             beside = f" (cliente típico: {fmt_pt(typical[f.name], f)})" if value != typical[f.name] else ""
             odds = odds.replace(",", "_").replace(".", ",").replace("_", ".")
@@ -89,9 +91,10 @@ def test_margin_only_graph_gives_the_same_probabilities_from_one_target(trained)
     assert [o.name for o in cut.graph.output] == [store.OUTPUT]
 
 
+@pytest.mark.parametrize("model", ["trained", "trained_linear"])
 @pytest.mark.parametrize("language", reasons.LANGUAGES)
-def test_reasons_equal_a_row_by_row_reading_for_every_applicant(trained, language):
-    db, models, _ = trained
+def test_reasons_equal_a_row_by_row_reading_for_every_applicant(request, model, language):
+    db, models, _ = request.getfixturevalue(model)
     scorer = Scorer(store.load_verified(models))
     cleaned = mart(db)
     scores = scorer.evaluate(cleaned)
@@ -209,3 +212,20 @@ def test_every_shape_of_the_reasons_reads_as_the_method_states_them(language):
     nobody = reasons.pick(p, contributions, np.zeros(n, bool))
     assert wording.column(nobody, cleaned).to_pylist() == [""] * n
     assert wording.records(nobody, cleaned) == [[]] * n and wording.texts(nobody, cleaned) == [()] * n
+
+
+@pytest.mark.parametrize("language", reasons.LANGUAGES)
+def test_a_linear_models_unbounded_terms_read_more_than_a_trillion(trained_linear, language):
+    # A stated share of income of 95 lies hundreds of standard deviations out: its term's exp()
+    # overflows float64, and its odds factor reads as a bound, not as a number that means nothing.
+    db, models, _ = trained_linear
+    scorer = Scorer(store.load_verified(models))
+    cleaned = {k: v[:3] for k, v in mart(db).items()}
+    raw = {k: v.tolist() for k, v in cleaned.items()}
+    raw["loan_percent_income"] = [95.0, 0.5, 2.0]
+    decided = scorer.decide(raw, 3, language=language)
+    assert decided.scores.contributions[0, contract.NAMES.index("loan_percent_income")] > np.log(1e12)
+    (first, *_), *_ = decided.why
+    more = "more than 1,000,000,000,000" if language == "en" else "mais de 1.000.000.000.000"
+    assert first.feature == "loan_percent_income" and first.text.endswith(more)
+    assert decided.scores.p[0] > 0.999 and all(decided.why[1:])

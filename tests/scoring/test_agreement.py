@@ -21,6 +21,10 @@ from cashscore.scoring import batch
 from cashscore.scoring.scorer import Scorer
 
 
+def sigmoid(z):
+    return 1 / (1 + math.exp(-z))
+
+
 def raw_applicants(db):
     """The mart's rows as a client would send them (missing fields left out)."""
     with duckdb.connect(str(db), read_only=True) as con:
@@ -75,13 +79,18 @@ def every_channel_agrees(real_db, real_model, tmp_path):
     assert len(files) + len(rejected) == len(applicants)
     for loan_id, row in files.items():
         s = sql[loan_id]
+        # Additive in every channel: the SQL struct's float64s exactly, the API's at its 6 decimals.
+        assert abs(sigmoid(s["base_log_odds"] + sum(s["contributions"].values())) - s["default_probability"]) <= 1e-6
+        b = http_batch[loan_id]["score"]
+        z = b["base_log_odds"] + sum(b["contributions"].values())
+        # Its probability, base and 11 contributions each within 5e-7 of their values; slope <= 1/4.
+        assert abs(sigmoid(z) - b["default_probability"]) <= 1e-6 + 5e-7 + (len(contract.NAMES) + 1) * 5e-7 / 4
         # The file and SQL: exactly the same numbers and words.
         assert (s["default_probability"], s["decision"], " | ".join(s["reasons"])) == (
             row["default_probability"],
             row["decision"],
             row["reasons"],
         ), loan_id
-        b = http_batch[loan_id]["score"]
         assert b["default_probability"] == round(row["default_probability"], 6), loan_id
         assert b["decision"] == row["decision"] and [r["text"] for r in b["reasons"]] == s["reasons"], loan_id
         if loan_id in http_single:

@@ -136,8 +136,32 @@ def cmd_models(args: argparse.Namespace) -> int:
     found = store.versions(args.models)
     if not found:
         raise CashscoreError(f"{args.models}: no model versions; run `cashscore train --models {args.models}` first")
+    # What an engineer needs to choose a version to roll back to: what it is, how well it did on
+    # its held-out split, where it decides, what it learnt from, and whether it can be served.
+    print(f"versions in {args.models / store.VERSIONS} (* = current)")
+    head = ("", "version", "model", "test ROC-AUC", "threshold", "trained on", "status")
+    lines = [head]
     for version in found:
-        print(f"{'*' if version == current else ' '} {version}  {args.models / store.VERSIONS / version}")
+        mark = "*" if version == current else ""
+        try:
+            card = store.load_verified(args.models, version).card
+        except CashscoreError as exc:
+            lines.append((mark, version, "", "", "", "", f"cannot be served: {exc}"))
+            continue
+        lines.append(
+            (
+                mark,
+                version,
+                f"{card.model.family} + {card.model.strategy}",
+                f"{card.metrics.test.roc_auc:.4f}",
+                f"{card.threshold.value:.4f} ({card.threshold.policy})",
+                f"{card.data.rows:,} rows, {card.data.fingerprint[:12]}",
+                "intact",
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head) - 1)]
+    for line in lines:
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False)) + "  " + line[-1])
     return 0
 
 

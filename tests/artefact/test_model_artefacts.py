@@ -107,8 +107,13 @@ def test_rollback_and_pinning(models, capsys):
     new = republish(models, created_at="2030-01-01T00:00:00+00:00")
     assert store.versions(models) == sorted([old, new])
     assert main(["models", "--models", str(models)]) == 0
-    listing = capsys.readouterr().out
-    assert f"* {new}" in listing and f"  {old}" in listing
+    listing = capsys.readouterr().out.splitlines()
+    card = store.load_verified(models, new).card
+    row = next(line for line in listing if new in line)
+    assert row.startswith(f"*  {new}") and row.endswith("intact")
+    assert f"{card.model.family} + {card.model.strategy}" in row and f"{card.metrics.test.roc_auc:.4f}" in row
+    assert f"{card.threshold.value:.4f} ({card.threshold.policy})" in row
+    assert next(line for line in listing if old in line).startswith(f"   {old}")
     from litestar.testing import TestClient
 
     with TestClient(app=create_app(models, api_key="", model_version=old)) as c:
@@ -116,6 +121,17 @@ def test_rollback_and_pinning(models, capsys):
     assert main(["models", "--models", str(models), "--use", old]) == 0
     assert store.load_verified(models).version == old
     assert main(["models", "--models", str(models), "--use", "20990101T000000Z-000000000000"]) == 1
+
+
+def test_the_listing_names_a_version_that_cannot_be_served_and_why(models, capsys):
+    old = store.current_version(models)
+    new = republish(models, created_at="2030-01-01T00:00:00+00:00")
+    (models / store.VERSIONS / old / store.MODEL_FILE).write_bytes(b"not a model")
+    assert main(["models", "--models", str(models)]) == 0
+    listing = capsys.readouterr().out
+    broken = next(line for line in listing.splitlines() if old in line)
+    assert "cannot be served:" in broken and "does not match the manifest" in broken
+    assert next(line for line in listing.splitlines() if new in line).endswith("intact")
 
 
 def test_old_versions_are_pruned_but_never_the_current_one(models):

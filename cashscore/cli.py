@@ -639,7 +639,7 @@ def build_parser(settings: config.Settings | None = None) -> argparse.ArgumentPa
         "--families",
         nargs="+",
         choices=("logreg", "random_forest", "hist_gb", "knn", "lightgbm"),
-        help="model families to compare (default all)",
+        help="model families to compare (default all); the best of lightgbm and logreg is served, so keep one",
     )
     p.set_defaults(func=cmd_train)
 

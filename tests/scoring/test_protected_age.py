@@ -60,6 +60,19 @@ def test_protected_age_holds_for_every_real_applicant(real_db, real_model):
     assert _check_every_applicant(real_db, real_model) > 4 * 30_000
 
 
+@pytest.mark.slow
+def test_the_logistic_model_keeps_the_rule_and_adds_up_for_every_real_applicant(real_db, tmp_path):
+    db, models = tmp_path / "real.duckdb", tmp_path / "models"
+    shutil.copy(real_db, db)  # training writes its model_eval rows: never into the shared fixture
+    card = trainer.run(db, models, quick=True, say=lambda _: None, families=("logreg",), strategies=("none",))
+    assert card.model.family == "logreg" and card.metrics.test.roc_auc > 0.84
+    assert card.parity.decision_flips == 0 and not any(card.monotonic_violations.values())
+    assert _check_every_applicant(db, models) > 4 * 30_000
+    scores = Scorer(store.load_verified(models)).evaluate(_applicants(db))
+    z = scores.base + scores.contributions.sum(axis=1)
+    assert np.abs(1 / (1 + np.exp(-z)) - scores.p).max() <= 1e-6
+
+
 def test_protected_age_holds_for_every_synthetic_applicant(trained):
     assert _check_every_applicant(trained[0], trained[1]) > 4 * 2_000
     assert trained[2].protected_age.positive_age_contributions == 0

@@ -605,6 +605,9 @@ async def model_info(request: Request) -> dict[str, Any]:
         "calibration": card.calibration,
         "metrics": card.metrics.test,
         "parity": card.parity,
+        # How the reasons are computed, and the protected-age guarantee: what an auditor asks first.
+        "explanation": card.explanation,
+        "protected_age": card.protected_age,
         "contract": card.contract,
         "risk_bands": [{"below": upper, "band": name} for upper, name in BANDS],
     }

@@ -232,6 +232,9 @@ def test_model_health_and_openapi(client, trained):
     info = client.get("/v1/model").json()
     assert info["model_version"] == trained[2].model_version
     assert [f["name"] for f in info["contract"]] == list(contract.NAMES)
+    assert info["explanation"]["method"].startswith("path (Saabas) contributions")
+    assert info["explanation"]["top1_agreement_treeshap"] == trained[2].explanation.top1_agreement_treeshap
+    assert info["protected_age"] == msgspec.to_builtins(trained[2].protected_age)
     assert client.get("/health/live").json() == {"status": "alive"}
     assert client.get("/health/ready").json()["status"] == "ready"
     schema = client.get("/schema/openapi.json").json()

@@ -239,7 +239,31 @@ def _model_card(card: ModelCard, page: Reading) -> str:
         f"version <code>{html.escape(card.model_version)}</code>, trained {html.escape(card.created_at)} on "
         f"{card.data.rows:,} loans. Measured on the held-out test split · medido no conjunto de teste:</p><table>{rows}</table>"
         f"<p>Deny when the probability of default is at least <b>{policy.value:.1%}</b> ({html.escape(policy.policy)} policy: "
-        f"loss given default {policy.lgd:g}, margin {policy.margin:g}) · negar a partir de {policy.value:.1%}.</p>{curves}"
+        f"loss given default {policy.lgd:g}, margin {policy.margin:g}) · negar a partir de {policy.value:.1%}.</p>"
+        f"{_reasons_method(card)}{curves}"
+    )
+
+
+def _reasons_method(card: ModelCard) -> str:
+    """How the reasons beside each decision are computed, in both languages."""
+    how = card.explanation
+    # Only trees carry an agreement with TreeSHAP: a linear model's terms are its Shapley values.
+    top1 = how.top1_agreement_treeshap
+    en = (
+        "path contributions of its trees"
+        if top1 is not None
+        else "each coefficient times the distance from the training mean"
+    )
+    pt = (
+        "contribuições dos caminhos das árvores"
+        if top1 is not None
+        else "cada coeficiente vezes a distância da média do treino"
+    )
+    agreement = "" if top1 is None else f"; the top reason is exact TreeSHAP's for {top1:.0%} of test applicants"
+    return (
+        '<p id="reasons-method">Reasons name the up to 4 features that raise the risk the most, from contributions '
+        f"computed inside the model ({en}) that add up to the probability{agreement} · os motivos vêm de "
+        f"contribuições calculadas dentro do modelo ({pt}), que, somadas, dão a probabilidade.</p>"
     )
 
 

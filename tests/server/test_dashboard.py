@@ -66,6 +66,9 @@ def test_dashboard_renders_model_portfolio_and_form(trained, scored_db):
     family, strategy = trained[2].model.family, trained[2].model.strategy
     assert "".join(dashboard.model_words(family, strategy)[0].split()) in "".join(text.split())
     assert "ROC-AUC: area under the ROC curve" in text and "área sob a curva ROC" in text
+    top1 = trained[2].explanation.top1_agreement_treeshap
+    said = "path contributions of its trees) that add up to the probability; the top reason is exact TreeSHAP's for"
+    assert f"{said} {top1:.0%}" in text
     # The challenge's panels.
     for panel in (
         'id="payers"',
@@ -116,6 +119,14 @@ def test_dashboard_without_stored_scores(trained, tmp_path):
     with TestClient(app=create_app(trained[1], api_key="", db=tmp_path / "none.duckdb")) as client:
         page = client.get("/")
     assert page.status_code == 200 and "no database configured" in page.text
+
+
+def test_dashboard_says_how_a_linear_models_reasons_are_computed(trained_linear):
+    db, models, card = trained_linear
+    with TestClient(app=create_app(models, api_key="", db=db)) as client:
+        text = client.get("/").text
+    assert "logistic regression" in text and "each coefficient times the distance from the training mean" in text
+    assert "TreeSHAP" not in text
 
 
 def test_dashboard_names_a_database_it_cannot_read(trained, tmp_path):

@@ -155,6 +155,9 @@ class Explanation(msgspec.Struct, frozen=True, kw_only=True):
     # Only for trees: a linear model's contributions are its exact Shapley values.
     top1_agreement_treeshap: float | None = None
     top4_agreement_treeshap: float | None = None
+    # Only for linear models: each preprocessed column's coefficient, in log-odds per standard
+    # deviation (numbers, grades) or for the category against none of its own (one-hot columns).
+    coefficients: dict[str, float] | None = None
 
 
 class ProtectedAge(msgspec.Struct, frozen=True, kw_only=True):

@@ -16,6 +16,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from cashscore.artefact.card import ModelCard  # noqa: E402
+from cashscore.training import preprocess  # noqa: E402
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
@@ -207,6 +208,18 @@ def _explanation(card: ModelCard) -> str:
         f"{html.escape(how.method)}. Per applicant, sigmoid(base_log_odds + sum(contributions)) is the "
         f"probability of default: at most {how.additivity_max_error:.1e} apart on the {how.rows:,} test rows."
     )
+    if how.coefficients is not None:
+        signs = dict(zip(preprocess.output_columns("linear"), preprocess.monotonic_constraints("linear"), strict=True))
+        rows = "".join(
+            f"<tr><td>{html.escape(name)}</td><td>{value:+.4f}</td><td>{_bound(signs.get(name, 0), value)}</td></tr>"
+            for name, value in how.coefficients.items()
+        )
+        text += (
+            " Its coefficients, in log-odds per standard deviation (numbers, ranks) or for the category "
+            "(one-hot columns), before calibration (the served contributions are scaled by its slope a):</p>"
+            "<table><tr><th>column</th><th>coefficient</th>"
+            f"<th>sign held by the contract</th></tr>{rows}</table><p>"
+        )
     if how.top1_agreement_treeshap is not None and how.top4_agreement_treeshap is not None:
         text += (
             f" The top reason by LightGBM's exact TreeSHAP (<code>pred_contrib</code>) is the top reason here for "
@@ -214,3 +227,11 @@ def _explanation(card: ModelCard) -> str:
             f"<b>{how.top4_agreement_treeshap:.1%}</b>."
         )
     return text
+
+
+def _bound(sign: int, value: float) -> str:
+    """A coefficient's bound in words, and whether the fit pressed against it."""
+    if not sign:
+        return ""
+    held = "≥ 0" if sign > 0 else "≤ 0"
+    return f"{held}, at its bound (the fit pulls towards the other sign)" if value == 0.0 else held

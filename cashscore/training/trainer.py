@@ -422,6 +422,9 @@ def explain_check(served: Any, session: Any, X_test: pd.DataFrame, a: float) -> 
             "inside the ONNX graph (its exact Shapley values)",
             "additivity_max_error": error,
             "rows": len(X_test),
+            "coefficients": dict(
+                zip(preprocess.output_columns("linear"), served.steps[-1][1].coef_[0].tolist(), strict=True)
+            ),
         }
     shap = served.steps[-1][1].booster_.predict(served[:-1].transform(X_test), pred_contrib=True)
     columns = preprocess.output_columns("tree")

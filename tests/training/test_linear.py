@@ -121,6 +121,11 @@ def test_training_serves_logistic_regression_and_only_compares_knn(trained_linea
     assert card.protected_age.positive_age_contributions == 0 and not any(card.monotonic_violations.values())
     report = (store.current_folder(models) / store.REPORT_FILE).read_text()
     assert "coefficient x (x - training mean) of the sign-constrained logistic regression" in report
+    # The coefficients, each with the sign the contract holds it to.
+    coefficients = card.explanation.coefficients
+    assert list(coefficients) == preprocess.output_columns("linear") and coefficients["person_age"] <= 0
+    age = "≤ 0, at its bound" if coefficients["person_age"] == 0 else "≤ 0<"
+    assert f"<tr><td>person_age</td><td>{coefficients['person_age']:+.4f}</td><td>{age}" in report
 
 
 def test_the_report_gives_a_tree_models_agreement_with_treeshap(trained):

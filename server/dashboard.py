@@ -249,17 +249,15 @@ def _reasons_method(card: ModelCard) -> str:
     how = card.explanation
     # Only trees carry an agreement with TreeSHAP: a linear model's terms are its Shapley values.
     top1 = how.top1_agreement_treeshap
-    en = (
-        "path contributions of its trees"
-        if top1 is not None
-        else "each coefficient times the distance from the training mean"
-    )
-    pt = (
-        "contribuições dos caminhos das árvores"
-        if top1 is not None
-        else "cada coeficiente vezes a distância da média do treino"
-    )
-    agreement = "" if top1 is None else f"; the top reason is exact TreeSHAP's for {top1:.0%} of test applicants"
+    if top1 is None:
+        en, pt, agreement = (
+            "each coefficient times the distance from the training mean",
+            "cada coeficiente vezes a distância da média do treino",
+            "",
+        )
+    else:
+        en, pt = "path contributions of its trees", "contribuições dos caminhos das árvores"
+        agreement = f"; the top reason is exact TreeSHAP's for {top1:.0%} of test applicants"
     return (
         '<p id="reasons-method">Reasons name the up to 4 features that raise the risk the most, from contributions '
         f"computed inside the model ({en}) that add up to the probability{agreement} · os motivos vêm de "

@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 import onnx
 from onnx import TensorProto, helper
-from sklearn.pipeline import Pipeline
 
 from cashscore.artefact import graph as graph_shape
 from cashscore.artefact.store import BASE, CONTRIBUTIONS, OUTPUT, OUTPUTS
@@ -177,7 +176,7 @@ def _linear(pipeline: Any, background: Any) -> tuple[onnx.ModelProto, list[str]]
     """The converted preprocessing, then its columns times the coefficients (`graph.linear_walk`):
     per contract feature the sum over its columns of `coefficient x (x - mean)`, then the bias (the
     intercept plus the coefficients times the means) and the log-odds."""
-    prep = Pipeline(pipeline.steps[:-1])
+    prep = pipeline[:-1]
     model = _convert(prep)
     graph = model.graph
     features = graph.output[0].name

@@ -203,18 +203,19 @@ def _score_responses(
     left out unless it was asked for (UNSET)."""
     threshold, version, unset = scorer.threshold, scorer.version, msgspec.UNSET
     shown, repay = round_like_python(p, 6).tolist(), round_like_python(1.0 - p, 6).tolist()
+    # Positional, in the struct's field order: keywords cost a third more a row.
     return [
         Score(
-            default_probability=prob,
-            probabilities=Probabilities(default=prob, repay=back),
-            base_log_odds=base,
-            contributions=by,
-            counter_offer=offer if offer is unset or offer is None else CounterOffer(**offer),
-            decision=decision,
-            threshold=threshold,
-            risk_band=band,
-            model_version=version,
-            reasons=named,
+            prob,
+            Probabilities(prob, back),
+            decision,
+            threshold,
+            band,
+            version,
+            named,
+            base,
+            by,
+            offer if offer is unset or offer is None else CounterOffer(**offer),
         )
         for prob, back, decision, band, named, base, by, offer in zip(
             shown, repay, decisions, risk_bands, reasons, bases, contributions, offers, strict=True
@@ -439,7 +440,7 @@ async def score_batch(
         return Response(BatchResult(model_version=scorer.version, scored=0, rejected=len(items), results=rows))
     # Column by column from here: the rows' fields, one scoring call, then the answers.
     n = len(applicants)
-    columns = dict(zip(contract.NAMES, map(list, zip(*map(_FIELDS, applicants), strict=True)), strict=True))
+    columns = _columns(applicants)
     # The model runs in the scoring threads without the GIL while the loop reads and answers other requests.
     decided = await scorer.decide_awaiting(columns, n, reasons, contributions, counter_offer, lang)
     positions = [row.index for row in rows if row.ok]
@@ -480,6 +481,9 @@ def _decode_rows(items: list[Any]) -> tuple[list[BatchRow], list[Any]]:
     """A row per item, and the applicants among them: an item still raw (the body held invalid
     rows) is decoded alone, and an invalid one becomes a refused row with msgspec's words, as does
     a partial one that leaves a required field out."""
+    if all(type(item) is BatchApplicant for item in items):
+        # Every row decoded and valid (the common batch): its rows at once, none refused.
+        return list(map(BatchRow, range(len(items)), map(_ID, items))), items
     rows: list[BatchRow] = []
     applicants: list[Any] = []
     for i, item in enumerate(items):
@@ -499,6 +503,15 @@ def _decode_rows(items: list[Any]) -> tuple[list[BatchRow], list[Any]]:
         rows.append(BatchRow(index=i, id=item.id))
         applicants.append(item)
     return rows, applicants
+
+
+def _columns(applicants: list[Any]) -> dict[str, list[Any]]:
+    """The applicants' contract fields, column by column: each struct as one tuple (half the time
+    of reading its fields by name). Both batch structs list their fields in the same order."""
+    columns = dict(
+        zip(_BATCH_FIELDS, map(list, zip(*map(msgspec.structs.astuple, applicants), strict=True)), strict=True)
+    )
+    return {name: columns[name] for name in contract.NAMES}
 
 
 def _answers(
@@ -532,7 +545,8 @@ def _refusal(applicant: Any, problem: str) -> str:
 
 # The batch's rows one at a time, for a body whose array holds invalid ones.
 _BATCH_ROW = msgspec.json.Decoder(BatchApplicant)
-_FIELDS = operator.attrgetter(*contract.NAMES)
+_ID = operator.attrgetter("id")
+_BATCH_FIELDS = BatchApplicant.__struct_fields__
 _REQUIRED_OF = operator.attrgetter(*REQUIRED_IN_ORDER)
 
 

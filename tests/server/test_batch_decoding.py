@@ -8,6 +8,7 @@ import json
 
 import msgspec
 import pytest
+from cashscore.features import contract
 from cashscore.server import app as server_app
 from cashscore.server.schemas import REQUIRED_IN_ORDER, BatchApplicantPartial
 from helpers.applicants import GOOD
@@ -62,3 +63,23 @@ def test_the_endpoint_answers_a_partial_batch_as_it_answers_each_row(client):
     assert together["results"] == alone["results"][:-1]
     assert together["scored"] == 2 and together["rejected"] == len(PARTIAL)
     assert together["results"][1]["error"] == "Object missing required field `person_age`"
+
+
+def test_both_batch_structs_list_their_fields_in_one_order():
+    # server_app._columns reads either kind of row as a tuple in BatchApplicant's field order.
+    assert BatchApplicantPartial.__struct_fields__ == server_app.BatchApplicant.__struct_fields__
+
+
+@pytest.mark.parametrize("kind", ["valid", "partial"])
+def test_the_columns_are_each_rows_fields(kind):
+    rows = [{**GOOD, "id": 1}, {**GOOD, "person_age": 41, "loan_grade": "b"}]
+    if kind == "partial":
+        rows.append(_without("loan_grade"))
+    items = server_app._batch_items(json.dumps(rows).encode(), 10_000)
+    decoded, applicants = server_app._decode_rows(items)
+    assert [(row.index, row.id, row.ok) for row in decoded][:2] == [(0, 1, True), (1, None, True)]
+    columns = server_app._columns(applicants)
+    assert list(columns) == list(contract.NAMES)
+    for name in contract.NAMES:
+        assert columns[name] == [getattr(a, name) for a in applicants]
+    assert columns["person_age"][:2] == [GOOD["person_age"], 41]

@@ -3,7 +3,8 @@ beside two ceilings (bench/bare_app.py): a bare Litestar handler, and one that o
 
 Needs wrk (Debian package `wrk`; `make bench` installs it) and the `bench` extra (FastAPI, pydantic).
 Run: `.venv/bin/python bench/serve.py --db data/cashscore.duckdb --models models` after `make run`
-or a restore and train of the real dump. One worker each, 16 connections, bounded in time.
+or a restore and train of the real dump. One worker each; 16 connections for single applicants, 2 and 4 for
+batches of 1,000 (`--batch-connections`); bounded in time.
 """
 
 from __future__ import annotations
@@ -135,6 +136,12 @@ def main() -> None:
     parser.add_argument("--models", type=Path, default=ROOT / "models")
     parser.add_argument("--seconds", type=int, default=8, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per side (medians reported)")
+    parser.add_argument(
+        "--batch-connections",
+        default="2,4",
+        help="connections for the batch runs, comma-separated: 2 has one batch in flight per core, so a core "
+        "idles while its batch is on the wire or in wrk (latency-bound); 4 keeps both cores busy (capacity)",
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: apt-get install wrk (make bench does it)")
@@ -232,14 +239,19 @@ def main() -> None:
             ok = problems == None  # noqa: E711
             feeds = inputs.column_feeds({k: v[ok] for k, v in cleaned.items()})
             rows = int(ok.sum())
-            batch_rounds: dict[tuple[str, str], list[dict[str, float]]] = {side: [] for side in batch_urls}
+            connections = [int(c) for c in args.batch_connections.split(",")]
+            batch_rounds: dict[tuple[str, str, int], list[dict[str, float]]] = {
+                (*side, c): [] for side in batch_urls for c in connections
+            }
             raw_all_rates = []
             for _ in range(args.rounds):
                 raw_all_rates.append(rows / median_seconds(lambda: scorer.run_all(feeds), 100))
-                for side, (port, url) in batch_urls.items():
-                    raw_rate = rows / median_seconds(lambda: scorer.run(feeds), 100)
-                    run = wrk(url, batch, 2, args.seconds, work, pids[port])
-                    batch_rounds[side].append({**run, "raw": raw_rate, "of_raw": run["rps"] * rows / raw_rate})
+                for (log_state, words), (port, url) in batch_urls.items():
+                    for c in connections:
+                        raw_rate = rows / median_seconds(lambda: scorer.run(feeds), 100)
+                        run = wrk(url, batch, c, args.seconds, work, pids[port])
+                        of_raw = run["rps"] * rows / raw_rate
+                        batch_rounds[(log_state, words, c)].append({**run, "raw": raw_rate, "of_raw": of_raw})
             batches = {
                 side: {key: statistics.median(r[key] for r in runs) for key in runs[0]}
                 for side, runs in batch_rounds.items()
@@ -283,11 +295,11 @@ def main() -> None:
         f"{statistics.median(raw_all_rates):,.0f} with contributions"
     )
     cores = os.cpu_count() or 1
-    for (log_state, words), run in batches.items():
+    for (log_state, words, c), run in batches.items():
         rate = run["rps"] * rows
-        each_run = ", ".join(f"{r['of_raw']:.0%}" for r in batch_rounds[(log_state, words)])
+        each_run = ", ".join(f"{r['of_raw']:.0%}" for r in batch_rounds[(log_state, words, c)])
         print(
-            f"batch of 1,000 ({rows} valid), {log_state:<7} {words:<15} (2 connections): {rate:>9,.0f} rows/s, "
+            f"batch of 1,000 ({rows} valid), {log_state:<7} {words:<15} ({c} connections): {rate:>9,.0f} rows/s, "
             f"p50 {run['p50_ms']:.1f} ms, errors {run['errors']:.0f}; {run['of_raw']:.0%} of raw onnxruntime "
             f"(median of each run against the raw rate measured right before it: "
             f"{each_run})"
@@ -301,8 +313,12 @@ def main() -> None:
             f"core or the main thread busy all the time"
         )
     for log_state in ("log on", "log off"):
-        with_reasons, without = batches[(log_state, "with reasons")], batches[(log_state, "?reasons=false")]
-        print(f"{log_state}: batches with reasons at {with_reasons['rps'] / without['rps']:.0%} of the rate without")
+        for c in connections:
+            with_reasons, without = batches[(log_state, "with reasons", c)], batches[(log_state, "?reasons=false", c)]
+            print(
+                f"{log_state}, {c} connections: batches with reasons at "
+                f"{with_reasons['rps'] / without['rps']:.0%} of the rate without"
+            )
 
 
 def cpu(run: dict[str, float]) -> str:

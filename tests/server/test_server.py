@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -18,7 +19,7 @@ import msgspec
 import numpy as np
 import pytest
 from cashscore.features import contract, inputs
-from cashscore.server.app import create_app
+from cashscore.server.app import GC_YOUNG, create_app
 from helpers.applicants import GOOD
 from helpers.processes import serve_process
 from litestar.testing import TestClient
@@ -445,3 +446,11 @@ def test_reload_to_a_new_version_under_load_fails_no_request(models, trained):
     assert {status for _, status, _ in answers} == {200}  # not one request failed across the swap
     assert {version for _, _, version in answers} == {old, new}
     assert all(version == new for started, _, version in answers if started > switched)
+
+
+def test_serving_raises_the_young_collection_threshold_and_restores_it(models):
+    before = gc.get_threshold()
+    with TestClient(app=create_app(models, api_key="")) as c:
+        assert c.get("/health/ready").status_code == 200
+        assert gc.get_threshold() == (max(GC_YOUNG, before[0]), *before[1:])
+    assert gc.get_threshold() == before

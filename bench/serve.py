@@ -138,6 +138,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per side (medians reported)")
     parser.add_argument(
         "--batch-connections",
+        type=connection_counts,
         default="2,4",
         help="connections for the batch runs, comma-separated: 2 has one batch in flight per core, so a core "
         "idles while its batch is on the wire or in wrk (latency-bound); 4 keeps both cores busy (capacity)",
@@ -239,7 +240,7 @@ def main() -> None:
             ok = problems == None  # noqa: E711
             feeds = inputs.column_feeds({k: v[ok] for k, v in cleaned.items()})
             rows = int(ok.sum())
-            connections = [int(c) for c in args.batch_connections.split(",")]
+            connections = args.batch_connections
             batch_rounds: dict[tuple[str, str, int], list[dict[str, float]]] = {
                 (*side, c): [] for side in batch_urls for c in connections
             }
@@ -319,6 +320,17 @@ def main() -> None:
                 f"{log_state}, {c} connections: batches with reasons at "
                 f"{with_reasons['rps'] / without['rps']:.0%} of the rate without"
             )
+
+
+def connection_counts(text: str) -> list[int]:
+    """--batch-connections: distinct whole numbers from 1 to 256, comma-separated."""
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, got {text[:40]!r}") from None
+    if not counts or any(not 1 <= c <= 256 for c in counts) or len(set(counts)) != len(counts):
+        raise argparse.ArgumentTypeError(f"expected distinct counts from 1 to 256, got {text[:40]!r}")
+    return counts
 
 
 def cpu(run: dict[str, float]) -> str:

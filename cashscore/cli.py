@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import itertools
 import json
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -524,14 +525,35 @@ def _audit_batch(stack: Any, settings: config.Settings, scorer: Any, language: s
     return on_decided
 
 
+# DuckDB's words for a call to a function nobody registered (the shell opened without a model).
+_SCORE_FUNCTION = re.compile(r"Function with name score(_default|_decision|_pt)? does not exist")
+
+
 def cmd_sql(args: argparse.Namespace) -> int:
-    con, scorer = _scoring_connection(args.db, args.models, read_only=False)
+    from cashscore.artefact.store import current_version
+    from cashscore.warehouse.export import connect
+
+    scorer = None
+    if current_version(args.models) is None:
+        # The views are worth exploring before any model is trained; a model that is there but
+        # fails its checks still stops the shell (below), as it stops every other command.
+        con = connect(args.db, read_only=args.read_only)
+        print(
+            f"cashscore sql: no model in {args.models} yet (`cashscore train --models {args.models}`): "
+            "the views are here, the score functions are not",
+            file=sys.stderr,
+        )
+    else:
+        con, scorer = _scoring_connection(args.db, args.models, read_only=args.read_only)
 
     def run(query: str) -> bool:
         try:
             relation = con.sql(query)
         except Exception as exc:  # every DuckDB error is the user's SQL
-            print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
+            message = str(exc).splitlines()[0]
+            if scorer is None and _SCORE_FUNCTION.search(message):
+                message += f" (no model in {args.models}: run `cashscore train --models {args.models}` first)"
+            print(f"error: {message}", file=sys.stderr)
             return False
         if relation is not None:
             relation.show(max_width=160)
@@ -544,11 +566,14 @@ def cmd_sql(args: argparse.Namespace) -> int:
         # status says whether every statement ran.
         interactive = sys.stdin.isatty()
         if interactive:
-            print(
-                f"cashscore sql on {args.db}, model {scorer.version}: score(a), score_default(a) and "
-                "score_decision(a) take a whole row (from marts.applicants a) or the 11 contract fields; "
-                "score_pt(a) words the reasons in Portuguese. End statements with ';', quit with .quit or Ctrl-D."
+            mode = " (read-only)" if args.read_only else ""
+            functions = (
+                f"model {scorer.version}: score(a), score_default(a) and score_decision(a) take a whole row "
+                "(from marts.applicants a) or the 11 contract fields; score_pt(a) words the reasons in Portuguese"
+                if scorer is not None
+                else "no model: the views only"
             )
+            print(f"cashscore sql on {args.db}{mode}, {functions}. End statements with ';', quit with .quit or Ctrl-D.")
         buffer: list[str] = []
         failed = False
         while True:
@@ -771,6 +796,12 @@ def build_parser(settings: config.Settings | None = None) -> argparse.ArgumentPa
 
     p = sub.add_parser("sql", help="an SQL shell (or one query) with score_default() and the views")
     p.add_argument("-c", dest="command_text", metavar="QUERY", help="run one query, print it, and exit")
+    p.add_argument(
+        "--read-only",
+        action="store_true",
+        help="open the database read-only: no statement can change it, and the dashboard and other "
+        "read-only shells keep reading it while this one is open",
+    )
     db(p, "database")
     models(p, "model folder")
     p.set_defaults(func=cmd_sql)

@@ -292,6 +292,29 @@ def test_sql_shell_runs_a_piped_script_to_its_end(trained, capsys, monkeypatch):
     assert "seven" in captured.out and "error:" in captured.err
 
 
+def test_sql_shell_read_only_refuses_every_change(trained, capsys):
+    db, models, _ = trained
+    argv = ["sql", "--read-only", "--db", str(db), "--models", str(models), "-c"]
+    assert main([*argv, "drop view marts.applicants"]) == 1
+    assert "read-only" in capsys.readouterr().err
+    assert main([*argv, "select count(*) as n from marts.applicants a where score_decision(a) = 'deny'"]) == 0
+    assert "│" in capsys.readouterr().out
+
+
+def test_sql_shell_without_a_model_explores_the_views(sample_db, tmp_path, capsys):
+    argv = ["sql", "--read-only", "--db", str(sample_db), "--models", str(tmp_path / "models"), "-c"]
+    assert main([*argv, "select count(*) as n from marts.applicants"]) == 0
+    captured = capsys.readouterr()
+    assert "│" in captured.out and "the score functions are not" in captured.err
+    assert main([*argv, "select score_default(a) from marts.applicants a"]) == 1
+    assert "run `cashscore train" in capsys.readouterr().err
+    # A model folder that is there but wrong still stops the shell, as it stops every command.
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "current").write_text("../../etc")
+    assert main([*argv, "select 1"]) == 1
+    assert "does not name a model version" in capsys.readouterr().err
+
+
 def test_real_dump_score_udf_and_api_agree_exactly(real_db, real_model, tmp_path):
     scorer = Scorer(store.load_verified(real_model))
     out = tmp_path / "real.parquet"

@@ -531,6 +531,7 @@ _SCORE_FUNCTION = re.compile(r"Function with name score(_default|_decision|_pt)?
 
 def cmd_sql(args: argparse.Namespace) -> int:
     from cashscore.artefact.store import current_version
+    from cashscore.shell import Shell
     from cashscore.warehouse.export import connect
 
     scorer = None
@@ -546,54 +547,27 @@ def cmd_sql(args: argparse.Namespace) -> int:
     else:
         con, scorer = _scoring_connection(args.db, args.models, read_only=args.read_only)
 
-    def run(query: str) -> bool:
-        try:
-            relation = con.sql(query)
-        except Exception as exc:  # every DuckDB error is the user's SQL
-            message = str(exc).splitlines()[0]
-            if scorer is None and _SCORE_FUNCTION.search(message):
-                message += f" (no model in {args.models}: run `cashscore train --models {args.models}` first)"
-            print(f"error: {message}", file=sys.stderr)
-            return False
-        if relation is not None:
-            relation.show(max_width=160)
-        return True
+    def explain(message: str) -> str:
+        if scorer is None and _SCORE_FUNCTION.search(message):
+            return f"{message} (no model in {args.models}: run `cashscore train --models {args.models}` first)"
+        return message
 
+    shell = Shell(con, explain)
     try:
         if args.command_text is not None:
-            return 0 if run(args.command_text) else 1
-        # A terminal gets a banner and prompts; a piped script gets only its results, and its exit
-        # status says whether every statement ran.
+            one = shell.dot if args.command_text.lstrip().startswith(".") else shell.statement
+            return 0 if one(args.command_text) else 1
         interactive = sys.stdin.isatty()
-        if interactive:
-            mode = " (read-only)" if args.read_only else ""
-            functions = (
-                f"model {scorer.version}: score(a), score_default(a) and score_decision(a) take a whole row "
-                "(from marts.applicants a) or the 11 contract fields; score_pt(a) words the reasons in Portuguese"
-                if scorer is not None
-                else "no model: the views only"
-            )
-            print(f"cashscore sql on {args.db}{mode}, {functions}. End statements with ';', quit with .quit or Ctrl-D.")
-        buffer: list[str] = []
-        failed = False
-        while True:
-            try:
-                line = input(("cashscore> " if not buffer else "      ...> ") if interactive else "")
-            except EOFError:
-                # The end of the input ends the last statement, ';' or not.
-                pending = "\n".join(buffer)
-                if pending.strip():
-                    failed = not run(pending) or failed
-                if interactive:
-                    print()
-                break
-            if line.strip() in (".quit", ".exit") and not buffer:
-                break
-            buffer.append(line)
-            if line.rstrip().endswith(";"):
-                failed = not run("\n".join(buffer)) or failed
-                buffer = []
-        return 1 if failed and not interactive else 0
+        mode = " (read-only)" if args.read_only else ""
+        functions = (
+            f"model {scorer.version}: score(a), score_default(a) and score_decision(a) take a whole row "
+            "(from marts.applicants a) or the 11 contract fields; score_pt(a) words the reasons in Portuguese"
+            if scorer is not None
+            else "no model: the views only"
+        )
+        banner = f"cashscore sql on {args.db}{mode}, {functions}. End statements with ';'; .help lists the commands."
+        # A terminal's session always exits 0; a script's exit status says whether every statement ran.
+        return 0 if shell.loop(interactive, banner) or interactive else 1
     finally:
         con.close()
 

@@ -315,6 +315,25 @@ def test_sql_shell_without_a_model_explores_the_views(sample_db, tmp_path, capsy
     assert "does not name a model version" in capsys.readouterr().err
 
 
+def test_sql_shell_dot_commands_list_and_describe_and_check_names(trained, capsys, monkeypatch):
+    db, models, _ = trained
+    argv = ["sql", "--read-only", "--db", str(db), "--models", str(models)]
+    assert main([*argv, "-c", ".tables"]) == 0
+    listed = capsys.readouterr().out
+    assert "applicants" in listed and "marts" in listed and "view" in listed
+    monkeypatch.setattr("sys.stdin", io.StringIO(".schema marts.applicants\n.help\nselect 7 as seven;\n"))
+    assert main(argv) == 0
+    shown = capsys.readouterr().out
+    assert "loan_percent_income" in shown and ".tables" in shown and "seven" in shown
+    # A name is checked and quoted, never pasted; an unknown command is an error, and the script goes on.
+    script = ".schema marts.applicants; drop view marts.applicants\n.drop\nselect count(*) as n from marts.applicants;"
+    monkeypatch.setattr("sys.stdin", io.StringIO(script))
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    assert "is not a table or view name" in captured.err and "'.drop': not a command here" in captured.err
+    assert "│" in captured.out
+
+
 def test_real_dump_score_udf_and_api_agree_exactly(real_db, real_model, tmp_path):
     scorer = Scorer(store.load_verified(real_model))
     out = tmp_path / "real.parquet"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,34 @@ from cashscore.core import config  # noqa: E402
 from cashscore.training import preprocess, trainer  # noqa: E402
 from cashscore.warehouse.restore import restore  # noqa: E402
 from cashscore.warehouse.sample import write_sample  # noqa: E402
+
+
+def whole(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from `low` to `high`, refused with the value given."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text[:40]!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected {low:,} to {high:,}, got {value:,}")
+        return value
+
+    return parse
+
+
+def wholes(low: int, high: int) -> Callable[[str], list[int]]:
+    """An argparse type: distinct whole numbers from `low` to `high`, comma-separated."""
+    one = whole(low, high)
+
+    def parse(text: str) -> list[int]:
+        values = [one(part.strip()) for part in text.split(",")]
+        if len(set(values)) != len(values):
+            raise argparse.ArgumentTypeError(f"expected distinct numbers, got {text[:40]!r}")
+        return values
+
+    return parse
 
 
 def median_seconds(fn: Any, repeat: int) -> float:

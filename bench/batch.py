@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _shared import STREAM_BOUND, interleaved, peak_rss, refit, round_ratios, sample_table  # noqa: E402
+from _shared import STREAM_BOUND, interleaved, peak_rss, refit, round_ratios, sample_table, whole  # noqa: E402
 from cashscore.features import contract, inputs  # noqa: E402
 
 from cashscore.artefact import store  # noqa: E402
@@ -29,8 +29,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--models", type=Path, default=Path("models"))
     parser.add_argument("--train-db", type=Path, default=Path("data/cashscore.duckdb"))
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rows", type=whole(1, 1_000_000_000), default=1_000_000)
+    parser.add_argument("--repeat", type=whole(1, 100), default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

@@ -16,7 +16,7 @@ import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _shared import STREAM_BOUND, median_seconds, peak_rss, sample_table  # noqa: E402
+from _shared import STREAM_BOUND, median_seconds, peak_rss, sample_table, whole  # noqa: E402
 
 from cashscore.artefact import store  # noqa: E402
 from cashscore.monitoring import drift, fairness  # noqa: E402
@@ -27,8 +27,8 @@ from cashscore.scoring.scorer import Scorer  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--models", type=Path, default=Path("models"))
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rows", type=whole(1, 1_000_000_000), default=1_000_000)
+    parser.add_argument("--repeat", type=whole(1, 100), default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         db, con = sample_table(Path(tmp), args.rows, "marts.training_set")

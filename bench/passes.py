@@ -23,7 +23,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _shared import refit  # noqa: E402
+from _shared import refit, whole, wholes  # noqa: E402
 from cashscore.features import inputs  # noqa: E402
 
 from cashscore.artefact import store  # noqa: E402
@@ -38,8 +38,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--models", type=Path, default=Path("models"))
     parser.add_argument("--train-db", type=Path, default=Path("data/cashscore.duckdb"))
-    parser.add_argument("--pass-nodes", default=str(onnx_export.PASS_NODES))
-    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--pass-nodes", type=wholes(1, 10_000_000), default=[onnx_export.PASS_NODES])
+    parser.add_argument("--rounds", type=whole(1, 100), default=9)
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     card = store.load_verified(args.models).card
@@ -62,7 +62,7 @@ def main() -> None:
     options.inter_op_num_threads = 1
     sessions = {}
     counts = {}
-    for nodes in (ONE_PASS, *(int(n) for n in args.pass_nodes.split(","))):
+    for nodes in (ONE_PASS, *args.pass_nodes):
         model = onnx_export.to_onnx(served, card.calibration.a, card.calibration.b, card.protected_age.age, nodes)
         counts[nodes] = sum(n.op_type == "TreeEnsembleRegressor" for n in model.graph.node)
         for kind, graph in (("whole", model), ("plain", margin_only(model, OUTPUT))):

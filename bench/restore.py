@@ -14,6 +14,7 @@ from pathlib import Path
 
 import duckdb
 import sqlglot
+from _shared import whole  # noqa: E402
 
 from cashscore.core import config  # noqa: E402
 from cashscore.warehouse.dump import statements  # noqa: E402
@@ -71,8 +72,9 @@ def report(name: str, paths: list[Path], work: Path, repeat: int, naive_rows: in
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rows", type=int, default=1_000_000, help="applications in the synthetic sample")
-    parser.add_argument("--repeat", type=int, default=3, help="bulk runs per case (median reported)")
+    rows = whole(1, 1_000_000_000)
+    parser.add_argument("--rows", type=rows, default=1_000_000, help="applications in the synthetic sample")
+    parser.add_argument("--repeat", type=whole(1, 100), default=3, help="bulk runs per case (median reported)")
     args = parser.parse_args()
     real = config.load().paths.data_dir
     with tempfile.TemporaryDirectory() as tmp:

@@ -30,7 +30,7 @@ import joblib
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _shared import median_seconds, refit  # noqa: E402
+from _shared import median_seconds, refit, whole, wholes  # noqa: E402
 from cashscore.features import contract, inputs, rules  # noqa: E402
 
 from cashscore.artefact import store  # noqa: E402
@@ -134,11 +134,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--db", type=Path, default=ROOT / "data/cashscore.duckdb")
     parser.add_argument("--models", type=Path, default=ROOT / "models")
-    parser.add_argument("--seconds", type=int, default=8, help="seconds per wrk run")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per side (medians reported)")
+    parser.add_argument("--seconds", type=whole(1, 3600), default=8, help="seconds per wrk run")
+    rounds = whole(1, 100)
+    parser.add_argument("--rounds", type=rounds, default=3, help="interleaved rounds per side (medians reported)")
     parser.add_argument(
         "--batch-connections",
-        type=connection_counts,
+        type=wholes(1, 256),
         default="2,4",
         help="connections for the batch runs, comma-separated: 2 has one batch in flight per core, so a core "
         "idles while its batch is on the wire or in wrk (latency-bound); 4 keeps both cores busy (capacity)",
@@ -320,17 +321,6 @@ def main() -> None:
                 f"{log_state}, {c} connections: batches with reasons at "
                 f"{with_reasons['rps'] / without['rps']:.0%} of the rate without"
             )
-
-
-def connection_counts(text: str) -> list[int]:
-    """--batch-connections: distinct whole numbers from 1 to 256, comma-separated."""
-    try:
-        counts = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, got {text[:40]!r}") from None
-    if not counts or any(not 1 <= c <= 256 for c in counts) or len(set(counts)) != len(counts):
-        raise argparse.ArgumentTypeError(f"expected distinct counts from 1 to 256, got {text[:40]!r}")
-    return counts
 
 
 def cpu(run: dict[str, float]) -> str:

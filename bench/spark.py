@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _shared import sample_table  # noqa: E402
+from _shared import sample_table, whole  # noqa: E402
 
 
 def run(command: list[str]) -> tuple[float, str]:
@@ -35,8 +35,8 @@ def run(command: list[str]) -> tuple[float, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--models", type=Path, default=Path("models"))
-    parser.add_argument("--rows", type=int, default=10_000_000)
-    parser.add_argument("--rounds", type=int, default=3, help="Spark runs of each size, interleaved")
+    parser.add_argument("--rows", type=whole(1, 1_000_000_000), default=10_000_000)
+    parser.add_argument("--rounds", type=whole(1, 100), default=3, help="Spark runs of each size, interleaved")
     args = parser.parse_args()
     cli = [sys.executable, "-m", "cashscore.cli"]
     with tempfile.TemporaryDirectory() as tmp:

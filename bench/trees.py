@@ -22,7 +22,7 @@ from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _shared import median_seconds, refit, sample_table, split  # noqa: E402
+from _shared import median_seconds, refit, sample_table, split, whole, wholes  # noqa: E402
 from cashscore.features import inputs  # noqa: E402
 
 from cashscore.artefact import store  # noqa: E402
@@ -37,8 +37,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--models", type=Path, default=Path("models"))
     parser.add_argument("--train-db", type=Path, default=Path("data/cashscore.duckdb"))
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--trees", default="60,100,200,300,600")
+    parser.add_argument("--rows", type=whole(1, 1_000_000_000), default=1_000_000)
+    parser.add_argument("--trees", type=wholes(1, 10_000), default=[60, 100, 200, 300, 600])
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     loaded = store.load_verified(args.models)
@@ -52,7 +52,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         _, con = sample_table(Path(tmp), args.rows)
         print(f"## trees: held-out ROC-AUC, µs a row (onnxruntime, 1 thread), --reasons none on {args.rows:,} rows")
-        for trees in (int(t) for t in args.trees.split(",")):
+        for trees in args.trees:
             model = clone(served)
             model.steps[-1][1].set_params(n_estimators=trees)
             model.fit(preprocess.protect_age(X_train, age), y_train)

@@ -31,6 +31,8 @@ class Feature:
         table: raw table the column comes from.
         description: what the column means, in English.
         label_pt: the Portuguese label the bank's analysts use.
+        label_en: how an English sentence names the feature, where the description reads badly in
+            one (a reason says "{label} is {value}": "Credit grade is D"); empty: the description.
         column_pt: the column's name in the `pt` views (Portuguese, as the challenge's analysts named it).
         valid_min: values below are impossible: NULL in SQL, 400 over HTTP.
         valid_max: values above are impossible: NULL in SQL, 400 over HTTP.
@@ -64,6 +66,7 @@ class Feature:
     categories: tuple[str, ...] = ()
     categories_pt: tuple[str, ...] = ()
     categories_en: tuple[str, ...] = ()
+    label_en: str = ""
     synonyms: dict[str, str] = field(default_factory=dict)
     monotonic: int = 0
     monotonic_step: float | str | None = None
@@ -91,6 +94,7 @@ FEATURES: tuple[Feature, ...] = (
         "Age of the borrower in years",
         "Idade da pessoa",
         "idade",
+        label_en="Age",
         # 5 rows hold 123 or 144: impossible, treated as missing.
         valid_min=18,
         valid_max=100,
@@ -108,6 +112,7 @@ FEATURES: tuple[Feature, ...] = (
         "Yearly income of the borrower",
         "Salário anual",
         "salario_ano",
+        label_en="Yearly income",
         # 9 rows above 1,000,000 (max 6,000,000): kept but capped so they do not dominate.
         valid_min=0,
         valid_max=100_000_000,
@@ -207,6 +212,7 @@ FEATURES: tuple[Feature, ...] = (
         "Credit grade, A (best) to G (worst)",
         "Pontuação de empréstimos",
         "pontuacao_emprestimos",
+        label_en="Credit grade",
         # Not constrained: the credit sense names share of income, rate and prior default;
         # on the real dump constraining the grade too cost 0.0015 ROC-AUC.
         categories=("A", "B", "C", "D", "E", "F", "G"),
@@ -231,6 +237,7 @@ FEATURES: tuple[Feature, ...] = (
         "Interest rate, percent per year",
         "Taxa de juros",
         "taxa_juros",
+        label_en="Interest rate (% a year)",
         valid_min=0,
         valid_max=100,
         monotonic=1,
@@ -258,8 +265,10 @@ FEATURES: tuple[Feature, ...] = (
         "The bureau has a past default on file (Y/N)",
         "Inadimplência no histórico",
         "inadimplencia_historico",
+        label_en="Past default on file",
         categories=("N", "Y"),
         categories_pt=("N", "S"),
+        categories_en=("No", "Yes"),
         synonyms=_YES_NO,
         monotonic=1,
         monotonic_step="Y",

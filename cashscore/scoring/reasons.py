@@ -29,8 +29,10 @@ SEPARATOR = " | "
 # The version of the words below. The decision log keeps it with each record's reasons, so that
 # `audit replay` compares words only with the same words: bump it whenever a reason's text changes
 # (2: odds factors; 3: English categories in words, "Debt consolidation"; 4: factors above
-# _MOST_FACTOR as "more than" it; records without it are older, or from before it was kept).
-WORDING = 4
+# _MOST_FACTOR as "more than" it; 5: short English labels, "Credit grade is D" rather than "Credit
+# grade, A (best) to G (worst) is D", and "Past default on file is Yes"; records without it are
+# older, or from before it was kept).
+WORDING = 5
 # Worded in English, or in Brazilian Portuguese with the contract's `label_pt` and `categories_pt`,
 # the words of the bank's analysts ("chance" is Portuguese for odds).
 LANGUAGES = contract.LANGUAGES
@@ -52,7 +54,7 @@ _WORDS = {
         "{} is ", " (typical applicant: {})", ", which multiplies the odds of default by ", "more than ", "missing",
         ".",
         # Words where the canonical spelling is none ("Debt consolidation").
-        lambda f: f.description, lambda f: f.categories_en or f.categories,
+        lambda f: f.label_en or f.description, lambda f: f.categories_en or f.categories,
     ),
     "pt": _Words(
         "{} é ", " (cliente típico: {})", ", o que multiplica a chance de inadimplência por ", "mais de ", "ausente",

@@ -67,7 +67,8 @@ def by_hand(p, contributions, row, typical, language="en"):
             text = f"{f.label_pt} é {fmt_pt(value, f)}{beside}, o que multiplica a chance de inadimplência por {odds}"
         else:
             beside = f" (typical applicant: {fmt(typical[f.name], f)})" if value != typical[f.name] else ""
-            text = f"{f.description} is {fmt(value, f)}{beside}, which multiplies the odds of default by {odds}"
+            label = f.label_en or f.description
+            text = f"{label} is {fmt(value, f)}{beside}, which multiplies the odds of default by {odds}"
         found.append((f.name, c, impact, text))
     return found
 
@@ -139,9 +140,9 @@ def test_portuguese_words_separators_and_categories():
             " inadimplência por 1,65",
         ]
     ]
-    assert reasons.Wording(reference).texts(picked, cleaned)[0][1:] == [
-        "Yearly income of the borrower is 24,000.5 (typical applicant: 55,000), which multiplies the odds of"
-        " default by 2.61",
+    assert reasons.Wording(reference).texts(picked, cleaned)[0] == [
+        "Past default on file is Yes (typical applicant: missing), which multiplies the odds of default by 1,339",
+        "Yearly income is 24,000.5 (typical applicant: 55,000), which multiplies the odds of default by 2.61",
         "Purpose of the loan is Debt consolidation (typical applicant: Education), which multiplies the odds of"
         " default by 1.65",
     ]

@@ -66,12 +66,16 @@ def read_filters(pairs: Iterable[tuple[str, str]]) -> Filters:
 
 
 def label(feature: str, category: str | None) -> str:
-    """'Rent (Alugada)': the category with its Portuguese value when it differs."""
+    """'Rent (Alugada)', 'Debt consolidation (Pagamento de débitos)': the category in English words,
+    with its Portuguese value when it differs."""
     if category is None:
         return "missing"
     f = contract.BY_NAME[feature]
-    pt = dict(zip(f.categories, f.categories_pt, strict=True)).get(category)
-    return category if pt in (None, category) else f"{category} ({pt})"
+    if category not in f.categories:
+        return category
+    at = f.categories.index(category)
+    words, pt = (f.categories_en or f.categories)[at], f.categories_pt[at]
+    return words if pt == words else f"{words} ({pt})"
 
 
 def _where(filters: Filters) -> tuple[str, list[Any]]:

@@ -7,6 +7,7 @@ page works offline and its Content-Security-Policy allows no script or style bey
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Callable, Sequence
 
 INK = "#1d2733"
@@ -18,6 +19,9 @@ GRID = "#e3e7ec"
 LEFT, BOTTOM, TOP, RIGHT = 52, 40, 8, 24
 # Category labels of bar charts: about this many pixels a character at 10 px.
 CHAR_WIDTH = 5.6
+# Axis titles: about this many pixels a character at 11 px, and the gap between two lines.
+TITLE_CHAR_WIDTH = 6.2
+LINE_GAP = 13
 
 
 def pct(value: float, places: int = 0) -> str:
@@ -32,6 +36,21 @@ def _text(x: float, y: float, words: str, anchor: str = "middle", size: int = 11
     )
 
 
+def title_lines(words: str, room: float) -> list[str]:
+    """An axis title on one line, or on two at its " · " (English, then Portuguese) when one line
+    would not fit in `room` pixels."""
+    english, dot, portuguese = words.partition(" · ")
+    if len(words) * TITLE_CHAR_WIDTH <= room or not dot:
+        return [words]
+    return [english, f"· {portuguese}"]
+
+
+def _centred(centre: float, words: str, low: float, high: float) -> float:
+    """Where to centre a title near `centre` so that it stays within [low, high]."""
+    half = len(words) * TITLE_CHAR_WIDTH / 2
+    return min(max(centre, low + half), high - half) if high - low > 2 * half else (low + high) / 2
+
+
 def frame(
     width: int,
     height: int,
@@ -44,7 +63,8 @@ def frame(
     left: int = LEFT,
     right: int = RIGHT,
 ) -> str:
-    """A chart: grid, tick values, axis titles, and the body drawn through the two scales.
+    """A chart: grid, tick values, axis titles, and the body drawn through the two scales. A title
+    too long for its axis goes on two lines (the chart grows to hold them), never past its edge.
 
     Args:
         width, height: the whole chart in pixels.
@@ -54,7 +74,11 @@ def frame(
         body: draws the data, given x(value) and y(value) for values in 0..1.
         left, right: room beside the plot for labels.
     """
-    plot_w, plot_h = width - left - right, height - TOP - BOTTOM
+    x_lines = title_lines(x_title, width - 8)
+    y_lines = title_lines(y_title, height - TOP - BOTTOM)
+    height += LINE_GAP * (len(x_lines) - 1)
+    left += LINE_GAP * (len(y_lines) - 1)
+    plot_w, plot_h = width - left - right, height - TOP - BOTTOM - LINE_GAP * (len(x_lines) - 1)
 
     def x(v: float) -> float:
         return left + v * plot_w
@@ -70,8 +94,11 @@ def frame(
         parts.append(f'<line x1="{left}" y1="{y(v):.1f}" x2="{left + plot_w}" y2="{y(v):.1f}" stroke="{GRID}"/>')
         parts.append(_text(left - 4, y(v) + 3, label, anchor="end", size=10))
     parts.append(body(x, y))
-    parts.append(_text(left + plot_w / 2, height - 6, x_title))
-    parts.append(_text(12, TOP + plot_h / 2, y_title, rotate=True))
+    for i, words in enumerate(x_lines):
+        below = height - 6 - LINE_GAP * (len(x_lines) - 1 - i)
+        parts.append(_text(_centred(left + plot_w / 2, words, 4, width - 4), below, words))
+    for i, words in enumerate(y_lines):
+        parts.append(_text(12 + LINE_GAP * i, _centred(TOP + plot_h / 2, words, 2, TOP + plot_h), words, rotate=True))
     return (
         f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
         f'aria-label="{html.escape(title)}">{"".join(parts)}</svg>'
@@ -81,6 +108,20 @@ def frame(
 def fraction_ticks(percent: bool = True, step: float = 0.25) -> list[tuple[float, str]]:
     count = round(1 / step)
     return [(i * step, pct(i * step) if percent else f"{i * step:g}") for i in range(count + 1)]
+
+
+def nice_axis(top: float, most: int = 6) -> tuple[float, int]:
+    """A round axis maximum at or above `top` and its intervals: the smallest step of 1, 2, 2.5 or
+    5 times a power of ten that needs at most `most` of them (35,000: 10,000 to 40,000; 23.2: 5 to 25)."""
+    if not top > 0:
+        return 1.0, 4
+    power = 10.0 ** math.floor(math.log10(top / most))
+    for factor in (1, 2, 2.5, 5, 10):
+        step = factor * power
+        intervals = math.ceil(top / step - 1e-9)
+        if intervals <= most:
+            return step * intervals, intervals
+    raise AssertionError("unreachable: a step of 10 powers always fits")
 
 
 def count_ticks(top: int) -> tuple[int, list[tuple[float, str]]]:
@@ -119,7 +160,8 @@ def histogram(counts: Sequence[int], title: str, x_title: str, y_title: str) -> 
             )
         return "".join(bars)
 
-    return frame(340, 230, fraction_ticks(step=0.2), y_ticks, x_title, y_title, title, body)
+    # Room on the left for five-digit counts beside the rotated axis title.
+    return frame(340, 230, fraction_ticks(step=0.2), y_ticks, x_title, y_title, title, body, left=62)
 
 
 def rate_bars(rows: Sequence[tuple[str, float | None, int]], title: str, x_title: str, limit: float = 1.0) -> str:
@@ -159,8 +201,10 @@ def scatter(
     x_format: Callable[[float], str],
     y_format: Callable[[float], str],
 ) -> str:
-    """Points coloured by outcome (1 red, 0 blue, unknown grey) over [0, x_max] x [0, y_max]."""
+    """Points coloured by outcome (1 red, 0 blue, unknown grey) over [0, x_max] x [0, y_max], each
+    axis widened to a round maximum with round ticks."""
     colour = {1: RED, 0: BLUE, None: "#999"}
+    (x_max, x_steps), (y_max, y_steps) = nice_axis(x_max), nice_axis(y_max)
 
     def body(x: Callable[[float], float], y: Callable[[float], float]) -> str:
         return "".join(
@@ -169,6 +213,6 @@ def scatter(
             for a, b, s in points
         )
 
-    x_ticks = [(i / 4, x_format(x_max * i / 4)) for i in range(5)]
-    y_ticks = [(i / 4, y_format(y_max * i / 4)) for i in range(5)]
+    x_ticks = [(i / x_steps, x_format(x_max * i / x_steps)) for i in range(x_steps + 1)]
+    y_ticks = [(i / y_steps, y_format(y_max * i / y_steps)) for i in range(y_steps + 1)]
     return frame(560, 330, x_ticks, y_ticks, x_title, y_title, title, body)

@@ -54,8 +54,11 @@ form.addEventListener('submit', async (event) => {
     const label = form.elements[key].closest('label').firstChild.textContent.trim();
     // A category as its option shows it ("Debt consolidation"); the value sent is the canonical one.
     const element = form.elements[key];
-    const shown = element.tagName === 'SELECT' ? element.selectedOptions[0].text : value;
-    inputs.push('<tr><td>' + esc(label) + '</td><td>' + (value === '' ? '<span class="muted">missing</span>' : esc(shown)) + '</td></tr>');
+    const shown = element.tagName === 'SELECT' ? element.selectedOptions[0].text :
+      Number(value).toLocaleString('en-US', {maximumFractionDigits: 6});
+    // A blank value the model derives (share of income) says how, not "missing".
+    const blank = element.dataset.derived || 'missing';
+    inputs.push('<tr><td>' + esc(label) + '</td><td>' + (value === '' ? '<span class="muted">' + esc(blank) + '</span>' : esc(shown)) + '</td></tr>');
     if (value === '') continue;
     body[key] = form.elements[key].type === 'number' ? Number(value) : value;
   }
@@ -280,11 +283,19 @@ def _form(reference: dict[str, Any]) -> str:
             fields.append(f'<label>{label}<select name="{f.name}">{blank}{options}</select></label>')
         else:
             value = reference.get(f.name)
-            shown = "" if f.name == "loan_percent_income" or value is None else f"{value:g}"
+            shown = "" if f.derived is not None or value is None else f"{value:g}"
+            derived = ""
+            if f.derived is not None:
+                # Left blank, the rules derive it (as the API and the SQL mart do): the form says how.
+                top, bottom = (contract.BY_NAME[n] for n in (f.derived.numerator, f.derived.denominator))
+                how = html.escape(
+                    f"derived: {top.label_en or top.description} ÷ {bottom.label_en or bottom.description}"
+                )
+                derived = f' placeholder="blank: {how}" data-derived="{how}"'
             fields.append(
                 f'<label>{label}<input type="number" step="any" name="{f.name}" value="{shown}" '
-                f'min="{f.valid_min:g}" max="{f.valid_max:g}"{" required" if f.name in contract.REQUIRED else ""}>'
-                "</label>"
+                f'min="{f.valid_min:g}" max="{f.valid_max:g}"{" required" if f.name in contract.REQUIRED else ""}'
+                f"{derived}></label>"
             )
     # The reasons' language: a query parameter of the request, never a field of the applicant.
     fields.append(

@@ -210,7 +210,10 @@ def test_dashboard_in_headless_chromium(trained, scored_db):
         assert Path(ARTIFACTS / "dashboard-whatif.png").stat().st_size > 10_000
         # The evaluated client's inputs beside the decision, both probabilities and the counter-offer.
         assert len(evaluated) == len(contract.NAMES)
-        assert any(row.startswith("Amount requested") and "15000" in row for row in evaluated)
+        assert any(row.startswith("Amount requested") and "15,000" in row for row in evaluated)
+        # Left blank, the share of income is derived by the rules, and the client's table says so.
+        share = contract.BY_NAME["loan_percent_income"].description
+        assert any(row.startswith(share) and "derived: Amount requested ÷ Yearly income" in row for row in evaluated)
         assert any(row.startswith("Purpose of the loan") and "Debt consolidation" in row for row in evaluated)
         assert any("Probability of repaying" in row for row in repay) and offer == (decision == "deny")
         # The same reasons in Portuguese: as many, each worded with the contract's labels.

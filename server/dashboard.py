@@ -288,10 +288,8 @@ def _form(reference: dict[str, Any]) -> str:
             if f.derived is not None:
                 # Left blank, the rules derive it (as the API and the SQL mart do): the form says how.
                 top, bottom = (contract.BY_NAME[n] for n in (f.derived.numerator, f.derived.denominator))
-                how = html.escape(
-                    f"derived: {top.label_en or top.description} ÷ {bottom.label_en or bottom.description}"
-                )
-                derived = f' placeholder="blank: {how}" data-derived="{how}"'
+                how = html.escape(f"{top.label_en or top.description} ÷ {bottom.label_en or bottom.description}")
+                derived = f' placeholder="blank: {how}" data-derived="derived: {how}"'
             fields.append(
                 f'<label>{label}<input type="number" step="any" name="{f.name}" value="{shown}" '
                 f'min="{f.valid_min:g}" max="{f.valid_max:g}"{" required" if f.name in contract.REQUIRED else ""}'

@@ -61,6 +61,10 @@ def _category_column(feature: str, raw: Any, n: int) -> tuple[np.ndarray, np.nda
     """Canonical categories (None for blank or unknown) and a mask of unknown non-blank spellings."""
     values = np.asarray(raw if raw is not None else [None] * n, dtype=object)
     categories = BY_NAME[feature].categories
+    if n > SMALL and _all_canonical(feature, values):
+        # The common column (a batch, the mart): every value already a canonical spelling or None,
+        # so nothing to map (a third of factorize's cost: 23 µs against 70 for 955 rows).
+        return values, np.zeros(n, dtype=bool)
     if n <= SMALL:
         mapped = [normalise_category(feature, v) for v in values]
         known = [m if m in categories else None for m in mapped]
@@ -74,6 +78,13 @@ def _category_column(feature: str, raw: Any, n: int) -> tuple[np.ndarray, np.nda
     return canonical[codes], unknown[codes]
 
 
+def _all_canonical(feature: str, values: np.ndarray) -> bool:
+    try:
+        return set(values) <= _CANONICAL[feature]
+    except TypeError:  # an unhashable value: the general path says what it is
+        return False
+
+
 def _numeric_column(raw: Any, n: int) -> np.ndarray:
     if raw is None:
         return np.full(n, np.nan)
@@ -84,6 +95,8 @@ def _numeric_column(raw: Any, n: int) -> np.ndarray:
     return pd.to_numeric(pd.Series(raw), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
+# Per categorical feature, the values that need no mapping: its canonical spellings, and None.
+_CANONICAL = {f.name: frozenset(f.categories) | {None} for f in FEATURES if f.kind == "categorical"}
 _NUMERIC = [f for f in FEATURES if f.kind == "numeric"]
 _LOW = np.array([-np.inf if f.valid_min is None else f.valid_min for f in _NUMERIC])
 _HIGH = np.array([np.inf if f.valid_max is None else f.valid_max for f in _NUMERIC])

@@ -113,7 +113,7 @@ def fraction_ticks(percent: bool = True, step: float = 0.25) -> list[tuple[float
 def nice_axis(top: float, most: int = 6) -> tuple[float, int]:
     """A round axis maximum at or above `top` and its intervals: the smallest step of 1, 2, 2.5 or
     5 times a power of ten that needs at most `most` of them (35,000: 10,000 to 40,000; 23.2: 5 to 25)."""
-    if not top > 0:
+    if not 0 < top < math.inf:  # nothing to show, or no number to round: a plain 0..1 axis
         return 1.0, 4
     power = 10.0 ** math.floor(math.log10(top / most))
     for factor in (1, 2, 2.5, 5, 10):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 import pytest
@@ -15,12 +16,22 @@ SIZE = re.compile(r'<svg viewBox="0 0 (\d+) (\d+)"')
 
 @pytest.mark.parametrize(
     ("top", "expected"),
-    [(35_000, (40_000, 4)), (23.22, (25, 5)), (0.9, (1.0, 5)), (7, (8, 4)), (100, (100, 5)), (0, (1.0, 4))],
+    [
+        (35_000, (40_000, 4)),
+        (23.22, (25, 5)),
+        (0.9, (1.0, 5)),
+        (7, (8, 4)),
+        (100, (100, 5)),
+        # Nothing to show, or nothing finite to round: a plain axis, never an error on the page.
+        (0, (1.0, 4)),
+        (float("inf"), (1.0, 4)),
+        (float("nan"), (1.0, 4)),
+    ],
 )
 def test_nice_axis_rounds_the_maximum_with_at_most_six_steps(top, expected):
     found, steps = charts.nice_axis(top)
     assert found == pytest.approx(expected[0]) and steps == expected[1]
-    assert found >= top and 1 <= steps <= 6
+    assert (found >= top or not math.isfinite(top)) and 1 <= steps <= 6
 
 
 def titles(svg: str) -> tuple[int, int, list[tuple[float, float, bool, str]]]:

@@ -558,7 +558,11 @@ def cmd_sql(args: argparse.Namespace) -> int:
             one = shell.dot if args.command_text.lstrip().startswith(".") else shell.statement
             return 0 if one(args.command_text) else 1
         interactive = sys.stdin.isatty()
-        mode = " (read-only)" if args.read_only else ""
+        mode = (
+            " (read-only)"
+            if args.read_only
+            else " (writable: while it is open no other process can open the file; --read-only shares it with readers)"
+        )
         functions = (
             f"model {scorer.version}: score(a), score_default(a) and score_decision(a) take a whole row "
             "(from marts.applicants a) or the 11 contract fields; score_pt(a) words the reasons in Portuguese"

@@ -151,7 +151,8 @@ def connect(
     except duckdb.Error as exc:
         if is_lock_conflict(exc):
             raise CashscoreError(
-                f"{db}: another process kept the database locked for {wait:.0f} s (a write in progress?); "
+                f"{db}: another process kept the database locked for {wait:.0f} s (training, `score --into`, "
+                "or a `cashscore sql` shell left open without --read-only); "
                 "try again when it has finished"
             ) from None
         raise CashscoreError(f"{db}: cannot open as a DuckDB database: {str(exc).splitlines()[0]}") from None

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+
 import duckdb
 import pytest
 from cashscore.features import contract
 from helpers.dumps import SQL_DIR
 
 from cashscore.core.errors import CashscoreError
-from cashscore.warehouse.export import export
+from cashscore.warehouse.export import connect, export
 from cashscore.warehouse.restore import restore
 from cashscore.warehouse.sample import generate, write_sample
 
@@ -119,3 +123,17 @@ def test_sample_has_the_real_quirks_and_signal(tmp_path):
 def test_generate_rows_per_table():
     tables = generate(100, seed=3)
     assert {t: len(r) for t, r in tables.items()} == dict.fromkeys(tables, 100)
+
+
+def test_a_database_held_by_a_writer_is_refused_naming_who_may_hold_it(small_db, tmp_path):
+    # Another process holds the file as a writer (an analyst's writable `cashscore sql`, say).
+    db = tmp_path / "held.duckdb"
+    shutil.copy(small_db, db)
+    hold = f"import duckdb, time; c = duckdb.connect({str(db)!r}); print(1, flush=True); time.sleep(30)"
+    with subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE) as holder:
+        try:
+            assert holder.stdout.readline().strip() == b"1"
+            with pytest.raises(CashscoreError, match=r"locked for 1 s .*`cashscore sql` shell left open"):
+                connect(db, read_only=True, wait=1.0)
+        finally:
+            holder.kill()

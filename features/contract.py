@@ -75,6 +75,16 @@ class Feature:
     derived: Ratio | None = None
     integer: bool = False
 
+    @property
+    def english_label(self) -> str:
+        """How an English sentence names the feature: `label_en`, else the description."""
+        return self.label_en or self.description
+
+    @property
+    def english_categories(self) -> tuple[str, ...]:
+        """How an English sentence names each category: `categories_en`, else the canonical spellings."""
+        return self.categories_en or self.categories
+
 
 # The languages the contract describes each feature in (`description`; `label_pt`, `categories_pt`),
 # and so the languages reasons are worded in.

@@ -74,7 +74,7 @@ def label(feature: str, category: str | None) -> str:
     if category not in f.categories:
         return category
     at = f.categories.index(category)
-    words, pt = (f.categories_en or f.categories)[at], f.categories_pt[at]
+    words, pt = f.english_categories[at], f.categories_pt[at]
     return words if pt == words else f"{words} ({pt})"
 
 

@@ -273,7 +273,7 @@ def _form(reference: dict[str, Any]) -> str:
     for f in contract.FEATURES:
         label = f"{html.escape(f.description)} <span class='muted'>{html.escape(f.label_pt)}</span>"
         if f.kind == "categorical":
-            words = f.categories_en or f.categories  # "Debt consolidation" shown, "Debtconsolidation" sent
+            words = f.english_categories  # "Debt consolidation" shown, "Debtconsolidation" sent
             options = "".join(
                 f'<option value="{html.escape(c)}"{" selected" if c == reference.get(f.name) else ""}>'
                 f"{html.escape(w)}</option>"
@@ -288,7 +288,7 @@ def _form(reference: dict[str, Any]) -> str:
             if f.derived is not None:
                 # Left blank, the rules derive it (as the API and the SQL mart do): the form says how.
                 top, bottom = (contract.BY_NAME[n] for n in (f.derived.numerator, f.derived.denominator))
-                how = html.escape(f"{top.label_en or top.description} ÷ {bottom.label_en or bottom.description}")
+                how = html.escape(f"{top.english_label} ÷ {bottom.english_label}")
                 derived = f' placeholder="blank: {how}" data-derived="derived: {how}"'
             fields.append(
                 f'<label>{label}<input type="number" step="any" name="{f.name}" value="{shown}" '

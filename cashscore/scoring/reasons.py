@@ -54,7 +54,7 @@ _WORDS = {
         "{} is ", " (typical applicant: {})", ", which multiplies the odds of default by ", "more than ", "missing",
         ".",
         # Words where the canonical spelling is none ("Debt consolidation").
-        lambda f: f.label_en or f.description, lambda f: f.categories_en or f.categories,
+        lambda f: f.english_label, lambda f: f.english_categories,
     ),
     "pt": _Words(
         "{} é ", " (cliente típico: {})", ", o que multiplica a chance de inadimplência por ", "mais de ", "ausente",

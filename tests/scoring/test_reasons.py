@@ -67,8 +67,7 @@ def by_hand(p, contributions, row, typical, language="en"):
             text = f"{f.label_pt} é {fmt_pt(value, f)}{beside}, o que multiplica a chance de inadimplência por {odds}"
         else:
             beside = f" (typical applicant: {fmt(typical[f.name], f)})" if value != typical[f.name] else ""
-            label = f.label_en or f.description
-            text = f"{label} is {fmt(value, f)}{beside}, which multiplies the odds of default by {odds}"
+            text = f"{f.english_label} is {fmt(value, f)}{beside}, which multiplies the odds of default by {odds}"
         found.append((f.name, c, impact, text))
     return found
 

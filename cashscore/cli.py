@@ -180,17 +180,11 @@ def _out_of_memory_hint(memory: str | None) -> Iterator[None]:
 
 
 def _scoring_connection(db: Path, models: Path, read_only: bool, memory: str | None = None) -> tuple[Any, Any]:
-    from cashscore.artefact.store import load_verified
-    from cashscore.scoring import batch
-    from cashscore.scoring.scorer import Scorer
-    from cashscore.warehouse.export import connect
+    from cashscore.scoring.connection import open_scoring
 
     if memory is not None:
         memory = config.memory_size(memory, "CASHSCORE_STREAM_MEMORY")
-    scorer = Scorer(load_verified(models))
-    con = connect(db, read_only=read_only, memory=memory)
-    batch.register_udfs(con, scorer)
-    return con, scorer
+    return open_scoring(db, models, read_only, memory)
 
 
 def _source_query(args: argparse.Namespace) -> str:
@@ -565,7 +559,8 @@ def cmd_sql(args: argparse.Namespace) -> int:
         )
         functions = (
             f"model {scorer.version}: score(a), score_default(a) and score_decision(a) take a whole row "
-            "(from marts.applicants a) or the 11 contract fields; score_pt(a) words the reasons in Portuguese"
+            "(from marts.applicants a) or the 11 contract fields; score_pt(a) words the reasons in Portuguese; "
+            "score_model_version() names the model"
             if scorer is not None
             else "no model: the views only"
         )

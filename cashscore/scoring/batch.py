@@ -251,7 +251,8 @@ def register_udfs(con: duckdb.DuckDBPyConnection, scorer: Scorer) -> None:
     - `score(...)`: one struct with default_probability, decision, risk_band, reasons (a list of
       words, as the API's `text`s), base_log_odds and contributions (a struct with one field per
       feature), so one pass gives everything;
-      `score_pt(...)` the same with the reasons in Portuguese.
+      `score_pt(...)` the same with the reasons in Portuguese;
+    - `score_model_version()`: the version that scores, to keep beside the scores an analyst stores.
 
     Each takes either the 11 contract fields in contract order or a whole row (`score(a)` for
     `from marts.applicants a`). A row the server would reject (missing required field, value out
@@ -325,6 +326,8 @@ def register_udfs(con: duckdb.DuckDBPyConnection, scorer: Scorer) -> None:
         con.execute(
             f"create or replace temp macro {name}(row) as {internal}({from_row}), ({fields}) as {internal}({fields})"
         )
+    version = scorer.version
+    con.create_function("score_model_version", lambda: version, [], varchar, side_effects=False)
 
 
 class Progress:

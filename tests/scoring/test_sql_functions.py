@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import duckdb
 import pyarrow.parquet as pq
+import pytest
 
 from cashscore.artefact.store import load_verified
 from cashscore.cli import main
+from cashscore.core.errors import CashscoreError
 from cashscore.scoring import batch
 from cashscore.scoring.scorer import Scorer
 
@@ -75,3 +80,42 @@ def test_score_pt_words_the_reasons_as_cashscore_score_lang_pt_does(trained, tmp
         assert " | ".join(pt["reasons"]) == by_file[loan_id], loan_id
         assert len(pt["reasons"]) == len(en["reasons"])
     assert sum("o que multiplica a chance de inadimplência" in " ".join(pt["reasons"]) for *_, pt in scored) > 100
+
+
+def test_connect_gives_python_the_views_and_the_score_functions_read_only(trained, monkeypatch):
+    import cashscore
+
+    db, models, _ = trained
+    monkeypatch.setenv("CASHSCORE_DB", str(db))
+    monkeypatch.setenv("CASHSCORE_MODELS", str(models))
+    con = cashscore.connect()  # the settings' database and models, as every command's defaults
+    try:
+        version, rows = (
+            con.execute("select score_model_version()").fetchone()[0],
+            con.execute("select score_default(a), score(a) from marts.applicants a order by loan_id").fetchall(),
+        )
+        with pytest.raises(duckdb.Error, match="read-only"):
+            con.execute("create table mine as select 1")
+    finally:
+        con.close()
+    assert version == load_verified(models).version
+    with duckdb.connect(str(db), read_only=True) as plain:
+        batch.register_udfs(plain, Scorer(load_verified(models)))
+        expected = plain.sql("select score_default(a), score(a) from marts.applicants a order by loan_id").fetchall()
+    assert rows == expected and sum(p is not None for p, _ in rows) > 100
+
+
+def test_connect_refuses_a_missing_model_by_name_and_leaves_the_file_free(trained, tmp_path):
+    import cashscore
+
+    db, _, _ = trained
+    with pytest.raises(CashscoreError, match=r"missing; run `cashscore train --models .*empty` first"):
+        cashscore.connect(db, tmp_path / "empty")
+    with duckdb.connect(str(db)) as writer:  # no connection was left holding the file
+        assert writer.execute("select count(*) from marts.applicants").fetchone()[0] > 0
+
+
+def test_importing_cashscore_loads_neither_duckdb_nor_onnxruntime():
+    code = "import sys, cashscore; print(sorted({'duckdb', 'onnxruntime'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -129,7 +129,10 @@ def _payers(payers: dict[int | None, int]) -> str:
     chart = charts.rate_bars(
         rows, "Good and bad payers", "share of the labelled loans · parcela dos empréstimos rotulados"
     )
-    return f'<div id="payers">{chart}<p class="muted">{unknown:,} loans without a known outcome are left out.</p></div>'
+    return (
+        f'<figure id="payers">{chart}<figcaption>Good and bad payers among the labelled loans · bons e maus '
+        f"pagadores; {unknown:,} loans without a known outcome are left out · sem desfecho conhecido</figcaption></figure>"
+    )
 
 
 def panel(page: Reading, filters: Filters) -> str:
@@ -171,8 +174,8 @@ def panel(page: Reading, filters: Filters) -> str:
     )
     return (
         f"{form}{problems}{note}<p>{total:,} loans · empréstimos: {html.escape(shown)}</p>"
-        f'<div class="charts">{_payers(data["payers"])}{rates}</div>'
+        f'<div class="charts">{_payers(data["payers"])}{rates}'
         f'<figure id="scatter">{scatter}<figcaption>Loan amount against interest rate, {len(data["scatter"]):,} loans '
         f"sampled; red defaulted, blue repaid · valor contra taxa de juros; vermelho inadimplente, azul pago"
-        "</figcaption></figure>"
+        "</figcaption></figure></div>"
     )

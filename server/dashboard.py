@@ -34,11 +34,22 @@ table{border-collapse:collapse;width:100%;font-size:.9rem} td,th{padding:.25rem 
 form{display:grid;grid-template-columns:repeat(3,1fr);gap:.5rem} label{font-size:.8rem;display:flex;flex-direction:column}
 input,select{padding:.3rem;font-size:.9rem} button{grid-column:1/4;padding:.5rem;background:#14325c;color:#fff;border:0;border-radius:4px;font-size:1rem}
 #result{margin-top:1rem;font-size:1rem} .approve{color:#1b7a3a;font-weight:700} .deny{color:#b3261e;font-weight:700}
-.muted{color:#777} .charts{display:flex;flex-wrap:wrap;gap:1rem}
+.muted{color:#777}
+/* The challenge's charts in columns of equal width, each caption right under its chart. */
+.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,34rem),1fr));gap:1.5rem 2rem;align-items:start}
+.charts figcaption{max-width:34rem}
+/* A chart wider than its column shrinks with its text rather than overflow the page. */
+svg{max-width:100%;height:auto}
 .login{max-width:24rem;margin:4rem auto;display:flex;flex-direction:column;gap:.75rem}
 figure{margin:0} figcaption{font-size:.8rem;color:#555;max-width:420px}
 form.filters{grid-template-columns:repeat(3,1fr) auto;align-items:end} form.filters button{grid-column:auto}
 .pt{color:#777;font-weight:400} .evaluated{display:grid;grid-template-columns:minmax(16rem,1fr) 2fr;gap:1.5rem}
+/* A phone or a narrow window: one column of sections and of fields; wide tables scroll inside their section. */
+@media (max-width:60rem){
+main{grid-template-columns:minmax(0,1fr);padding:.5rem} section.wide{grid-column:auto} header{padding:.75rem 1rem}
+form,form.filters,.evaluated{grid-template-columns:minmax(0,1fr)} button,form.filters button{grid-column:auto}
+table{display:block;overflow-x:auto}
+}
 """
 
 SCRIPT = """

@@ -195,6 +195,12 @@ def test_dashboard_in_headless_chromium(trained, scored_db):
             # The challenge's panels, then filtered through the form.
             page.locator("#challenge").screenshot(path=str(ARTIFACTS / "dashboard-challenge.png"))
             points = page.locator("#scatter circle").count()
+            # Side by side in a column grid: the charts of one row start at one height, each caption under its chart.
+            tops = {f: page.locator(f"#{f}").bounding_box()["y"] for f in ("payers", "rate-grade", "rate-intent")}
+            # A phone: one column, nothing wider than the screen (tables scroll inside their section).
+            page.set_viewport_size({"width": 400, "height": 900})
+            overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            page.set_viewport_size({"width": 1280, "height": 1000})
             page.select_option("select[name=grade]", "G")
             page.click("#filters button[type=submit]")
             page.wait_for_url("**grade=G**")
@@ -219,6 +225,8 @@ def test_dashboard_in_headless_chromium(trained, scored_db):
         # The same reasons in Portuguese: as many, each worded with the contract's labels.
         assert english and len(portuguese) == len(english) and all(" é " in text for text in portuguese)
         assert points > 100 and 0 < filtered_points < points
+        assert tops["payers"] == tops["rate-grade"] < tops["rate-intent"]
+        assert overflow <= 0
         assert "empréstimos: G" in filtered
         assert Path(ARTIFACTS / "dashboard-challenge.png").stat().st_size > 20_000
 

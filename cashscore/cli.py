@@ -525,6 +525,7 @@ _SCORE_FUNCTION = re.compile(r"Function with name score(_default|_decision|_pt)?
 
 def cmd_sql(args: argparse.Namespace) -> int:
     from cashscore.artefact.store import current_version
+    from cashscore.scoring import batch
     from cashscore.shell import Shell
     from cashscore.warehouse.export import connect
 
@@ -544,7 +545,8 @@ def cmd_sql(args: argparse.Namespace) -> int:
     def explain(message: str) -> str:
         if scorer is None and _SCORE_FUNCTION.search(message):
             return f"{message} (no model in {args.models}: run `cashscore train --models {args.models}` first)"
-        return message
+        hint = batch.misuse_hint(message) if scorer is not None else None
+        return f"{message} ({hint})" if hint else message
 
     shell = Shell(con, explain)
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -328,6 +329,31 @@ def register_udfs(con: duckdb.DuckDBPyConnection, scorer: Scorer) -> None:
         )
     version = scorer.version
     con.create_function("score_model_version", lambda: version, [], varchar, side_effects=False)
+
+
+# DuckDB's words when a score function is called the wrong way: its macro with other arguments than
+# a row or the 11 fields, or a row without one of the contract's columns.
+_WRONG_ARGUMENTS = re.compile(r"Macro (score(?:_default|_decision|_pt)?)\(\) does not support the supplied arguments")
+_ROW_WITHOUT = re.compile(r'Could not find key "([a-z_]+)" in struct')
+
+
+def misuse_hint(message: str) -> str | None:
+    """How to call the score functions, when DuckDB's error says one was called the wrong way."""
+    wrong = _WRONG_ARGUMENTS.search(message)
+    if wrong:
+        name = wrong.group(1)
+        return (
+            f"{name} takes a whole row, as in `select {name}(a) from marts.applicants a`, "
+            f"or the {len(contract.NAMES)} contract fields in this order: {', '.join(contract.NAMES)}"
+        )
+    missing = _ROW_WITHOUT.search(message)
+    if missing and missing.group(1) in contract.NAMES:
+        return (
+            f"a row given to a score function needs the contract's columns by name, and this one has no "
+            f"{missing.group(1)}; marts.applicants has all {len(contract.NAMES)}, "
+            "pt.applicants names them in Portuguese"
+        )
+    return None
 
 
 class Progress:

@@ -334,6 +334,20 @@ def test_sql_shell_dot_commands_list_and_describe_and_check_names(trained, capsy
     assert "│" in captured.out
 
 
+def test_sql_shell_says_how_to_call_a_score_function_called_the_wrong_way(trained, capsys):
+    db, models, _ = trained
+    argv = ["sql", "--read-only", "--db", str(db), "--models", str(models), "-c"]
+    assert main([*argv, "select score_default(1, 2, 3)"]) == 1
+    wrong = capsys.readouterr().err
+    assert "score_default takes a whole row, as in `select score_default(a) from marts.applicants a`" in wrong
+    assert "person_age, person_income," in wrong and wrong.rstrip().endswith("cb_person_cred_hist_length)")
+    # A row without the contract's columns: the Portuguese view names them otherwise.
+    assert main([*argv, "select score(a) from pt.applicants a limit 1"]) == 1
+    assert "this one has no person_age; marts.applicants has all 11" in capsys.readouterr().err
+    assert main([*argv, "select no_such_function(1)"]) == 1  # other errors are DuckDB's own words
+    assert "takes a whole row" not in capsys.readouterr().err
+
+
 def test_real_dump_score_udf_and_api_agree_exactly(real_db, real_model, tmp_path):
     scorer = Scorer(store.load_verified(real_model))
     out = tmp_path / "real.parquet"

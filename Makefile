@@ -13,7 +13,7 @@ MODELS ?= models
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run restore train serve test test-quick lint bench clean
+.PHONY: install run restore train serve nightly test test-quick lint bench clean
 
 install: $(STAMP)
 
@@ -43,6 +43,11 @@ serve: train
 	$(BIN)/cashscore serve --host $(HOST) --port $(PORT) --models $(MODELS) --db $(DB)
 
 run: serve
+
+# The nightly job (deploy/nightly.sh) on DUMP, or on the bundled sample: restore, score the portfolio,
+# fairness, the decision log's check and retention, then drift (exit 3 on an alert). Needs a model.
+nightly: $(STAMP) $(if $(DUMP),,data/sample.sql.gz)
+	PATH="$(CURDIR)/$(BIN):$$PATH" CASHSCORE_DB=$(DB) CASHSCORE_MODELS=$(MODELS) deploy/nightly.sh $(if $(DUMP),$(DUMP),data/sample.sql.gz)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,0 +1,68 @@
+"""deploy/nightly.sh end to end on a synthetic dump: restore, the portfolio's scores, fairness,
+the decision log's check, drift; a refused dump stops it with yesterday's results in place."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+
+from cashscore.core.config import PROJECT_ROOT
+from cashscore.warehouse.sample import write_sample
+
+NIGHTLY = PROJECT_ROOT / "deploy" / "nightly.sh"
+
+
+def nightly(*dumps: Path, db: Path, models: Path, log: Path) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "CASHSCORE_DB": str(db),
+        "CASHSCORE_MODELS": str(models),
+        "CASHSCORE_AUDIT_LOG": str(log),
+    }
+    return subprocess.run([str(NIGHTLY), *map(str, dumps)], env=env, capture_output=True, text=True, timeout=600)
+
+
+def results(db: Path) -> tuple:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(
+            "select (select count(*) from scores.portfolio), (select max(scored_at) from scores.portfolio), "
+            "(select count(*) from monitoring.drift), (select count(*) from monitoring.fairness)"
+        ).fetchone()
+
+
+def test_the_nightly_job_stores_scores_fairness_and_drift(trained, tmp_path):
+    sample_db, models, _ = trained
+    db = tmp_path / "nightly.duckdb"
+    done = nightly(sample_db.parent / "sample.sql.gz", db=db, models=models, log=tmp_path / "audit")
+    assert done.returncode == 0, done.stderr
+    steps = [line.split(": ", 1)[1] for line in done.stderr.splitlines() if line.startswith("nightly ")]
+    assert [s.split()[0] for s in steps] == ["restore", "score", "fairness", "verify", "drift", "done"]
+    scored, _, drift, fairness = results(db)
+    with duckdb.connect(str(db), read_only=True) as con:
+        valid = con.execute("select count(*) from marts.applicants").fetchone()[0]
+    assert 0.9 * valid < scored <= valid  # the contract's rejects are not stored
+    assert drift > 0 and fairness > 0
+    assert "intact, 0 records" in done.stdout and "stored in monitoring.drift" in done.stdout
+
+
+def test_a_refused_dump_stops_the_job_and_leaves_yesterdays_results(trained, tmp_path):
+    sample_db, models, _ = trained
+    db, log = tmp_path / "nightly.duckdb", tmp_path / "audit"
+    assert nightly(sample_db.parent / "sample.sql.gz", db=db, models=models, log=log).returncode == 0
+    yesterday = results(db)
+    shrunk = tmp_path / "shrunk.sql.gz"
+    write_sample(shrunk, rows=300, seed=11)  # a tenth of the rows: a truncated export
+    done = nightly(shrunk, db=db, models=models, log=log)
+    assert done.returncode == 1
+    assert "would shrink" in done.stderr and "score marts.applicants" not in done.stderr
+    assert results(db) == yesterday
+
+
+def test_the_nightly_job_without_a_dump_says_how_to_call_it(tmp_path):
+    done = subprocess.run([str(NIGHTLY)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "usage:" in done.stderr and "DUMP" in done.stderr

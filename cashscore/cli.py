@@ -168,14 +168,22 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 @contextlib.contextmanager
 def _out_of_memory_hint(memory: str | None) -> Iterator[None]:
-    """DuckDB's Out of Memory error under CASHSCORE_STREAM_MEMORY, with what to change."""
+    """DuckDB's Out of Memory error in a streaming pass, with what to change."""
     try:
         yield
     except CashscoreError as exc:
-        if memory is None or "Out of Memory" not in str(exc):
+        if "Out of Memory" not in str(exc):
             raise
+        if memory is not None:
+            raise CashscoreError(
+                f"{exc}; the query needs more than CASHSCORE_STREAM_MEMORY={memory}: raise or unset it"
+            ) from None
+        from cashscore.scoring.batch import CACHE_HEADROOM
+
         raise CashscoreError(
-            f"{exc}; the query needs more than CASHSCORE_STREAM_MEMORY={memory}: raise or unset it"
+            f"{exc}; once its rows began, DuckDB's memory was bounded to what the query held then plus "
+            f"{CACHE_HEADROOM // 2**20}MB for its block cache: give it a fixed limit the whole query fits in, "
+            "CASHSCORE_STREAM_MEMORY=4GB for example"
         ) from None
 
 
@@ -205,7 +213,7 @@ def _measure(args: argparse.Namespace) -> Any:
     try:
         label = f"table {args.table}" if args.table else f"sql {args.sql}"
         with _out_of_memory_hint(memory):
-            found = drift.measure(con, scorer, _source_query(args), label[:500], bands)
+            found = drift.measure(con, scorer, _source_query(args), label[:500], bands, bound_cache=memory is None)
         if not args.no_store:
             tables.store(con, found, drift=args.command == "monitor", fairness=args.command == "fairness")
     finally:
@@ -368,6 +376,7 @@ def cmd_score(args: argparse.Namespace) -> int:
                         counter_offer=args.counter_offer,
                         on_decided=on_decided,
                         language=args.lang,
+                        bound_cache=memory is None,
                     )
             finally:
                 progress.close()

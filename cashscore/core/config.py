@@ -123,8 +123,8 @@ class BatchSettings:
     stream_memory: str | None = setting(
         "CASHSCORE_STREAM_MEMORY",
         None,
-        "DuckDB's memory limit in a streaming pass (score, monitor, fairness), e.g. 64MB: bounds the blocks it "
-        "keeps cached, which grow with the table read up to 80% of RAM; a query whose joins need more fails",
+        "DuckDB's memory limit for a whole streaming pass (score, monitor, fairness), e.g. 4GB; unset, once the "
+        "rows begin it is what DuckDB holds then plus 64MB for the blocks it caches; a query needing more fails",
     )
 
 

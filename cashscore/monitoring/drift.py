@@ -89,15 +89,21 @@ class Counts:
 
 
 def measure(
-    con: duckdb.DuckDBPyConnection, scorer: Scorer, query: str, label: str, age_bands: Sequence[float]
+    con: duckdb.DuckDBPyConnection,
+    scorer: Scorer,
+    query: str,
+    label: str,
+    age_bands: Sequence[float],
+    bound_cache: bool = False,
 ) -> Measurement:
     """Clean and score every row the query returns, chunk by chunk, binning inputs and scores and
     tallying decisions by age band; outcomes come from a `loan_status` column when there is one.
+    `bound_cache` bounds DuckDB's block cache once the rows flow (`batch.open_reader`).
 
     Raises:
         CashscoreError: on SQL DuckDB rejects or rows lacking a required field.
     """
-    reader = batch.open_reader(con, query)
+    reader = batch.open_reader(con, query, bound_cache)
     labelled = contract.TARGET in reader.schema.names
     result = Measurement(scorer.version, datetime.now(UTC).isoformat(timespec="seconds"), label)
     counts, tally = Counts(scorer.model.card.population), Tally(age_bands)

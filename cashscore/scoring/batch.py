@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import re
 import sys
@@ -24,6 +25,9 @@ from cashscore.scoring.scorer import Scorer, Scores, band_array, bands, inputs_r
 
 REASONS = ("all", "deny", "none")
 CHUNK = 100_000
+# Without CASHSCORE_STREAM_MEMORY, DuckDB's block cache may grow by this much beyond what the query
+# holds when its first rows arrive (see `open_reader`).
+CACHE_HEADROOM = 64 * 2**20
 # Runs the model on the next chunk while the caller's thread finishes the previous one.
 _AHEAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cashscore-ahead")
 
@@ -107,8 +111,18 @@ def decide_chunk(
     return table, words, which
 
 
-def open_reader(con: duckdb.DuckDBPyConnection, query: str) -> pa.RecordBatchReader:
+def open_reader(con: duckdb.DuckDBPyConnection, query: str, bound_cache: bool = False) -> pa.RecordBatchReader:
     """The query's rows as a stream of Arrow chunks of CHUNK rows, checked to hold the required fields.
+
+    Args:
+        con: the database.
+        query: the rows.
+        bound_cache: once the first rows arrive, limit DuckDB's memory to what it holds then plus
+            CACHE_HEADROOM, until the last (for a connection opened without a memory limit). DuckDB keeps every
+            block it reads cached up to its limit, 80 % of RAM by default, so a pass over a large
+            table would otherwise grow with the table. By the first rows, every join's hash table
+            and every sort is built (DuckDB runs those pipelines before the one that streams), so
+            the query keeps the memory it needed; only the cache of blocks read since is bounded.
 
     Raises:
         CashscoreError: on SQL DuckDB rejects or a result lacking a required column.
@@ -121,7 +135,29 @@ def open_reader(con: duckdb.DuckDBPyConnection, query: str) -> pa.RecordBatchRea
     missing = [n for n in contract.REQUIRED if n not in names]
     if missing:
         raise CashscoreError(f"the rows lack required column(s) {', '.join(missing)}; have {', '.join(names)}")
-    return reader
+    if not bound_cache:
+        return reader
+    return pa.RecordBatchReader.from_batches(reader.schema, _bounding(con, reader))
+
+
+def _bounding(con: duckdb.DuckDBPyConnection, reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+    """The reader's chunks; from the first to the last, DuckDB's memory limit is what it holds when
+    the first arrives plus CACHE_HEADROOM, then DuckDB's default again (the connection had no limit)."""
+    chunks = iter(reader)
+    first = next(chunks, None)
+    if first is None:
+        return
+    # Another cursor of the same database: the streaming query stays open on `con`.
+    with con.cursor() as cursor:
+        held = cursor.execute("select sum(memory_usage_bytes) from duckdb_memory()").fetchall()[0][0] or 0
+        cursor.execute(f"set memory_limit = '{(int(held) + CACHE_HEADROOM) // 2**20}MB'")  # a number, never text
+        try:
+            yield first
+            yield from chunks
+        finally:
+            # A run that failed may have closed the connection before the reader lets go of this.
+            with contextlib.suppress(duckdb.Error):
+                cursor.execute("reset memory_limit")
 
 
 def _read(reader: pa.RecordBatchReader, counts: dict[str, int]) -> Iterator[pa.RecordBatch]:
@@ -178,6 +214,7 @@ def score_relation(
     counter_offer: bool = False,
     on_decided: Callable[[pa.Table, list[Any], list[list[str] | None]], None] | None = None,
     language: str = "en",
+    bound_cache: bool = False,
 ) -> Outcome:
     """Score every row a query returns, chunk by chunk, handing each chunk on as soon as it is scored.
 
@@ -194,6 +231,7 @@ def score_relation(
         on_decided: receives each scored chunk (before `on_scored`) with the cleaned values the
             model saw and each row's reasons (None where none were asked for): the decision log.
         language: the reasons' words, one of reasons.LANGUAGES.
+        bound_cache: bound DuckDB's block cache once the rows flow (`open_reader`).
 
     Returns:
         Rows scored and rejected, and the time taken; memory holds one chunk at a time.
@@ -202,7 +240,7 @@ def score_relation(
         CashscoreError: on SQL DuckDB rejects or a result lacking a required column.
     """
     started = time.perf_counter()
-    reader = open_reader(con, query)
+    reader = open_reader(con, query, bound_cache)
     counts = {"scored": 0, "rejected": 0, "done": 0}
     # Explaining refusals needs their contributions; one pass over every row with them costs less
     # than a plain pass plus a second one over the refused rows once a fifth or more are refused.

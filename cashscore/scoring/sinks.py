@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import IO, Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -117,14 +118,20 @@ class TableSink:
 
     def write(self, table: pa.Table) -> None:
         """Append one chunk (the first one replaces any older table of that name)."""
-        self.cursor.register("cashscore_chunk", table)
+        stamp = np.full(table.num_rows, np.datetime64(self.scored_at.replace(tzinfo=None), "us"))
+        stamped = table.append_column("scored_at", pa.array(stamp, pa.timestamp("us", tz="UTC")))
+        # A relation over the chunk, not a registered view: inside a transaction the view dropped by
+        # unregister() kept its chunk alive until the commit, and memory grew with every row stored
+        # (2.8 GB for 10M rows; DuckDB's own share of the new rows is evictable and bounded).
         try:
-            head = f"create or replace table {self.target} as" if not self.rows else f"insert into {self.target}"
-            self.cursor.execute(f"{head} select *, ?::timestamptz as scored_at from cashscore_chunk", [self.scored_at])
+            relation = self.cursor.from_arrow(stamped)
+            if not self.rows:
+                self.cursor.execute(f"drop table if exists {self.target}")
+                relation.create(self.target)
+            else:
+                relation.insert_into(self.target)
         except duckdb.Error as exc:
             raise CashscoreError(f"--into {self.name}: {str(exc).splitlines()[0]}") from None
-        finally:
-            self.cursor.unregister("cashscore_chunk")
         self.rows += table.num_rows
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:

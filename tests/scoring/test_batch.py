@@ -10,6 +10,7 @@ import math
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from cashscore.features import contract, rules
@@ -18,7 +19,7 @@ from cashscore.artefact import store
 from cashscore.cli import main
 from cashscore.scoring import batch
 from cashscore.scoring.scorer import Scorer
-from cashscore.scoring.sinks import FileSink
+from cashscore.scoring.sinks import FileSink, TableSink
 
 ARGS = ", ".join(contract.NAMES)
 
@@ -199,6 +200,43 @@ def test_streaming_pass_bounds_duckdbs_cache(trained, tmp_path, monkeypatch):
     argv = ["score", "--sql", query, "--out", str(out), "--db", str(db), "--models", str(models)]
     assert main(argv) == 0
     assert {row["duckdb_memory"] for row in json.loads(out.read_text())} == {"96.0 MiB"}
+
+
+def limit_mib(con) -> float:
+    value, unit = con.execute("select current_setting('memory_limit')").fetchall()[0][0].split()
+    return float(value) * {"KiB": 2**-10, "MiB": 1, "GiB": 2**10}[unit]
+
+
+def test_an_unbounded_pass_bounds_duckdbs_cache_once_rows_flow_then_gives_the_limit_back(trained, monkeypatch):
+    # Without CASHSCORE_STREAM_MEMORY the joins get all the memory they need; once the first rows
+    # arrive (every join built), the limit is what DuckDB holds plus CACHE_HEADROOM for its block cache.
+    db, _, _ = trained
+    monkeypatch.setattr(batch, "CHUNK", 500)
+    with duckdb.connect(str(db), read_only=True) as con:
+        before = limit_mib(con)
+        chunks = iter(batch.open_reader(con, "select * from marts.applicants", bound_cache=True))
+        first = next(chunks)
+        with con.cursor() as other:
+            during = limit_mib(other)
+        rows = first.num_rows + sum(chunk.num_rows for chunk in chunks)
+        after = limit_mib(con)
+        total = con.execute("select count(*) from marts.applicants").fetchall()[0][0]
+    assert rows == total
+    assert batch.CACHE_HEADROOM / 2**20 <= during < before / 4 and after == before
+
+
+def test_storing_into_a_table_holds_no_chunk_until_the_commit(tmp_path):
+    # Each chunk registered as a view was kept alive by the dropped view until the transaction ended:
+    # memory grew with every row stored (2.8 GB for 10M rows).
+    with duckdb.connect(str(tmp_path / "t.duckdb")) as con:
+        with TableSink(con, "held") as sink:
+            base = pa.total_allocated_bytes()
+            for i in range(20):
+                sink.write(pa.table({"x": pc.add(pa.array(np.arange(250_000, dtype=np.float64)), i)}))  # 2 MB
+            grown = pa.total_allocated_bytes() - base
+        stored = con.execute("select count(*), count(distinct scored_at), sum(x) from scores.held").fetchall()[0]
+    assert grown < 10 * 2**20  # a chunk or two in flight, not the 40 MB written
+    assert stored == (5_000_000, 1, 20 * 249_999 * 250_000 / 2 + 250_000 * 190)
 
 
 def test_uneven_chunks_from_the_reader_are_scored_in_even_chunks_in_order(monkeypatch):

@@ -73,7 +73,7 @@ def export(folder: Path, out: Path, since: str | None = None, until: str | None 
         nonlocal count
         with pq.ParquetWriter(tmp, SCHEMA) as writer:
             rows: list[dict[str, Any]] = []
-            for _, _, record in log.records(folder):
+            for _, _, record in log.records_in(_months(folder, since, until)):
                 time = str(record.get("time", ""))
                 if (since and time < since) or (until and time >= until):
                     continue
@@ -88,6 +88,14 @@ def export(folder: Path, out: Path, since: str | None = None, until: str | None 
 
     write_atomic(out, write)
     return count
+
+
+def _months(folder: Path, since: str | None, until: str | None) -> list[Path]:
+    """The segments whose month can hold a time in [since, until): a month's export reads that
+    month, not the 25 the log keeps (a record filed under another month fails `audit verify`)."""
+    found = log.segments(folder)
+    month = {path: f"{path.name[10:14]}-{path.name[15:17]}" for path in found}  # decisions-YYYY-MM.jsonl
+    return [p for p in found if (not since or month[p] >= since[:7]) and (not until or month[p] <= until[:7])]
 
 
 def _time(text: Any) -> datetime | None:

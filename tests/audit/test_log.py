@@ -294,6 +294,21 @@ def test_export_writes_the_period_as_parquet(tmp_path):
     assert table[4]["language"] == "en"  # explained, in English
 
 
+def test_export_reads_only_the_months_of_its_period(tmp_path):
+    folder = tmp_path / "a"
+    decisions = log.DecisionLog(folder)
+    for month in ("09", "10", "11"):
+        decisions.append([decision(i, f"2026-{month}-15T08:00:00.000000Z") for i in range(3)])
+    # September's segment is not read for October: a line there that is not JSON does not stop it.
+    with (folder / "decisions-2026-09.jsonl").open("ab") as segment:
+        segment.write(b"not json\n")
+    out = tmp_path / "oct.parquet"
+    assert export(folder, out, since="2026-10-01", until="2026-11-01") == 3
+    assert {r["time"].month for r in pq.read_table(out).to_pylist()} == {10}
+    with pytest.raises(CashscoreError, match="decisions-2026-09.jsonl:4: not a JSON record"):
+        export(folder, tmp_path / "all.parquet", since="2026-09-01")
+
+
 def segment_of(folder):
     (segment,) = log.segments(folder)
     return segment.name

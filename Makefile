@@ -31,8 +31,11 @@ data/sample.sql.gz: | $(STAMP)
 	$(BIN)/cashscore sample --rows $(ROWS) --out $@
 
 # The real dump when DUMP=... names one (files or a folder), the bundled synthetic sample otherwise.
-restore: $(STAMP) $(if $(DUMP),,data/sample.sql.gz)
-	$(BIN)/cashscore restore $(if $(DUMP),$(DUMP),data/sample.sql.gz) --db $(DB)
+SOURCE = $(if $(DUMP),$(DUMP),data/sample.sql.gz)
+SAMPLE = $(if $(DUMP),,data/sample.sql.gz)
+
+restore: $(STAMP) $(SAMPLE)
+	$(BIN)/cashscore restore $(SOURCE) --db $(DB)
 
 train: restore
 	$(BIN)/cashscore train --db $(DB) --models $(MODELS)
@@ -46,8 +49,8 @@ run: serve
 
 # The nightly job (deploy/nightly.sh) on DUMP, or on the bundled sample: restore, score the portfolio,
 # fairness, the decision log's check and retention, then drift (exit 3 on an alert). Needs a model.
-nightly: $(STAMP) $(if $(DUMP),,data/sample.sql.gz)
-	PATH="$(CURDIR)/$(BIN):$$PATH" CASHSCORE_DB=$(DB) CASHSCORE_MODELS=$(MODELS) deploy/nightly.sh $(if $(DUMP),$(DUMP),data/sample.sql.gz)
+nightly: $(STAMP) $(SAMPLE)
+	PATH="$(CURDIR)/$(BIN):$$PATH" CASHSCORE_DB=$(DB) CASHSCORE_MODELS=$(MODELS) deploy/nightly.sh $(SOURCE)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

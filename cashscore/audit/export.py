@@ -93,9 +93,10 @@ def export(folder: Path, out: Path, since: str | None = None, until: str | None 
 def _months(folder: Path, since: str | None, until: str | None) -> list[Path]:
     """The segments whose month can hold a time in [since, until): a month's export reads that
     month, not the 25 the log keeps (a record filed under another month fails `audit verify`)."""
-    found = log.segments(folder)
-    month = {path: f"{path.name[10:14]}-{path.name[15:17]}" for path in found}  # decisions-YYYY-MM.jsonl
-    return [p for p in found if (not since or month[p] >= since[:7]) and (not until or month[p] <= until[:7])]
+    first = log.segment_name(since) if since else None
+    last = log.segment_name(until) if until else None
+    # Segment names sort as their months do.
+    return [p for p in log.segments(folder) if (not first or p.name >= first) and (not last or p.name <= last)]
 
 
 def _time(text: Any) -> datetime | None:

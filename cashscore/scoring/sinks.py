@@ -110,6 +110,7 @@ class TableSink:
         self.cursor = con.cursor()
         self.rows = 0
         self.scored_at = datetime.now(UTC)
+        self._stamp = np.datetime64(self.scored_at.replace(tzinfo=None), "us")  # every row's scored_at, in UTC
 
     def __enter__(self) -> TableSink:
         self.cursor.execute("begin transaction")
@@ -118,8 +119,8 @@ class TableSink:
 
     def write(self, table: pa.Table) -> None:
         """Append one chunk (the first one replaces any older table of that name)."""
-        stamp = np.full(table.num_rows, np.datetime64(self.scored_at.replace(tzinfo=None), "us"))
-        stamped = table.append_column("scored_at", pa.array(stamp, pa.timestamp("us", tz="UTC")))
+        stamp = pa.array(np.full(table.num_rows, self._stamp), pa.timestamp("us", tz="UTC"))
+        stamped = table.append_column("scored_at", stamp)
         # A relation over the chunk, not a registered view: inside a transaction the view dropped by
         # unregister() kept its chunk alive until the commit, and memory grew with every row stored
         # (2.8 GB for 10M rows; DuckDB's own share of the new rows is evictable and bounded).

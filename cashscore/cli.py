@@ -48,6 +48,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         max_shrink=conf.restore.max_shrink,
         raw_only=args.raw_only,
         charset=args.charset,
+        lock_wait=conf.restore.lock_wait,
     )
     width = max((len(t) for t in result.rows), default=0)
     print(f"restored {len(result.rows)} tables into {result.db}")
@@ -539,17 +540,24 @@ def cmd_sql(args: argparse.Namespace) -> int:
     from cashscore.warehouse.export import connect
 
     scorer = None
-    if current_version(args.models) is None:
-        # The views are worth exploring before any model is trained; a model that is there but
-        # fails its checks still stops the shell (below), as it stops every other command.
-        con = connect(args.db, read_only=args.read_only)
+
+    def open_() -> Any:  # a DuckDB connection
+        nonlocal scorer
+        if current_version(args.models) is None:
+            # The views are worth exploring before any model is trained; a model that is there but
+            # fails its checks still stops the shell (below), as it stops every other command.
+            scorer = None
+            return connect(args.db, read_only=args.read_only)
+        con, scorer = _scoring_connection(args.db, args.models, read_only=args.read_only)
+        return con
+
+    con = open_()
+    if scorer is None:
         print(
             f"cashscore sql: no model in {args.models} yet (`cashscore train --models {args.models}`): "
             "the views are here, the score functions are not",
             file=sys.stderr,
         )
-    else:
-        con, scorer = _scoring_connection(args.db, args.models, read_only=args.read_only)
 
     def explain(message: str) -> str:
         if scorer is None and _SCORE_FUNCTION.search(message):
@@ -557,7 +565,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
         hint = batch.misuse_hint(message) if scorer is not None else None
         return f"{message} ({hint})" if hint else message
 
-    shell = Shell(con, explain)
+    shell = Shell(con, explain, args.db, open_)
     try:
         if args.command_text is not None:
             one = shell.dot if args.command_text.lstrip().startswith(".") else shell.statement
@@ -579,7 +587,8 @@ def cmd_sql(args: argparse.Namespace) -> int:
         # A terminal's session always exits 0; a script's exit status says whether every statement ran.
         return 0 if shell.loop(interactive, banner) or interactive else 1
     finally:
-        con.close()
+        if shell.con is not None:
+            shell.con.close()
 
 
 def build_parser(settings: config.Settings | None = None) -> argparse.ArgumentParser:

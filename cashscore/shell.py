@@ -4,8 +4,11 @@ used to DuckDB's own shell types first (`.tables`, `.schema NAME`)."""
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from cashscore.core import sqlnames
@@ -14,6 +17,7 @@ from cashscore.core.errors import CashscoreError
 HELP = """\
 .tables          every table and view, by schema
 .schema NAME     the columns of a table or view (name or schema.name)
+.reopen          open the database again (after a restore replaced it) with the current model
 .help            this list
 .quit, .exit     leave (Ctrl-D too)
 Anything else is SQL, run when a line ends with ';'."""
@@ -25,20 +29,48 @@ TABLES = (
 )
 
 
+def _file(path: Path | None) -> os.stat_result | None:
+    """The file `path` names now, None when none."""
+    try:
+        return os.stat(path) if path is not None else None
+    except OSError:
+        return None
+
+
+def _identity(found: os.stat_result | None) -> tuple[int, int] | None:
+    return (found.st_dev, found.st_ino) if found is not None else None
+
+
 class Shell:
     """Runs statements on one connection and says on stderr why one failed.
 
     Args:
         con: the DuckDB connection.
         explain_error: given DuckDB's first line of an error, the message to print.
+        db: the database file `con` opened. A restore replaces it with a new file while a reader
+            goes on reading the one it opened: the shell then says so once, before the next statement.
+        reopen: opens `db` again, for `.reopen`.
     """
 
-    def __init__(self, con: Any, explain_error: Callable[[str], str] = lambda message: message) -> None:
+    def __init__(
+        self,
+        con: Any,
+        explain_error: Callable[[str], str] = lambda message: message,
+        db: Path | None = None,
+        reopen: Callable[[], Any] | None = None,
+    ) -> None:
         self.con = con
         self.explain_error = explain_error
+        self.db = db
+        self.reopen = reopen
+        self._opened = self._noticed = _identity(_file(db))
 
     def statement(self, query: str) -> bool:
         """Run one statement and print its rows; False when it failed."""
+        self._notice_replacement()
+        if self.con is None:
+            print("error: no database is open: .reopen opens it", file=sys.stderr)
+            return False
         try:
             relation = self.con.sql(query)
         except Exception as exc:  # every DuckDB error is the user's SQL
@@ -57,6 +89,8 @@ class Shell:
             return True
         if command == ".tables" and not rest:
             return self.statement(TABLES)
+        if command == ".reopen" and not rest and self.reopen is not None:
+            return self._reopen()
         if command == ".schema" and rest:
             try:
                 # A name typed here is checked and quoted like any other name from outside.
@@ -67,6 +101,36 @@ class Shell:
             return self.statement(f"describe {'.'.join(sqlnames.quote(p) for p in parts)}")
         print(f"error: {line.strip()[:80]!r}: not a command here; .help lists them", file=sys.stderr)
         return False
+
+    def _notice_replacement(self) -> None:
+        found = _file(self.db)
+        now = _identity(found)
+        if self._opened is None or now == self._opened or now == self._noticed:
+            return
+        self._noticed = now
+        if found is None:
+            print(f"note: {self.db} is gone; this shell still reads the database it opened", file=sys.stderr)
+            return
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(found.st_mtime))
+        print(
+            f"note: {self.db} was replaced since this shell opened it (by a file written {when}, a restore); "
+            "the shell still reads the database as it was: .reopen reads the new one",
+            file=sys.stderr,
+        )
+
+    def _reopen(self) -> bool:
+        # Closed first: DuckDB hands a path it still has open back to the same database, old file and all.
+        if self.con is not None:
+            self.con.close()
+            self.con = None
+        try:
+            self.con = self.reopen()  # type: ignore[misc]
+        except CashscoreError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return False
+        self._opened = self._noticed = _identity(_file(self.db))
+        print(f"reopened {self.db}", file=sys.stderr)
+        return True
 
     def loop(self, interactive: bool, banner: str = "") -> bool:
         """Read statements until the end of the input or `.quit`; True when every one ran.

@@ -94,6 +94,14 @@ def is_lock_conflict(exc: BaseException) -> bool:
     return "Could not set lock" in str(exc) or "Conflicting lock" in str(exc)
 
 
+def locked(db: Path, wait: float) -> str:
+    """Who may hold a database another process kept locked for `wait` seconds."""
+    return (
+        f"{db}: another process kept the database locked for {wait:.0f} s (training, `score --into`, "
+        "or a `cashscore sql` shell left open without --read-only)"
+    )
+
+
 def open_waiting(
     db: Path, read_only: bool, wait: float, options: dict[str, str] | None = None
 ) -> duckdb.DuckDBPyConnection:
@@ -150,11 +158,7 @@ def connect(
         return con
     except duckdb.Error as exc:
         if is_lock_conflict(exc):
-            raise CashscoreError(
-                f"{db}: another process kept the database locked for {wait:.0f} s (training, `score --into`, "
-                "or a `cashscore sql` shell left open without --read-only); "
-                "try again when it has finished"
-            ) from None
+            raise CashscoreError(f"{locked(db, wait)}; try again when it has finished") from None
         raise CashscoreError(f"{db}: cannot open as a DuckDB database: {str(exc).splitlines()[0]}") from None
 
 

@@ -6,14 +6,14 @@ import contextlib
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 import duckdb
 
-from cashscore.core import sqlnames
+from cashscore.core import config, sqlnames
 from cashscore.core.atomic import build_dir, fault_point, sweep_stale
 from cashscore.core.errors import CashscoreError
 from cashscore.warehouse import export, views
@@ -221,6 +221,7 @@ def restore(
     max_shrink: float = MAX_SHRINK,
     raw_only: bool = False,
     charset: str = "utf8mb4",
+    lock_wait: float | None = None,
 ) -> Result:
     """Restore dump files into a new database at `db`, replacing the old one only on success.
 
@@ -236,6 +237,7 @@ def restore(
         raw_only: load every table of any dump into `raw` and stop there: no Alura tables required,
             no views, no audits, no guard (`cashscore restore --raw-only`).
         charset: the dump's character set until it names one with SET NAMES (a --compact dump does not).
+        lock_wait: how long to wait for a process writing the old database (CASHSCORE_LOCK_WAIT by default).
 
     Returns:
         Rows per raw table, timings and audit results.
@@ -254,7 +256,8 @@ def restore(
         raise CashscoreError(f"{db} exists; a --raw-only restore replaces it only with --force (or give another --db)")
     db.parent.mkdir(parents=True, exist_ok=True)
     sweep_stale(db)
-    with build_dir(db, "restore") as work:
+    wait = config.load().restore.lock_wait if lock_wait is None else lock_wait
+    with _holding(db, wait, force) as old, build_dir(db, "restore") as work:
         target = work / db.name
         con = _sandboxed(target, work)
         with contextlib.ExitStack() as stack:
@@ -282,12 +285,13 @@ def restore(
             audits: dict[str, int] = {}
             if not raw_only:
                 if not force:
-                    _guard(db, loader.rows, max_shrink)
+                    _guard(db, old, loader.rows, max_shrink)
                 views.build(con, sql_dir)
                 fault_point("restore: views built")
                 audits = views.run_audits(con, sql_dir) if audit else {}
             con.execute("checkpoint")
-        _carry_over(db, target, force)
+        if old is not None:
+            _carry_over(db, old, target)
         fault_point("restore: closed")
         _drop_wal(db)
         os.replace(target, db)
@@ -321,31 +325,60 @@ def _required_rows(rows: dict[str, int]) -> dict[str, int | None]:
     return found
 
 
-def _old_rows(db: Path) -> dict[str, int]:
-    """Rows per raw table of the database a restore would replace (none when there is no file)."""
+def _holding_open(db: Path, wait: float, force: bool) -> duckdb.DuckDBPyConnection | None:
+    """The database a restore replaces, opened read-only; None when there is none (or, with --force,
+    when the file there is not a DuckDB database).
+
+    Raises:
+        CashscoreError: when another process writes it for `wait` seconds (never overridden: what it
+            writes would go to the replaced file and be lost), or it is not a database (without --force).
+    """
     if not db.exists():
-        return {}
+        return None
     try:
-        con = duckdb.connect(str(db), read_only=True)
+        return export.open_waiting(db, True, wait)
     except duckdb.Error as exc:
+        if export.is_lock_conflict(exc):
+            message = f"{export.locked(db, wait)}; nothing was replaced: restore again once it is closed"
+            raise CashscoreError(message) from None
+        if force:
+            return None
         raise CashscoreError(
             f"{db}: exists but cannot be opened as a DuckDB database ({str(exc).splitlines()[0]}); "
             "it was left as it is: pass --force to replace it"
         ) from None
+
+
+@contextlib.contextmanager
+def _holding(db: Path, wait: float, force: bool) -> Iterator[duckdb.DuckDBPyConnection | None]:
+    """`_holding_open`, held from before the dump is read until after the swap.
+
+    Readers share the file meanwhile; a writer waits. One that got in between a check and the swap
+    would write into the replaced file, and what it wrote would be lost with it.
+    """
+    con = _holding_open(db, wait, force)
     try:
-        names = [
-            r[0]
-            for r in con.execute("select table_name from duckdb_tables() where schema_name = 'raw'").fetchall()
-            if r[0] in REQUIRED_TABLES or r[0] in LINK_TABLES
-        ]
-        return {
-            n: int(con.execute(f"select count(*) from {sqlnames.qualified('raw', n)}").fetchall()[0][0]) for n in names
-        }
+        yield con
     finally:
-        con.close()
+        if con is not None:
+            con.close()
 
 
-def _guard(db: Path, rows: dict[str, int], max_shrink: float) -> None:
+def _old_rows(old: duckdb.DuckDBPyConnection | None) -> dict[str, int]:
+    """Rows per raw table of the database a restore would replace (none when there is none)."""
+    if old is None:
+        return {}
+    names = [
+        r[0]
+        for r in old.execute(
+            "select table_name from duckdb_tables() where database_name = current_database() and schema_name = 'raw'"
+        ).fetchall()
+        if r[0] in REQUIRED_TABLES or r[0] in LINK_TABLES
+    ]
+    return {n: int(old.execute(f"select count(*) from {sqlnames.qualified('raw', n)}").fetchall()[0][0]) for n in names}
+
+
+def _guard(db: Path, old_db: duckdb.DuckDBPyConnection | None, rows: dict[str, int], max_shrink: float) -> None:
     """Refuse a dump that would empty or shrink the data it replaces, with the counts before and after."""
     new = _required_rows(rows)
     empty = [t for t, n in new.items() if not n]
@@ -354,7 +387,7 @@ def _guard(db: Path, rows: dict[str, int], max_shrink: float) -> None:
             f"the dump's table(s) {', '.join(empty)} hold no rows; {db} was left as it is "
             "(pass --force to restore an empty dump)"
         )
-    old = _required_rows(_old_rows(db))
+    old = _required_rows(_old_rows(old_db))
     shrunk = [
         f"raw.{t}: {old[t]:,} -> {n:,} rows ({(n - old[t]) / old[t]:.1%})"
         for t, n in new.items()
@@ -377,38 +410,36 @@ def _check_tables(loader: Loader, files: list[Path]) -> None:
         raise CashscoreError(f"{names}: the dump lacks table(s) {', '.join(missing)}; tables found: {found}")
 
 
-def _carry_over(db: Path, target: Path, force: bool) -> None:
-    """Copy the old database's history tables into the new one before the swap.
+def _carry_over(db: Path, old: duckdb.DuckDBPyConnection, target: Path) -> None:
+    """Copy the old database's history tables into the new one before the swap, through the
+    connection that holds the old one (the new one attached to it for writing).
 
     Raises:
-        CashscoreError: when the old database cannot be read (nothing is replaced); with --force a
-            file that is not a DuckDB database has no history to keep.
+        CashscoreError: when they cannot be copied (nothing is replaced).
     """
-    if not db.exists():
-        return
-    con = duckdb.connect(str(target))
     try:
-        try:
-            con.execute("attach ? as old_db (read_only)", [str(db)])
-        except duckdb.Error as exc:
-            if force:
-                return
-            raise CashscoreError(
-                f"{db}: cannot read its monitoring history to keep it: {str(exc).splitlines()[0]}"
-            ) from None
-        found = con.execute(
-            "select schema_name, table_name from duckdb_tables() where database_name = 'old_db' and schema_name in "
-            f"({', '.join('?' for _ in export.KEPT_SCHEMAS)}) order by all",
-            list(export.KEPT_SCHEMAS),
-        ).fetchall()
+        _copy_history(old, target)
+    except duckdb.Error as exc:
+        raise CashscoreError(f"{db}: cannot keep its monitoring history: {str(exc).splitlines()[0]}") from None
+
+
+def _copy_history(old: duckdb.DuckDBPyConnection, target: Path) -> None:
+    found = old.execute(
+        "select schema_name, table_name from duckdb_tables() where database_name = current_database() "
+        f"and schema_name in ({', '.join('?' for _ in export.KEPT_SCHEMAS)}) order by all",
+        list(export.KEPT_SCHEMAS),
+    ).fetchall()
+    if not found:
+        return
+    old.execute("attach ? as restored (read_write)", [str(target)])
+    try:
         for schema, table in found:
-            con.execute(f"create schema if not exists {sqlnames.quote(schema)}")
-            source = f"old_db.{sqlnames.qualified(schema, table)}"
-            con.execute(f"create table {sqlnames.qualified(schema, table)} as select * from {source}")
-        con.execute("detach old_db")
-        con.execute("checkpoint")
+            old.execute(f"create schema if not exists restored.{sqlnames.quote(schema)}")
+            name = sqlnames.qualified(schema, table)
+            old.execute(f"create table restored.{name} as select * from {name}")
+        old.execute("checkpoint restored")
     finally:
-        con.close()
+        old.execute("detach restored")
 
 
 def _drop_wal(db: Path) -> None:

@@ -6,6 +6,8 @@ import hashlib
 import io
 import json
 import math
+import os
+import shutil
 
 import duckdb
 import numpy as np
@@ -370,6 +372,39 @@ def test_sql_shell_dot_commands_list_and_describe_and_check_names(trained, capsy
     captured = capsys.readouterr()
     assert "is not a table or view name" in captured.err and "'.drop': not a command here" in captured.err
     assert "│" in captured.out
+
+
+class _RestoredMidway(io.StringIO):
+    """A script whose database is replaced, as a restore does, once its first line has been read."""
+
+    def __init__(self, text: str, db, tmp_path) -> None:
+        super().__init__(text)
+        self.db, self.tmp_path, self.lines = db, tmp_path, 0
+
+    def readline(self, *args) -> str:
+        self.lines += 1
+        if self.lines == 2:
+            new = self.tmp_path / "new.duckdb"
+            shutil.copy(self.db, new)
+            with duckdb.connect(str(new)) as con:
+                con.execute("create table main.restored as select 1 as tonight")
+            os.replace(new, self.db)
+        return super().readline(*args)
+
+
+def test_sql_shell_says_when_a_restore_replaced_its_database_and_reopens_it(trained, tmp_path, capsys, monkeypatch):
+    db = tmp_path / "shared.duckdb"
+    shutil.copy(trained[0], db)
+    argv = ["sql", "--read-only", "--db", str(db), "--models", str(trained[1])]
+    # After .reopen, the new file, with the score functions registered on it again.
+    again = "select tonight, (select count(*) from marts.applicants a where score_decision(a) = 'deny') as denied"
+    script = f"select 1 as before;\nselect count(*) as n from main.restored;\n.reopen\n{again} from main.restored;\n"
+    monkeypatch.setattr("sys.stdin", _RestoredMidway(script, db, tmp_path))
+    assert main(argv) == 1  # the second statement still reads the file it opened: no such table there
+    captured = capsys.readouterr()
+    assert captured.err.count("was replaced since this shell opened it") == 1
+    assert "Table with name restored does not exist" in captured.err
+    assert f"reopened {db}" in captured.err and "tonight" in captured.out and "denied" in captured.out
 
 
 def test_sql_shell_says_how_to_call_a_score_function_called_the_wrong_way(trained, capsys):

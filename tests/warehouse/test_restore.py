@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers.dumps import DDL, HEADER, SQL_DIR, full_dump, table_sql
+from helpers.dumps import DDL, HEADER, ROWS, SQL_DIR, full_dump, table_sql
 
 from cashscore.core.errors import CashscoreError
 from cashscore.warehouse.restore import restore
@@ -174,3 +178,46 @@ def test_bad_dump_through_the_cli_exits_non_zero(small_db, write, capsys):
 def test_missing_path_is_named(tmp_path):
     with pytest.raises(CashscoreError, match="nope.sql: no such file or folder"):
         quiet_restore([tmp_path / "nope.sql"], tmp_path / "x.duckdb")
+
+
+@contextlib.contextmanager
+def _holding(db: Path, read_only: bool) -> Iterator[subprocess.Popen]:
+    """Another process with `db` open (an analyst's `cashscore sql`): it answers each line it reads
+    with raw.ids' row count as it sees it."""
+    code = (
+        f"import duckdb, sys; c = duckdb.connect({str(db)!r}, read_only={read_only}); print('open', flush=True)\n"
+        "for _ in sys.stdin: print(c.execute('select count(*) from raw.ids').fetchall()[0][0], flush=True)"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as holder:
+        try:
+            assert holder.stdout.readline().strip() == "open"
+            yield holder
+        finally:
+            holder.kill()
+
+
+def _ask(holder: subprocess.Popen) -> int:
+    holder.stdin.write("\n")
+    holder.stdin.flush()
+    return int(holder.stdout.readline())
+
+
+@pytest.mark.parametrize("force", [False, True], ids=["plain", "forced"])
+def test_a_writer_holding_the_database_stops_a_restore_and_nothing_is_replaced(small_db, write, force):
+    # Replaced under a writer, the file it goes on writing would be unlinked and its work lost: not
+    # even --force does that (it overrides the dump's guards, not another process's lock).
+    before = digest(small_db)
+    with _holding(small_db, read_only=False) as holder:
+        with pytest.raises(CashscoreError, match=r"locked for 1 s .*without --read-only\); nothing was replaced"):
+            restore([write("next.sql", full_dump())], small_db, SQL_DIR, say=lambda _: None, force=force, lock_wait=1.0)
+        assert _ask(holder) == 3
+    assert digest(small_db) == before
+
+
+def test_a_reader_keeps_the_database_it_opened_and_the_restore_goes_ahead(small_db, write, query):
+    with _holding(small_db, read_only=True) as holder:
+        quiet_restore([write("next.sql", full_dump(ids=table_sql("ids", ROWS["ids"] + ",('p2','l1','c1')")))], small_db)
+        assert query(small_db, "select count(*) from raw.ids") == [(4,)]
+        assert _ask(holder) == 3  # the file it opened, until it opens the database again

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
 import duckdb
 
@@ -285,14 +285,15 @@ def restore(
             audits: dict[str, int] = {}
             if not raw_only:
                 if not force:
-                    _guard(db, old, loader.rows, max_shrink)
+                    _guard(db, old.con, loader.rows, max_shrink)
                 views.build(con, sql_dir)
                 fault_point("restore: views built")
                 audits = views.run_audits(con, sql_dir) if audit else {}
             con.execute("checkpoint")
-        if old is not None:
-            _carry_over(db, old, target)
+        if old.con is not None:
+            _carry_over(db, old.con, target)
         fault_point("restore: closed")
+        _still_held(db, old)
         _drop_wal(db)
         os.replace(target, db)
         fault_point("restore: swapped")
@@ -349,8 +350,16 @@ def _holding_open(db: Path, wait: float, force: bool) -> duckdb.DuckDBPyConnecti
         ) from None
 
 
+class _Held(NamedTuple):
+    """The database a restore replaces: a read-only connection (None when there is none, or a
+    forced restore replaces a file that is not a database) and the file it found (device, inode)."""
+
+    con: duckdb.DuckDBPyConnection | None
+    file: tuple[int, int] | None
+
+
 @contextlib.contextmanager
-def _holding(db: Path, wait: float, force: bool) -> Iterator[duckdb.DuckDBPyConnection | None]:
+def _holding(db: Path, wait: float, force: bool) -> Iterator[_Held]:
     """`_holding_open`, held from before the dump is read until after the swap.
 
     Readers share the file meanwhile; a writer waits. One that got in between a check and the swap
@@ -358,10 +367,29 @@ def _holding(db: Path, wait: float, force: bool) -> Iterator[duckdb.DuckDBPyConn
     """
     con = _holding_open(db, wait, force)
     try:
-        yield con
+        yield _Held(con, _file(db))
     finally:
         if con is not None:
             con.close()
+
+
+def _file(db: Path) -> tuple[int, int] | None:
+    try:
+        found = os.stat(db)
+    except FileNotFoundError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+def _still_held(db: Path, old: _Held) -> None:
+    """Refuse to swap when the file at `db` is no longer the one found at the start (another
+    restore, running at the same time, swapped its own in): replacing it would lose whatever was
+    written to that one."""
+    if _file(db) != old.file:
+        raise CashscoreError(
+            f"{db} was replaced by another process (another restore?) while this restore ran; "
+            "nothing was replaced: restore again"
+        )
 
 
 def _old_rows(old: duckdb.DuckDBPyConnection | None) -> dict[str, int]:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
+import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import pytest
 from helpers.dumps import DDL, HEADER, ROWS, SQL_DIR, full_dump, table_sql
 
@@ -221,3 +224,26 @@ def test_a_reader_keeps_the_database_it_opened_and_the_restore_goes_ahead(small_
         quiet_restore([write("next.sql", full_dump(ids=table_sql("ids", ROWS["ids"] + ",('p2','l1','c1')")))], small_db)
         assert query(small_db, "select count(*) from raw.ids") == [(4,)]
         assert _ask(holder) == 3  # the file it opened, until it opens the database again
+
+
+def test_a_database_swapped_in_by_another_restore_meanwhile_is_not_replaced(small_db, write, monkeypatch):
+    # Two nightly jobs overlapping: the other one swapped its database in (and may have stored
+    # scores and drift in it) while this restore ran. Swapping over it would lose all that.
+    from cashscore.warehouse import restore as module
+
+    theirs = small_db.with_name("theirs.duckdb")
+    shutil.copy(small_db, theirs)
+    with duckdb.connect(str(theirs)) as con:
+        con.execute("create table main.stored_tonight as select 1 as x")
+    swapped_in = digest(theirs)
+    build = module.views.build
+
+    def meanwhile(*args, **kwargs):
+        os.replace(theirs, small_db)
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(module.views, "build", meanwhile)
+    with pytest.raises(CashscoreError, match="was replaced by another process .* while this restore ran; nothing"):
+        quiet_restore([write("next.sql", full_dump())], small_db)
+    assert digest(small_db) == swapped_in
+    assert sorted(p.name for p in small_db.parent.iterdir() if p.name.startswith(".")) == []

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from cashscore.core import sqlnames
+from cashscore.core.atomic import file_identity
 from cashscore.core.errors import CashscoreError
 
 HELP = """\
@@ -27,18 +28,6 @@ TABLES = (
     "select table_schema as schema, table_name as name, lower(table_type) as kind from information_schema.tables "
     "where table_schema not in ('information_schema', 'pg_catalog') order by 1, 2"
 )
-
-
-def _file(path: Path | None) -> os.stat_result | None:
-    """The file `path` names now, None when none."""
-    try:
-        return os.stat(path) if path is not None else None
-    except OSError:
-        return None
-
-
-def _identity(found: os.stat_result | None) -> tuple[int, int] | None:
-    return (found.st_dev, found.st_ino) if found is not None else None
 
 
 class Shell:
@@ -63,7 +52,7 @@ class Shell:
         self.explain_error = explain_error
         self.db = db
         self.reopen = reopen
-        self._opened = self._noticed = _identity(_file(db))
+        self._opened = self._noticed = file_identity(db) if db is not None else None
 
     def statement(self, query: str) -> bool:
         """Run one statement and print its rows; False when it failed."""
@@ -90,7 +79,7 @@ class Shell:
         if command == ".tables" and not rest:
             return self.statement(TABLES)
         if command == ".reopen" and not rest and self.reopen is not None:
-            return self._reopen()
+            return self._reopen(self.reopen)
         if command == ".schema" and rest:
             try:
                 # A name typed here is checked and quoted like any other name from outside.
@@ -103,32 +92,35 @@ class Shell:
         return False
 
     def _notice_replacement(self) -> None:
-        found = _file(self.db)
-        now = _identity(found)
-        if self._opened is None or now == self._opened or now == self._noticed:
+        db = self.db
+        if db is None or self._opened is None:
+            return
+        now = file_identity(db)
+        if now == self._opened or now == self._noticed:
             return
         self._noticed = now
-        if found is None:
-            print(f"note: {self.db} is gone; this shell still reads the database it opened", file=sys.stderr)
+        try:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(os.stat(db).st_mtime))
+        except OSError:
+            print(f"note: {db} is gone; this shell still reads the database it opened", file=sys.stderr)
             return
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(found.st_mtime))
         print(
-            f"note: {self.db} was replaced since this shell opened it (by a file written {when}, a restore); "
+            f"note: {db} was replaced since this shell opened it (by a file written {when}, a restore); "
             "the shell still reads the database as it was: .reopen reads the new one",
             file=sys.stderr,
         )
 
-    def _reopen(self) -> bool:
+    def _reopen(self, reopen: Callable[[], Any]) -> bool:
         # Closed first: DuckDB hands a path it still has open back to the same database, old file and all.
         if self.con is not None:
             self.con.close()
             self.con = None
         try:
-            self.con = self.reopen()  # type: ignore[misc]
+            self.con = reopen()
         except CashscoreError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return False
-        self._opened = self._noticed = _identity(_file(self.db))
+        self._opened = self._noticed = file_identity(self.db) if self.db is not None else None
         print(f"reopened {self.db}", file=sys.stderr)
         return True
 

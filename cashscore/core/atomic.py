@@ -92,6 +92,15 @@ def write_atomic(target: Path, write: Callable[[Path], None]) -> None:
         os.replace(tmp, target)
 
 
+def file_identity(path: Path) -> tuple[int, int] | None:
+    """Which file `path` names now (device, inode), None when none: a file renamed over it is another."""
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return found.st_dev, found.st_ino
+
+
 def fsync_dir(folder: Path) -> None:
     """Make a folder's entries (a file created, renamed or removed in it) durable."""
     fd = os.open(folder, os.O_RDONLY)

@@ -14,7 +14,7 @@ from typing import IO, NamedTuple
 import duckdb
 
 from cashscore.core import config, sqlnames
-from cashscore.core.atomic import build_dir, fault_point, sweep_stale
+from cashscore.core.atomic import build_dir, fault_point, file_identity, sweep_stale
 from cashscore.core.errors import CashscoreError
 from cashscore.warehouse import export, views
 from cashscore.warehouse.ddl import STORED_AS, create_table
@@ -367,25 +367,17 @@ def _holding(db: Path, wait: float, force: bool) -> Iterator[_Held]:
     """
     con = _holding_open(db, wait, force)
     try:
-        yield _Held(con, _file(db))
+        yield _Held(con, file_identity(db))
     finally:
         if con is not None:
             con.close()
-
-
-def _file(db: Path) -> tuple[int, int] | None:
-    try:
-        found = os.stat(db)
-    except FileNotFoundError:
-        return None
-    return found.st_dev, found.st_ino
 
 
 def _still_held(db: Path, old: _Held) -> None:
     """Refuse to swap when the file at `db` is no longer the one found at the start (another
     restore, running at the same time, swapped its own in): replacing it would lose whatever was
     written to that one."""
-    if _file(db) != old.file:
+    if file_identity(db) != old.file:
         raise CashscoreError(
             f"{db} was replaced by another process (another restore?) while this restore ran; "
             "nothing was replaced: restore again"

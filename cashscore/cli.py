@@ -529,6 +529,8 @@ def _audit_batch(stack: Any, settings: config.Settings, scorer: Any, language: s
     return on_decided
 
 
+# DuckDB's words for a statement that would change a database opened read-only.
+_READ_ONLY = re.compile(r"attached in read-only mode|read-only mode")
 # DuckDB's words for a call to a function nobody registered (the shell opened without a model).
 _SCORE_FUNCTION = re.compile(r"Function with name score(_default|_decision|_pt)? does not exist")
 
@@ -547,8 +549,8 @@ def cmd_sql(args: argparse.Namespace) -> int:
             # The views are worth exploring before any model is trained; a model that is there but
             # fails its checks still stops the shell (below), as it stops every other command.
             scorer = None
-            return connect(args.db, read_only=args.read_only)
-        con, scorer = _scoring_connection(args.db, args.models, read_only=args.read_only)
+            return connect(args.db, read_only=not args.write)
+        con, scorer = _scoring_connection(args.db, args.models, read_only=not args.write)
         return con
 
     con = open_()
@@ -560,6 +562,11 @@ def cmd_sql(args: argparse.Namespace) -> int:
         )
 
     def explain(message: str) -> str:
+        if not args.write and _READ_ONLY.search(message):
+            return (
+                f"{message} (the shell opens the database read-only, so that the dashboard and the nightly job "
+                "can go on using it; start it with --write to change it)"
+            )
         if scorer is None and _SCORE_FUNCTION.search(message):
             return f"{message} (no model in {args.models}: run `cashscore train --models {args.models}` first)"
         hint = batch.misuse_hint(message) if scorer is not None else None
@@ -572,9 +579,9 @@ def cmd_sql(args: argparse.Namespace) -> int:
             return 0 if one(args.command_text) else 1
         interactive = sys.stdin.isatty()
         mode = (
-            " (read-only)"
-            if args.read_only
-            else " (writable: while it is open no other process can open the file; --read-only shares it with readers)"
+            " (writable: while it is open no other process can open the file, not even the dashboard)"
+            if args.write
+            else " (read-only; --write to change it)"
         )
         functions = (
             f"model {scorer.version}: score(a), score_default(a) and score_decision(a) take a whole row "
@@ -789,11 +796,18 @@ def build_parser(settings: config.Settings | None = None) -> argparse.ArgumentPa
 
     p = sub.add_parser("sql", help="an SQL shell (or one query) with score_default() and the views")
     p.add_argument("-c", dest="command_text", metavar="QUERY", help="run one query, print it, and exit")
-    p.add_argument(
+    access = p.add_mutually_exclusive_group()
+    access.add_argument(
+        "--write",
+        action="store_true",
+        help="open the database for writing (create tables, store results); while this shell is open no other "
+        "process can open the file: the dashboard, the nightly restore and `score --into` wait for it",
+    )
+    access.add_argument(
         "--read-only",
         action="store_true",
-        help="open the database read-only: no statement can change it, and the dashboard and other "
-        "read-only shells keep reading it while this one is open",
+        help="the default: no statement can change the database, and the dashboard, the nightly job and "
+        "other shells go on using it while this one is open",
     )
     db(p, "database")
     models(p, "model folder")

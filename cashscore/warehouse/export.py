@@ -98,7 +98,7 @@ def locked(db: Path, wait: float) -> str:
     """Who may hold a database another process kept locked for `wait` seconds."""
     return (
         f"{db}: another process kept the database locked for {wait:.0f} s (training, `score --into`, "
-        "or a `cashscore sql` shell left open without --read-only)"
+        "or a `cashscore sql --write` shell left open)"
     )
 
 

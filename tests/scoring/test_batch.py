@@ -341,6 +341,21 @@ def test_sql_shell_read_only_refuses_every_change(trained, capsys):
     assert "│" in capsys.readouterr().out
 
 
+def test_sql_shell_is_read_only_unless_asked_to_write(trained, tmp_path, capsys):
+    # Left open overnight, a writable shell would stop the nightly restore and the dashboard.
+    db = tmp_path / "own.duckdb"
+    shutil.copy(trained[0], db)
+    argv = ["sql", "--db", str(db), "--models", str(trained[1]), "-c"]
+    assert main([*argv, "create table main.kept as select 1 as x"]) == 1
+    assert "start it with --write to change it" in capsys.readouterr().err
+    assert main(["sql", "--write", *argv[1:], "create table main.kept as select 1 as x"]) == 0
+    assert main([*argv, "select x from main.kept"]) == 0
+    assert "│" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["sql", "--write", "--read-only", *argv[1:], "select 1"])
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
 def test_sql_shell_without_a_model_explores_the_views(sample_db, tmp_path, capsys):
     argv = ["sql", "--read-only", "--db", str(sample_db), "--models", str(tmp_path / "models"), "-c"]
     assert main([*argv, "select count(*) as n from marts.applicants"]) == 0

@@ -133,7 +133,7 @@ def test_a_database_held_by_a_writer_is_refused_naming_who_may_hold_it(small_db,
     with subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE) as holder:
         try:
             assert holder.stdout.readline().strip() == b"1"
-            with pytest.raises(CashscoreError, match=r"locked for 1 s .*`cashscore sql` shell left open"):
+            with pytest.raises(CashscoreError, match=r"locked for 1 s .*`cashscore sql --write` shell left open"):
                 connect(db, read_only=True, wait=1.0)
         finally:
             holder.kill()

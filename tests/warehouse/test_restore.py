@@ -213,7 +213,8 @@ def test_a_writer_holding_the_database_stops_a_restore_and_nothing_is_replaced(s
     # even --force does that (it overrides the dump's guards, not another process's lock).
     before = digest(small_db)
     with _holding(small_db, read_only=False) as holder:
-        with pytest.raises(CashscoreError, match=r"locked for 1 s .*without --read-only\); nothing was replaced"):
+        refused = r"locked for 1 s .*`cashscore sql --write` shell left open\); nothing was replaced"
+        with pytest.raises(CashscoreError, match=refused):
             restore([write("next.sql", full_dump())], small_db, SQL_DIR, say=lambda _: None, force=force, lock_wait=1.0)
         assert _ask(holder) == 3
     assert digest(small_db) == before

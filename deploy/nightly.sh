@@ -9,7 +9,8 @@
 # it, else this checkout's .venv/bin/cashscore.
 #
 # Exit status: 0 when all is well; 3 when the population drifted past the alert threshold (drift is
-# measured last, so every other step has run and stored its results); any other failure stops the
+# measured last, so every other step has run and stored its results); 75 when another nightly job
+# on the same database is still running (this one does nothing); any other failure stops the
 # job at that step with the command's own status and message: a refused dump (unreadable, or
 # shrinking a table by more than half) leaves yesterday's database, scores and monitoring in place.
 #
@@ -24,6 +25,17 @@ fi
 cashscore=$(command -v cashscore || echo "$(dirname "$0")/../.venv/bin/cashscore")
 
 step() { echo "nightly $(date -u +%FT%TZ): $*" >&2; }
+
+# One job at a time per database: a night's job started while the last one still runs would race it
+# restore for restore and scoring for scoring. flock(2) on descriptor 9, held by this shell until it
+# exits (the lock belongs to the open file, which Python's process shares and leaves open).
+lock="${CASHSCORE_DB:-data/cashscore.duckdb}.nightly.lock"
+mkdir -p "$(dirname "$lock")"
+exec 9>>"$lock"
+if ! python3 -c 'import fcntl; fcntl.flock(9, fcntl.LOCK_EX | fcntl.LOCK_NB)' 2>/dev/null; then
+    echo "nightly: another nightly job on this database is still running (it holds $lock); this one did nothing" >&2
+    exit 75
+fi
 
 step "restore $*"
 "$cashscore" restore "$@"

@@ -66,3 +66,25 @@ def test_a_refused_dump_stops_the_job_and_leaves_yesterdays_results(trained, tmp
 def test_the_nightly_job_without_a_dump_says_how_to_call_it(tmp_path):
     done = subprocess.run([str(NIGHTLY)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "usage:" in done.stderr and "DUMP" in done.stderr
+
+
+def test_a_second_job_while_one_runs_does_nothing(trained, tmp_path):
+    # Cron starting tonight's job while last night's still runs: two restores and two scorings of
+    # one database would race. The second stops at once, touching nothing.
+    sample_db, models, _ = trained
+    db = tmp_path / "nightly.duckdb"
+    hold = (
+        f"import fcntl, sys, time; f = open({str(db) + '.nightly.lock'!r}, 'a'); fcntl.flock(f, fcntl.LOCK_EX); "
+        "print('held', flush=True); time.sleep(60)"
+    )
+    with subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE, text=True) as running:
+        try:
+            assert running.stdout.readline().strip() == "held"
+            done = nightly(sample_db.parent / "sample.sql.gz", db=db, models=models, log=tmp_path / "audit")
+        finally:
+            running.kill()
+    assert done.returncode == 75
+    assert "another nightly job on this database is still running" in done.stderr
+    assert "restore" not in done.stderr and not db.exists()
+    # Once it has finished, the next job runs.
+    assert nightly(sample_db.parent / "sample.sql.gz", db=db, models=models, log=tmp_path / "audit").returncode == 0

@@ -422,6 +422,27 @@ def test_sql_shell_says_when_a_restore_replaced_its_database_and_reopens_it(trai
     assert f"reopened {db}" in captured.err and "tonight" in captured.out and "denied" in captured.out
 
 
+def test_sql_shell_says_once_when_its_database_is_gone_and_a_failed_reopen_leaves_it_closed(tmp_path, capsys):
+    from cashscore.core.errors import CashscoreError
+    from cashscore.shell import Shell
+
+    db = tmp_path / "gone.duckdb"
+    duckdb.connect(str(db)).close()
+    con = duckdb.connect(str(db), read_only=True)
+
+    def reopen():
+        raise CashscoreError(f"{db}: no database here")
+
+    shell = Shell(con, db=db, reopen=reopen)
+    db.unlink()
+    assert shell.statement("select 1 as one") and shell.statement("select 2 as two")
+    assert capsys.readouterr().err.count("is gone; this shell still reads the database it opened") == 1
+    assert not shell.dot(".reopen")
+    assert "no database here" in capsys.readouterr().err
+    assert not shell.statement("select 3")
+    assert "no database is open: .reopen opens it" in capsys.readouterr().err
+
+
 def test_sql_shell_says_how_to_call_a_score_function_called_the_wrong_way(trained, capsys):
     db, models, _ = trained
     argv = ["sql", "--read-only", "--db", str(db), "--models", str(models), "-c"]

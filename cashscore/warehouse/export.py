@@ -58,10 +58,12 @@ def copy_to(con: duckdb.DuckDBPyConnection, query: str, out: Path, allowed: tupl
         raise CashscoreError(f"{out}: writing failed, the old file is kept: {str(exc).splitlines()[0]}") from None
 
 
-# History a new dump does not replace: drift and fairness measured over time (monitoring/tables.py).
-KEPT_SCHEMAS = ("monitoring",)
+# What a new dump does not replace, carried into the restored database: drift and fairness measured
+# over time (monitoring/tables.py), and each model version's held-out evaluation that the dashboard
+# draws (model_eval: written by training, which the nightly job never reruns).
+KEPT_SCHEMAS = ("monitoring", "model_eval")
 # The schemas a cashscore database holds; a database file may not be named after one.
-SCHEMAS = ("raw", "ref", *views.LAYERS, "scores", "model_eval", *KEPT_SCHEMAS)
+SCHEMAS = ("raw", "ref", *views.LAYERS, "scores", *KEPT_SCHEMAS)
 
 
 def _named_after_a_schema(db: Path) -> str:

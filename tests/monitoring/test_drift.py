@@ -126,10 +126,18 @@ def test_monitor_refuses_bad_input_by_name(trained, capsys):
     assert "--age-bands" in capsys.readouterr().err
 
 
-def test_restore_keeps_the_monitoring_history(trained, tmp_path, capsys):
+def _model_eval_rows(db) -> dict[str, int]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        tables = con.execute("select table_name from duckdb_tables() where schema_name = 'model_eval'").fetchall()
+        return {t: con.execute(f"select count(*) from model_eval.{t}").fetchall()[0][0] for (t,) in tables}
+
+
+def test_restore_keeps_the_monitoring_history_and_the_models_evaluations(trained, tmp_path, capsys):
     db = tmp_path / "kept.duckdb"
     shutil.copy(trained[0], db)
     assert main(["monitor", "--db", str(db), "--models", str(trained[1]), "--table", "marts.applicants"]) == 0
+    evaluations = _model_eval_rows(db)
+    assert evaluations.get("roc_points") and evaluations.get("calibration_bins")  # what the dashboard draws
     from cashscore.warehouse.sample import write_sample
 
     dump = tmp_path / "again.sql"
@@ -140,3 +148,5 @@ def test_restore_keeps_the_monitoring_history(trained, tmp_path, capsys):
         assert con.execute("select count(*) from monitoring.drift").fetchall()[0][0] == len(contract.NAMES) + 1
     finally:
         con.close()
+    # The nightly job restores every night and never retrains: the model's curves must stay.
+    assert _model_eval_rows(db) == evaluations

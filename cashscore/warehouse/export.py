@@ -58,12 +58,13 @@ def copy_to(con: duckdb.DuckDBPyConnection, query: str, out: Path, allowed: tupl
         raise CashscoreError(f"{out}: writing failed, the old file is kept: {str(exc).splitlines()[0]}") from None
 
 
-# What a new dump does not replace, carried into the restored database: drift and fairness measured
-# over time (monitoring/tables.py), and each model version's held-out evaluation that the dashboard
-# draws (model_eval: written by training, which the nightly job never reruns).
-KEPT_SCHEMAS = ("monitoring", "model_eval")
+# What a restore builds from the dump. Every table elsewhere is carried into the restored database,
+# since no dump holds it: drift and fairness over time (monitoring), each model version's held-out
+# evaluation the dashboard draws (model_eval: written by training, which the nightly job never
+# reruns), stored scores, and an analyst's own tables.
+REBUILT_SCHEMAS = ("raw", "ref", *views.LAYERS)
 # The schemas a cashscore database holds; a database file may not be named after one.
-SCHEMAS = ("raw", "ref", *views.LAYERS, "scores", *KEPT_SCHEMAS)
+SCHEMAS = (*REBUILT_SCHEMAS, "scores", "monitoring", "model_eval")
 
 
 def _named_after_a_schema(db: Path) -> str:

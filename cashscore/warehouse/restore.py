@@ -431,23 +431,27 @@ def _check_tables(loader: Loader, files: list[Path]) -> None:
 
 
 def _carry_over(db: Path, old: duckdb.DuckDBPyConnection, target: Path) -> None:
-    """Copy the old database's history tables into the new one before the swap, through the
-    connection that holds the old one (the new one attached to it for writing).
+    """Copy every table of the old database that the dump does not rebuild (export.REBUILT_SCHEMAS)
+    into the new one before the swap, through the connection that holds the old one (the new one
+    attached to it for writing). Tables only, rows and column types: views, macros and constraints
+    an analyst made are not carried.
 
     Raises:
         CashscoreError: when they cannot be copied (nothing is replaced).
     """
     try:
-        _copy_history(old, target)
+        _copy_tables(old, target)
     except duckdb.Error as exc:
-        raise CashscoreError(f"{db}: cannot keep its monitoring history: {str(exc).splitlines()[0]}") from None
+        message = f"{db}: cannot carry its tables into the new database: {str(exc).splitlines()[0]}"
+        raise CashscoreError(message) from None
 
 
-def _copy_history(old: duckdb.DuckDBPyConnection, target: Path) -> None:
+def _copy_tables(old: duckdb.DuckDBPyConnection, target: Path) -> None:
     found = old.execute(
         "select schema_name, table_name from duckdb_tables() where database_name = current_database() "
-        f"and schema_name in ({', '.join('?' for _ in export.KEPT_SCHEMAS)}) order by all",
-        list(export.KEPT_SCHEMAS),
+        f"and not internal and not temporary and schema_name not in ({', '.join('?' for _ in export.REBUILT_SCHEMAS)}) "
+        "order by all",
+        list(export.REBUILT_SCHEMAS),
     ).fetchall()
     if not found:
         return

@@ -248,3 +248,17 @@ def test_a_database_swapped_in_by_another_restore_meanwhile_is_not_replaced(smal
         quiet_restore([write("next.sql", full_dump())], small_db)
     assert digest(small_db) == swapped_in
     assert sorted(p.name for p in small_db.parent.iterdir() if p.name.startswith(".")) == []
+
+
+def test_tables_no_dump_holds_survive_a_restore_and_the_dumps_layers_are_rebuilt(small_db, write, query):
+    # An analyst's table and scores stored yesterday are no dump's: the nightly restore keeps them.
+    with duckdb.connect(str(small_db)) as con:
+        con.execute("create table main.segment as select loan_id, 'watch' as tag from marts.applicants limit 2")
+        con.execute("create schema scores")
+        con.execute("create table scores.q3 as select 'l1' as loan_id, 0.25::double as default_probability")
+    quiet_restore([write("next.sql", full_dump(ids=table_sql("ids", ROWS["ids"] + ",('p2','l1','c1')")))], small_db)
+    assert query(small_db, "select count(*), min(tag) from main.segment") == [(2, "watch")]
+    assert query(small_db, "select * from scores.q3") == [("l1", 0.25)]
+    assert query(small_db, "select count(*) from raw.ids") == [(4,)]
+    kinds = query(small_db, "select schema_name, count(*) from duckdb_views() where not internal group by 1 order by 1")
+    assert [k for k, _ in kinds] == ["marts", "pt", "staging"]

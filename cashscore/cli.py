@@ -530,7 +530,7 @@ def _audit_batch(stack: Any, settings: config.Settings, scorer: Any, language: s
 
 
 # DuckDB's words for a statement that would change a database opened read-only.
-_READ_ONLY = re.compile(r"attached in read-only mode|read-only mode")
+_READ_ONLY = re.compile(r"read-only mode")
 # DuckDB's words for a call to a function nobody registered (the shell opened without a model).
 _SCORE_FUNCTION = re.compile(r"Function with name score(_default|_decision|_pt)? does not exist")
 

@@ -52,7 +52,7 @@ class Shell:
         self.explain_error = explain_error
         self.db = db
         self.reopen = reopen
-        self._opened = self._noticed = file_identity(db) if db is not None else None
+        self._remember_file()
 
     def statement(self, query: str) -> bool:
         """Run one statement and print its rows; False when it failed."""
@@ -91,6 +91,10 @@ class Shell:
         print(f"error: {line.strip()[:80]!r}: not a command here; .help lists them", file=sys.stderr)
         return False
 
+    def _remember_file(self) -> None:
+        """The file the connection opened (None without a database path): what a replacement differs from."""
+        self._opened = self._noticed = file_identity(self.db) if self.db is not None else None
+
     def _notice_replacement(self) -> None:
         db = self.db
         if db is None or self._opened is None:
@@ -120,7 +124,7 @@ class Shell:
         except CashscoreError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return False
-        self._opened = self._noticed = file_identity(self.db) if self.db is not None else None
+        self._remember_file()
         print(f"reopened {self.db}", file=sys.stderr)
         return True
 

@@ -15,7 +15,6 @@ from types import TracebackType
 from typing import IO, Any
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -110,7 +109,7 @@ class TableSink:
         self.cursor = con.cursor()
         self.rows = 0
         self.scored_at = datetime.now(UTC)
-        self._stamp = np.datetime64(self.scored_at.replace(tzinfo=None), "us")  # every row's scored_at, in UTC
+        self._stamp = pa.scalar(self.scored_at, pa.timestamp("us", tz="UTC"))  # every row's scored_at
 
     def __enter__(self) -> TableSink:
         self.cursor.execute("begin transaction")
@@ -119,8 +118,7 @@ class TableSink:
 
     def write(self, table: pa.Table) -> None:
         """Append one chunk (the first one replaces any older table of that name)."""
-        stamp = pa.array(np.full(table.num_rows, self._stamp), pa.timestamp("us", tz="UTC"))
-        stamped = table.append_column("scored_at", stamp)
+        stamped = table.append_column("scored_at", pa.repeat(self._stamp, table.num_rows))
         # A relation over the chunk, not a registered view: inside a transaction the view dropped by
         # unregister() kept its chunk alive until the commit, and memory grew with every row stored
         # (2.8 GB for 10M rows; DuckDB's own share of the new rows is evictable and bounded).

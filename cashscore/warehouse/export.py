@@ -61,7 +61,7 @@ def copy_to(con: duckdb.DuckDBPyConnection, query: str, out: Path, allowed: tupl
 # What a restore builds from the dump. Every table elsewhere is carried into the restored database,
 # since no dump holds it: drift and fairness over time (monitoring), each model version's held-out
 # evaluation the dashboard draws (model_eval: written by training, which the nightly job never
-# reruns), stored scores, and an analyst's own tables.
+# reruns), stored scores, and an analyst's own tables and views (warehouse/carry.py).
 REBUILT_SCHEMAS = ("raw", "ref", *views.LAYERS)
 # The schemas a cashscore database holds; a database file may not be named after one.
 SCHEMAS = (*REBUILT_SCHEMAS, "scores", "monitoring", "model_eval")

@@ -16,7 +16,7 @@ import duckdb
 from cashscore.core import config, sqlnames
 from cashscore.core.atomic import build_dir, fault_point, file_identity, sweep_stale
 from cashscore.core.errors import CashscoreError
-from cashscore.warehouse import export, views
+from cashscore.warehouse import carry, export, views
 from cashscore.warehouse.ddl import STORED_AS, create_table
 from cashscore.warehouse.dump import Statement, parse_insert, statements
 
@@ -291,7 +291,7 @@ def restore(
                 audits = views.run_audits(con, sql_dir) if audit else {}
             con.execute("checkpoint")
         if old.con is not None:
-            _carry_over(db, old.con, target)
+            carry.carry_over(db, old.con, target, say)
         fault_point("restore: closed")
         _still_held(db, old)
         _drop_wal(db)
@@ -428,42 +428,6 @@ def _check_tables(loader: Loader, files: list[Path]) -> None:
     if missing:
         found = ", ".join(sorted(loader.tables)) or "none"
         raise CashscoreError(f"{names}: the dump lacks table(s) {', '.join(missing)}; tables found: {found}")
-
-
-def _carry_over(db: Path, old: duckdb.DuckDBPyConnection, target: Path) -> None:
-    """Copy every table of the old database that the dump does not rebuild (export.REBUILT_SCHEMAS)
-    into the new one before the swap, through the connection that holds the old one (the new one
-    attached to it for writing). Tables only, rows and column types: views, macros and constraints
-    an analyst made are not carried.
-
-    Raises:
-        CashscoreError: when they cannot be copied (nothing is replaced).
-    """
-    try:
-        _copy_tables(old, target)
-    except duckdb.Error as exc:
-        message = f"{db}: cannot carry its tables into the new database: {str(exc).splitlines()[0]}"
-        raise CashscoreError(message) from None
-
-
-def _copy_tables(old: duckdb.DuckDBPyConnection, target: Path) -> None:
-    found = old.execute(
-        "select schema_name, table_name from duckdb_tables() where database_name = current_database() "
-        f"and not internal and not temporary and schema_name not in ({', '.join('?' for _ in export.REBUILT_SCHEMAS)}) "
-        "order by all",
-        list(export.REBUILT_SCHEMAS),
-    ).fetchall()
-    if not found:
-        return
-    old.execute("attach ? as restored (read_write)", [str(target)])
-    try:
-        for schema, table in found:
-            old.execute(f"create schema if not exists restored.{sqlnames.quote(schema)}")
-            name = sqlnames.qualified(schema, table)
-            old.execute(f"create table restored.{name} as select * from {name}")
-        old.execute("checkpoint restored")
-    finally:
-        old.execute("detach restored")
 
 
 def _drop_wal(db: Path) -> None:

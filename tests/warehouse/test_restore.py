@@ -17,6 +17,7 @@ import pytest
 from helpers.dumps import DDL, HEADER, ROWS, SQL_DIR, full_dump, table_sql
 
 from cashscore.core.errors import CashscoreError
+from cashscore.warehouse import carry
 from cashscore.warehouse.restore import restore
 
 
@@ -262,3 +263,46 @@ def test_tables_no_dump_holds_survive_a_restore_and_the_dumps_layers_are_rebuilt
     assert query(small_db, "select count(*) from raw.ids") == [(4,)]
     kinds = query(small_db, "select schema_name, count(*) from duckdb_views() where not internal group by 1 order by 1")
     assert [k for k, _ in kinds] == ["marts", "pt", "staging"]
+
+
+def test_an_analysts_views_are_created_again_over_the_new_dump_and_a_broken_one_is_named(small_db, write, query):
+    with duckdb.connect(str(small_db)) as con:
+        con.execute("create view main.linked as select count(*) as n from marts.applicants")
+        con.execute("create schema lab")
+        # A view over a view made before it, in another schema, with a quote and a semicolon in a literal.
+        con.execute("create view lab.twice as select n * 2 as n2, 'it''s; drop table raw.ids' as note from main.linked")
+        con.execute("create table main.gone as select 1 as x")
+        con.execute("create view main.over_gone as select x from main.gone")
+        con.execute("drop table main.gone")  # DuckDB keeps the view; its query no longer binds
+    said: list[str] = []
+    dump = full_dump(ids=table_sql("ids", ROWS["ids"] + ",('p2','l1','c1')"))
+    restore([write("next.sql", dump)], small_db, SQL_DIR, say=said.append)
+    # Views read the new dump's rows, not a copy of yesterday's.
+    assert query(small_db, "select n, n2, note from lab.twice, main.linked") == [(4, 8, "it's; drop table raw.ids")]
+    assert query(small_db, "select count(*) from raw.ids") == [(4,)]
+    (broken,) = [line for line in said if "over_gone" in line]
+    assert broken.startswith(
+        "warning: view main.over_gone not carried into the new database: Catalog Error: Table with name gone"
+    )
+    # Carried again by the next restore, as any view.
+    quiet_restore([write("again.sql", dump)], small_db)
+    assert query(small_db, "select n2 from lab.twice") == [(8,)]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "CREATE TABLE main.v AS SELECT 1;",
+        "CREATE VIEW main.v AS SELECT 1; DROP TABLE raw.ids;",
+        "CREATE PERSISTENT SECRET s (TYPE s3, KEY_ID 'k');",
+        "SELECT 1",
+        "CREATE VIEW main.v AS SELEC 1",
+    ],
+)
+def test_a_stored_view_definition_that_is_not_one_create_view_is_never_run(sql, tmp_path):
+    con = duckdb.connect()
+    with pytest.raises(CashscoreError, match=r"x\.duckdb: .*view main\.v"):
+        carry.view_statement(tmp_path / "x.duckdb", con, "main", "v", sql)
+    assert carry.view_statement(tmp_path / "x.duckdb", con, "main", "v", "CREATE VIEW v AS SELECT 1;") == (
+        "CREATE VIEW v AS SELECT 1;"
+    )

@@ -54,6 +54,7 @@ nightly: $(STAMP) $(SAMPLE)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 test: $(STAMP) $(PQ_STAMP) lint
 	$(BIN)/pytest

@@ -347,7 +347,7 @@ def cmd_score(args: argparse.Namespace) -> int:
                 raise CashscoreError(f"the query failed: {str(exc).splitlines()[0]}") from None
         with contextlib.ExitStack() as stack:
             # Every sink commits only if the whole run succeeds; each chunk is written, then dropped.
-            sinks = [stack.enter_context(out_sink)] if out_sink is not None else []
+            sinks: list[FileSink | TableSink] = [stack.enter_context(out_sink)] if out_sink is not None else []
             table_sink = stack.enter_context(TableSink(con, args.into)) if args.into is not None else None
             sinks += [table_sink] if table_sink is not None else []
             rejects: list[FileSink] = []
@@ -370,7 +370,7 @@ def cmd_score(args: argparse.Namespace) -> int:
                         con,
                         scorer,
                         query,
-                        on_scored=lambda chunk: [sink.write(chunk) for sink in sinks],
+                        on_scored=lambda chunk: _write_all(sinks, chunk),
                         on_rejected=on_rejected,
                         reasons=args.reasons,
                         progress=progress,
@@ -491,6 +491,12 @@ def cmd_audit_prune(args: argparse.Namespace) -> int:
         f"removed {len(removed)} month(s) older than {args.months} months: {', '.join(p.name for p in removed) or '-'}"
     )
     return 0
+
+
+def _write_all(sinks: Sequence[Any], chunk: Any) -> None:
+    """One scored chunk into every sink."""
+    for sink in sinks:
+        sink.write(chunk)
 
 
 def _audit_batch(stack: Any, settings: config.Settings, scorer: Any, language: str) -> Any:

@@ -42,5 +42,5 @@ def column_feeds(cleaned: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         else:
             # object arrays: onnxruntime converts numpy unicode string arrays three times slower.
             # Cleaned categories are a canonical string or None.
-            out[f.name] = np.where(np.equal(col, None), "", col).astype(object).reshape(-1, 1)
+            out[f.name] = np.where(col == None, "", col).astype(object).reshape(-1, 1)  # noqa: E711 (elementwise)
     return out

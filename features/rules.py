@@ -150,7 +150,7 @@ def clean_columns(columns: Mapping[str, Any], n: int) -> tuple[dict[str, np.ndar
         for i, f in enumerate(FEATURES):
             if f.kind == "categorical":
                 out[f.name], checks[:, 2 * i] = _category_column(f.name, columns.get(f.name), n)
-                missing = np.equal(out[f.name], None)
+                missing = out[f.name] == None  # noqa: E711 (elementwise)
             else:
                 out[f.name] = numbers[:, j]
                 checks[:, 2 * i] = outside[:, j]
@@ -167,8 +167,8 @@ def clean_columns(columns: Mapping[str, Any], n: int) -> tuple[dict[str, np.ndar
                 top, bottom = out[f.derived.numerator], out[f.derived.denominator]
                 ratio = np.where(bottom > 0, top / np.where(bottom > 0, bottom, 1.0), np.nan)
                 value = out[f.name].copy()
-                for i in np.flatnonzero(np.isnan(value) & ~np.isnan(ratio)):
-                    value[i] = round_half_away(float(ratio[i]), f.derived.places)
+                for row in np.flatnonzero(np.isnan(value) & ~np.isnan(ratio)):
+                    value[row] = round_half_away(float(ratio[row]), f.derived.places)
                 out[f.name] = value
     problems = np.full(n, None, dtype=object)
     bad = checks.any(axis=1)
@@ -179,7 +179,11 @@ def clean_columns(columns: Mapping[str, Any], n: int) -> tuple[dict[str, np.ndar
 
 def as_python(column: np.ndarray) -> list[Any]:
     """A cleaned column as Python values: floats, canonical strings, None for missing."""
-    return np.where(np.isnan(column), None, column).tolist() if column.dtype.kind == "f" else column.tolist()
+    if column.dtype.kind != "f":
+        return column.tolist()
+    values = column.astype(object)
+    values[np.isnan(column)] = None
+    return values.tolist()
 
 
 def python_value(value: Any) -> Any:

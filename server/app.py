@@ -102,7 +102,7 @@ def malformed_json_is_400() -> Iterator[None]:
         raise ValidationException(detail=_MALFORMED[type(exc)]) from None
 
 
-class StrictRequest(Request):  # type: ignore[type-arg]
+class StrictRequest(Request):
     """A request whose JSON body, however malformed, is a 400 and never a 500."""
 
     async def json(self) -> Any:
@@ -173,7 +173,7 @@ async def require_key(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRou
     key = connection.app.state.api_key
     if not key or _signed_in(connection, key):
         return
-    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
+    scheme, _space, token = connection.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer":
         if valid_session(key, token.strip(), "api"):
             return
@@ -188,7 +188,7 @@ async def require_key(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRou
 def _signed_in(connection: ASGIConnection[Any, Any, Any, Any], key: str) -> bool:
     """A dashboard session cookie (SameSite=Strict: another site's page cannot send it)."""
     token = connection.cookies.get(SESSION_COOKIE)
-    return bool(token) and valid_session(key, token)
+    return token is not None and token != "" and valid_session(key, token)
 
 
 def _score_responses(
@@ -198,8 +198,8 @@ def _score_responses(
     risk_bands: list[str],
     reasons: list[list[Any]],
     bases: list[float] | list[None],
-    contributions: list[dict[str, float] | None],
-    offers: list[dict[str, float] | None | msgspec.UnsetType],
+    contributions: Sequence[dict[str, float] | None],
+    offers: Sequence[dict[str, float] | None | msgspec.UnsetType],
 ) -> list[Score]:
     """Applicants' answers, column by column (one applicant is a one-row call); a counter-offer is
     left out unless it was asked for (UNSET)."""
@@ -243,7 +243,7 @@ async def _score_gathered(
     scored = [r for _, r in done]
     answers: Iterator[Score | Exception] = iter(())
     if scored:
-        logged = [
+        logged: list[Decision] = [
             (None, r.inputs, r.default_probability, r.decision, [x.text for x in r.reasons], r.counter_offer)
             for r in scored
         ]
@@ -339,7 +339,7 @@ async def _body_given(request: Request) -> None:
     status_code=200,
 )
 async def score_post(
-    data: JSONBody[Applicant],  # type: ignore[valid-type]
+    data: JSONBody[Applicant],
     request: Request,
     counter_offer: FromQuery[bool] = False,
     lang: FromQuery[Language] = "en",
@@ -737,7 +737,7 @@ class CashscoreApp(Litestar):
         super().__init__(*args, **kwargs)
         self._edge = edge.wrap(super().__call__, max_in_flight)
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:  # type: ignore[override]
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self._edge(scope, receive, send)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -51,7 +51,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         previous = self.cycle
         super().on_headers_complete()
         if self.cycle is not None and self.cycle is not previous:
-            self.cycle.transport = HeadWithBody(self.transport, self.loop)
+            # A proxy: everything but write and close is the transport's own.
+            self.cycle.transport = cast(asyncio.Transport, HeadWithBody(self.transport, self.loop))
 
     def on_message_complete(self) -> None:
         self._stop_clock()

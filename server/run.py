@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import tempfile
+from typing import cast
 
 import uvicorn
 from cashscore.server import metrics
@@ -22,6 +24,9 @@ def serve(settings: Settings) -> None:
         settings: everything the app and uvicorn need (paths, server limits, keys).
     """
     server = settings.server
+    # uvicorn builds its protocol by calling this, as it would the class.
+    bounded = functools.partial(BoundedHttpToolsProtocol, read_timeout=server.read_timeout)
+    protocol = cast("type[asyncio.Protocol]", bounded)
     conf = uvicorn.Config(
         functools.partial(create_app, settings=settings),
         factory=True,
@@ -29,7 +34,7 @@ def serve(settings: Settings) -> None:
         port=server.port,
         workers=server.workers,
         # Header size and count, and how long a request may take to arrive.
-        http=functools.partial(BoundedHttpToolsProtocol, read_timeout=server.read_timeout),
+        http=protocol,
         timeout_keep_alive=5,
         log_level=server.log_level,
         access_log=False,  # applicant data travels in query strings: never log them

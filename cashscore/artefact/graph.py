@@ -104,7 +104,9 @@ def _ensembles(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
         return []
     if node.op_type == "TreeEnsembleRegressor":
         return [node]
-    passes = [made.get(name) for name in node.input] if node.op_type == "Sum" else []
-    if not passes or any(p is None or p.op_type != "TreeEnsembleRegressor" for p in passes):
+    if node.op_type != "Sum" or not node.input or any(name not in made for name in node.input):
+        return []
+    passes = [made[name] for name in node.input]
+    if any(p.op_type != "TreeEnsembleRegressor" for p in passes):
         return []
     return passes

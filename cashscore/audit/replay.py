@@ -100,8 +100,9 @@ def replay(folder: Path, models: Path, progress: Callable[[int], None] | None = 
             if scorer is None:
                 out.differing += len(items)
                 continue
+            again: list[Scored | None]
             try:
-                again = scorer.score([r["input"] for _, r in items], language=language(items[0][1]))
+                again = list(scorer.score([r["input"] for _, r in items], language=language(items[0][1])))
             except Exception:  # one bad input: replay the chunk's records one at a time
                 again = []
                 for where, record in items:

@@ -40,7 +40,7 @@ def sweep_stale(target: Path) -> list[Path]:
     Returns:
         The folders removed.
     """
-    removed = []
+    removed: list[Path] = []
     if not target.parent.is_dir():
         return removed
     prefix = f".{target.name}{STAGING_MARK}"

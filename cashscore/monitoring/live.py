@@ -20,6 +20,8 @@ from cashscore.monitoring.drift import SCORE
 MIN_ROWS = 100
 # Below this many applicants, binning one value at a time beats numpy's per-call cost.
 SMALL = 32
+# One applicant field over many applicants: a list of values, or a cleaned numpy column.
+Values = Sequence[Any] | np.ndarray
 
 
 class Window:
@@ -38,7 +40,7 @@ class Window:
             (i, b.name, list(b.edges), len(b.labels) - 1) for i, b in enumerate(self.bins) if b.kind == "numeric"
         ]
         self._edges = {i: np.asarray(edges, dtype=np.float64) for i, _, edges, _ in self._numeric}
-        self._categories = [
+        self._categories: list[tuple[int, str, dict[Any, int], int]] = [
             (i, b.name, {label: k for k, label in enumerate(b.labels[:-1])}, len(b.labels) - 1)
             for i, b in enumerate(self.bins)
             if b.kind != "numeric"
@@ -63,7 +65,7 @@ class Window:
         else:
             self._keep(self._columns({name: [r.get(name) for r in records] for name in self._names}, probabilities))
 
-    def add_columns(self, columns: Mapping[str, Sequence[Any]], probabilities: Sequence[float]) -> None:
+    def add_columns(self, columns: Mapping[str, Values], probabilities: Sequence[float] | np.ndarray) -> None:
         """`add` for applicants given as cleaned columns (a batch the scorer cleaned column-wise)."""
         n = len(probabilities)
         if n:
@@ -97,7 +99,7 @@ class Window:
             rows.append(row)
         return np.asarray(rows, dtype=np.int16)
 
-    def _columns(self, columns: Mapping[str, Sequence[Any]], probabilities: Sequence[float]) -> np.ndarray:
+    def _columns(self, columns: Mapping[str, Values], probabilities: Sequence[float] | np.ndarray) -> np.ndarray:
         """The bins of a batch, column by column."""
         block = np.empty((len(probabilities), len(self.bins)), dtype=np.int16)
         for i, name, _, missing in self._numeric:
@@ -143,7 +145,7 @@ class Tracker:
         self._publish()
 
     def observe_columns(
-        self, version: str, population: Population, columns: Mapping[str, Sequence[Any]], probabilities: np.ndarray
+        self, version: str, population: Population, columns: Mapping[str, Values], probabilities: np.ndarray
     ) -> None:
         """`observe` for applicants given as cleaned columns."""
         self._window(version, population).add_columns(columns, probabilities)

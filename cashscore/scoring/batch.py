@@ -16,6 +16,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from duckdb.func import FunctionNullHandling, PythonUDFType
 
 from cashscore.core import sqlnames
 from cashscore.core.errors import CashscoreError
@@ -257,10 +258,12 @@ def score_relation(
     def finish(chunk: Chunk, running: Future) -> None:
         logged = on_decided is not None
         table, lists, which = decide_chunk(scorer, chunk, running.result(), reasons, counter_offer, language, logged)
-        if logged and table.num_rows:
+        if on_decided is not None and table.num_rows:
             asked = which.tolist()
             n = table.num_rows
-            why = [lists[i] if asked[i] else None for i in range(n)] if lists is not None else [None] * n
+            why: list[list[str] | None] = [None] * n
+            if lists is not None:
+                why = [lists[i] if asked[i] else None for i in range(n)]
             on_decided(table, inputs_records(chunk.good), why)
         if table.num_rows:
             on_scored(table)
@@ -297,8 +300,8 @@ def register_udfs(con: duckdb.DuckDBPyConnection, scorer: Scorer) -> None:
     `from marts.applicants a`). A row the server would reject (missing required field, value out
     of range, unknown category) gives NULL.
     """
-    types = [duckdb.sqltypes.DOUBLE if f.kind == "numeric" else duckdb.sqltypes.VARCHAR for f in contract.FEATURES]
     double, varchar = duckdb.sqltypes.DOUBLE, duckdb.sqltypes.VARCHAR
+    types: list[Any] = [double if f.kind == "numeric" else varchar for f in contract.FEATURES]
     by_feature = duckdb.struct_type({name: double for name in contract.NAMES})
     everything = duckdb.struct_type(
         {
@@ -360,7 +363,9 @@ def register_udfs(con: duckdb.DuckDBPyConnection, scorer: Scorer) -> None:
     ):
         fn.__signature__ = signature  # type: ignore[attr-defined]
         internal = f"cashscore_{name}"
-        con.create_function(internal, fn, types, result, type="arrow", null_handling="special", side_effects=False)
+        con.create_function(
+            internal, fn, types, result, type=PythonUDFType.ARROW, null_handling=FunctionNullHandling.SPECIAL
+        )
         # One name, two forms: the 11 fields, or a whole row (a table alias is a struct of its columns).
         con.execute(
             f"create or replace temp macro {name}(row) as {internal}({from_row}), ({fields}) as {internal}({fields})"

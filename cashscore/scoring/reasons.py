@@ -130,7 +130,9 @@ class _Flat(NamedTuple):
         return pc.binary_join_element_wise(pieces.take(head), pieces.take(tail), "")
 
     def values(self) -> list[Any]:
-        return self.shown if self.head is None else self.shown[self.head].tolist()
+        if isinstance(self.shown, list):  # worded one by one
+            return self.shown
+        return self.shown[self.head].tolist()
 
 
 # Up to this many reasons in one call, they are worded one by one in Python: pandas' and Arrow's
@@ -294,7 +296,7 @@ class Wording:
         tail_codes, tail_keys = pd.factorize(keys)
         tails = [self._tail(t) for t in tail_keys.tolist()]
         heads: list[str] = []
-        shown: list[Any] = []  # the value each head words, as Python values
+        shown = []  # the value each head words, as Python values
         head_codes = np.empty(len(feature), dtype=np.int64)
         for k in np.unique(feature).tolist():
             mine = np.flatnonzero(feature == k)

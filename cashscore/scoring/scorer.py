@@ -284,7 +284,7 @@ class Scorer:
             try:
                 session, feeds = steps.send(outputs)  # type: ignore[arg-type]
             except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
+                return done.value
             # Halves on both cores only while no other request's model run is under way: under load the
             # requests keep both cores busy by themselves, and halves would add a GIL handoff and a wait
             # for the slower half to every run (bench/serve.py: +14 % batches a second at 2 connections;
@@ -305,7 +305,9 @@ class Scorer:
         ok = problems == None  # noqa: E711
         none: list[reasons.Reason] = []  # one empty list for every row, never appended to
         why = self.explain(cleaned, scores, ok, language) if explain else [none] * n
-        offers = (yield from self._offering(cleaned, scores, ok)) if counter_offer else [None] * n
+        offers: list[dict[str, float] | None] = [None] * n
+        if counter_offer:
+            offers = yield from self._offering(cleaned, scores, ok)
         return Decided(cleaned, problems, scores, why, offers)
 
     def probabilities(self, cleaned: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -351,7 +353,7 @@ class Scorer:
             try:
                 session, feeds = steps.send(outputs)  # type: ignore[arg-type]
             except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
+                return done.value
             outputs = self._run(session, feeds)
 
     def explain(
@@ -435,7 +437,7 @@ class Scorer:
             grid_p = np.full(points.shape, np.nan)
             grid_p[rows, cols] = p
             approved = np.zeros(points.shape, bool)
-            approved[rows, cols] = (p < self.threshold) & np.equal(problems, None)
+            approved[rows, cols] = (p < self.threshold) & (problems == None)  # noqa: E711
             refused = fresh & ~approved
             found = approved.any(axis=1)
             at = np.arange(len(open_)), np.where(approved, points, -np.inf).argmax(axis=1)

@@ -176,6 +176,8 @@ def write_batches(
     scorer = _executor_scorer(names, digests)
     detail = reasons != "none"
     context = TaskContext.get()
+    if context is None:  # only ever called inside a Spark task
+        raise RuntimeError("score_partition runs inside a Spark task")
     name = f"part-{context.partitionId():05d}.parquet"
     attempt = f"{context.attemptNumber()}-{uuid.uuid4().hex[:8]}"
     scored, rejected = parts = [_Part(Path(f), name, attempt, s) for f, s in zip(folders, schemas, strict=True)]

@@ -10,10 +10,10 @@ from cashscore.core import sqlnames
 from cashscore.core.errors import CashscoreError
 from cashscore.warehouse.dump import Statement
 
-T = exp.DataType.Type
+T = exp.DType  # exp.DataType.Type, by the name type checkers accept
 # MySQL type -> DuckDB type. Nothing from the dump's text reaches the DDL but the names (quoted)
 # and DECIMAL's two integers: an unlisted type is refused rather than guessed.
-TYPES: dict[exp.DataType.Type, str] = {
+TYPES: dict[exp.DType, str] = {
     T.BOOLEAN: "BOOLEAN",
     T.TINYINT: "TINYINT",
     T.UTINYINT: "UTINYINT",

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import io
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from cashscore.core import sqlnames
 from cashscore.core.errors import CashscoreError
@@ -71,7 +71,7 @@ class Insert:
     rows: list[str]
 
 
-def open_dump(path: Path) -> IO[bytes]:
+def open_dump(path: Path) -> io.BufferedIOBase:
     """Open a dump, transparently gunzipping `.gz` files.
 
     Args:

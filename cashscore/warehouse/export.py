@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -120,7 +121,8 @@ def open_waiting(
     pause = 0.01
     while True:
         try:
-            return duckdb.connect(str(db), read_only=read_only, config=options or {})
+            config: dict[str, Any] = dict(options or {})
+            return duckdb.connect(str(db), read_only=read_only, config=config)
         except duckdb.Error as exc:
             if not is_lock_conflict(exc) or time.monotonic() + pause > deadline:
                 raise
@@ -183,7 +185,7 @@ def export(db: Path, out: Path, relation: str = "marts.applicants") -> int:
     con = connect(db)
     try:
         try:
-            (rows,) = con.execute(f"select count(*) from {relation}").fetchall()[0]  # type: ignore[misc]
+            (rows,) = con.execute(f"select count(*) from {relation}").fetchall()[0]
         except duckdb.CatalogException:
             raise CashscoreError(f"{db}: has no {relation}; restore a dump into it first") from None
         copy_to(con, f"select * from {relation} order by loan_id", out, EXPORT_FORMATS)

@@ -279,7 +279,7 @@ def restore(
             if not raw_only:
                 _check_tables(loader, files)
             for table, expected in loader.rows.items():
-                (got,) = con.execute(f"select count(*) from {sqlnames.qualified('raw', table)}").fetchall()[0]  # type: ignore[misc]
+                (got,) = con.execute(f"select count(*) from {sqlnames.qualified('raw', table)}").fetchall()[0]
                 if got != expected:
                     raise CashscoreError(f"`{table}`: {expected} rows parsed but {got} loaded")
             audits: dict[str, int] = {}
@@ -409,9 +409,9 @@ def _guard(db: Path, old_db: duckdb.DuckDBPyConnection | None, rows: dict[str, i
         )
     old = _required_rows(_old_rows(old_db))
     shrunk = [
-        f"raw.{t}: {old[t]:,} -> {n:,} rows ({(n - old[t]) / old[t]:.1%})"
+        f"raw.{t}: {before:,} -> {n:,} rows ({(n - before) / before:.1%})"
         for t, n in new.items()
-        if old[t] and n is not None and n < old[t] * (1 - max_shrink)
+        if (before := old[t]) and n is not None and n < before * (1 - max_shrink)
     ]
     if shrunk:
         raise CashscoreError(

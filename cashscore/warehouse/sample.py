@@ -209,7 +209,7 @@ def write_sample(out: Path, rows: int = 5000, seed: int = 42) -> None:
 
     def write(tmp: Path) -> None:
         opener = gzip.open if out.suffix == ".gz" else open
-        with opener(tmp, "wb") as handle:  # type: ignore[operator]
+        with opener(tmp, "wb") as handle:
             for text in dump_lines(tables):
                 handle.write(text.replace("\n", "\r\n").encode("utf-8"))
 

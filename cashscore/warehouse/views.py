@@ -184,6 +184,6 @@ def run_audits(con: duckdb.DuckDBPyConnection, sql_dir: Path) -> dict[str, int]:
     results = {}
     for path in audit_files(sql_dir):
         sql = path.read_text(encoding="utf-8").rstrip().rstrip(";")
-        (count,) = con.execute(f"select count(*) from (\n{sql}\n)").fetchall()[0]  # type: ignore[misc]
+        (count,) = con.execute(f"select count(*) from (\n{sql}\n)").fetchall()[0]
         results[path.stem] = int(count)
     return results

@@ -128,9 +128,13 @@ class _Part:
     def write(self, table: pa.Table) -> None:
         import pyarrow.parquet as pq
 
+        from cashscore.scoring.sinks import dictionary_columns
+
+        table = table.cast(self.schema)
         if self.writer is None:
-            self.writer = pq.ParquetWriter(self.temp, self.schema)
-        self.writer.write_table(table.cast(self.schema))
+            # As `cashscore score` writes Parquet: no dictionary for the reasons, ids and probabilities.
+            self.writer = pq.ParquetWriter(self.temp, self.schema, use_dictionary=dictionary_columns(table))
+        self.writer.write_table(table)
         self.rows += table.num_rows
 
     def commit(self) -> None:

@@ -109,11 +109,14 @@ def dictionary_columns(table: pa.Table) -> list[str]:
     """
     sample = table.slice(0, SAMPLE_ROWS)
     most = int(sample.num_rows * DISTINCT_SHARE)
-    return [
-        name
-        for name in sample.schema.names
-        if name not in FREE_TEXT and pc.count_distinct(sample.column(name), mode="all").as_py() <= most
-    ]
+
+    def repeats(column: pa.ChunkedArray) -> bool:
+        try:
+            return bool(pc.count_distinct(column, mode="all").as_py() <= most)
+        except pa.ArrowNotImplementedError:  # lists, structs, nulls: left to Arrow's writer, as before
+            return True
+
+    return [name for name in sample.schema.names if name not in FREE_TEXT and repeats(sample.column(name))]
 
 
 def _json_ready(row: dict[str, Any]) -> dict[str, Any]:

@@ -514,6 +514,21 @@ def test_real_dump_answers_match_the_stored_digest(real_db, real_model, tmp_path
     assert reasons.hexdigest() == REAL_DUMP_REASONS_DIGEST
 
 
+def test_parquet_takes_any_column_an_analysts_query_adds(tmp_path):
+    # `score --sql` keeps every column of the query: lists, structs and all-null ones too.
+    chunk = pa.table(
+        {
+            "loan_id": ["a", "b", "c"],
+            "tags": pa.array([[1], [2, 3], None]),
+            "extra": pa.array([{"k": 1}, {"k": 2}, {"k": 3}]),
+            "nothing": pa.nulls(3),
+        }
+    )
+    with FileSink(tmp_path / "scores.parquet") as sink:
+        sink.write(chunk)
+    assert pq.read_table(tmp_path / "scores.parquet").equals(chunk)
+
+
 def test_parquet_keeps_reasons_and_near_unique_columns_without_a_dictionary_and_the_short_columns_with_one(tmp_path):
     # Every row's reasons are a sentence of their own, and ids and probabilities nearly so: a dictionary
     # of them would only fill up and fall back, a wasted page in every chunk.

@@ -12,6 +12,7 @@ behind with a line saying why; the restore goes on. Macros are not carried.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,8 +22,10 @@ from cashscore.core import sqlnames
 from cashscore.core.errors import CashscoreError
 from cashscore.warehouse import export
 
-# The new file, attached to the connection that holds the old one.
-_NEW = "restored"
+# The new file is attached to the connection that holds the old one under a name of its own per
+# restore: a view's stored definition names its schema in two parts (`lab.v`), which DuckDB reads as
+# a catalog first, so a fixed name would break every restore of a database with a schema so named.
+_NEW_PREFIX = "cashscore_carry_"
 _CREATE_VIEW = re.compile(r"\s*create\s+view\s", re.I)
 
 
@@ -38,25 +41,26 @@ def carry_over(db: Path, old: duckdb.DuckDBPyConnection, target: Path, say: Call
     views = _own(old, "select schema_name, view_name, sql from duckdb_views()")
     if not tables and not views:
         return
+    new = f"{_NEW_PREFIX}{uuid.uuid4().hex[:12]}"
     try:
         (home,) = old.execute("select current_database()").fetchall()[0]
-        old.execute(f"attach ? as {_NEW} (read_write)", [str(target)])
+        old.execute(f"attach ? as {new} (read_write)", [str(target)])
         try:
             for schema in sorted({row[0] for row in [*tables, *views]}):
-                old.execute(f"create schema if not exists {_NEW}.{sqlnames.quote(schema)}")
+                old.execute(f"create schema if not exists {new}.{sqlnames.quote(schema)}")
             for schema, table in tables:
                 name = sqlnames.qualified(schema, table)
-                old.execute(f"create table {_NEW}.{name} as select * from {name}")
+                old.execute(f"create table {new}.{name} as select * from {name}")
             if views:
                 # Unqualified names in a view's query are the new database's, as they will be after the swap.
-                old.execute(f"use {_NEW}")
+                old.execute(f"use {new}")
                 try:
-                    _create_views(db, old, views, say)
+                    _create_views(db, old, new, views, say)
                 finally:
                     old.execute(f"use {sqlnames.quote(home)}")
-            old.execute(f"checkpoint {_NEW}")
+            old.execute(f"checkpoint {new}")
         finally:
-            old.execute(f"detach {_NEW}")
+            old.execute(f"detach {new}")
     except duckdb.Error as exc:
         message = f"{db}: cannot carry its tables and views into the new database: {str(exc).splitlines()[0]}"
         raise CashscoreError(message) from None
@@ -72,7 +76,7 @@ def _own(old: duckdb.DuckDBPyConnection, listing: str) -> list[tuple[str, ...]]:
 
 
 def _create_views(
-    db: Path, old: duckdb.DuckDBPyConnection, views: list[tuple[str, ...]], say: Callable[[str], None]
+    db: Path, old: duckdb.DuckDBPyConnection, new: str, views: list[tuple[str, ...]], say: Callable[[str], None]
 ) -> None:
     """Create the views in the new database, each once those it reads exist (passes until none
     more can be made); say which could not be made, and why."""
@@ -87,7 +91,7 @@ def _create_views(
                 continue
             made = old.execute(
                 "select count(*) from duckdb_views() where database_name = ? and schema_name = ? and view_name = ?",
-                [_NEW, schema, name],
+                [new, schema, name],
             ).fetchall()[0][0]
             if made != 1:
                 raise CashscoreError(f"{db}: the stored definition of view {schema}.{name} made no view of that name")

@@ -289,6 +289,16 @@ def test_an_analysts_views_are_created_again_over_the_new_dump_and_a_broken_one_
     assert query(small_db, "select n2 from lab.twice") == [(8,)]
 
 
+def test_a_schema_named_like_the_restores_own_attachment_is_carried_like_any_other(small_db, write, query):
+    # The restore attached the new file as "restored": a schema of that name made every restore fail.
+    with duckdb.connect(str(small_db)) as con:
+        con.execute("create schema restored")
+        con.execute("create table restored.t as select 2 as y")
+        con.execute("create view restored.v as select y + 1 as z from restored.t")
+    quiet_restore([write("next.sql", full_dump())], small_db)
+    assert query(small_db, "select y, z from restored.t, restored.v") == [(2, 3)]
+
+
 @pytest.mark.parametrize(
     "sql",
     [

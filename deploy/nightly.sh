@@ -32,9 +32,22 @@ step() { echo "nightly $(date -u +%FT%TZ): $*" >&2; }
 lock="${CASHSCORE_DB:-data/cashscore.duckdb}.nightly.lock"
 mkdir -p "$(dirname "$lock")"
 exec 9>>"$lock"
-if ! python3 -c 'import fcntl; fcntl.flock(9, fcntl.LOCK_EX | fcntl.LOCK_NB)' 2>/dev/null; then
+# 75 only when the lock is held: any other failure (no python3, a lock file on a filesystem without
+# locks) says what it is, instead of reading as another job running.
+held=0
+python3 -c '
+import fcntl, sys
+try:
+    fcntl.flock(9, fcntl.LOCK_EX | fcntl.LOCK_NB)
+except BlockingIOError:
+    sys.exit(75)
+' || held=$?
+if [ "$held" -eq 75 ]; then
     echo "nightly: another nightly job on this database is still running (it holds $lock); this one did nothing" >&2
     exit 75
+elif [ "$held" -ne 0 ]; then
+    echo "nightly: cannot take the job's lock $lock (python3 exited $held); nothing was done" >&2
+    exit 1
 fi
 
 step "restore $*"

@@ -88,3 +88,17 @@ def test_a_second_job_while_one_runs_does_nothing(trained, tmp_path):
     assert "restore" not in done.stderr and not db.exists()
     # Once it has finished, the next job runs.
     assert nightly(sample_db.parent / "sample.sql.gz", db=db, models=models, log=tmp_path / "audit").returncode == 0
+
+
+def test_a_lock_that_cannot_be_taken_is_not_read_as_another_job(tmp_path):
+    # A python3 that fails (missing, broken) used to say "another nightly job is still running" and exit 75.
+    broken = tmp_path / "bin"
+    broken.mkdir()
+    (broken / "python3").write_text("#!/bin/sh\necho broken >&2\nexit 1\n")
+    (broken / "python3").chmod(0o755)
+    db = tmp_path / "x.duckdb"
+    env = {**os.environ, "PATH": f"{broken}{os.pathsep}{os.environ['PATH']}", "CASHSCORE_DB": str(db)}
+    done = subprocess.run([str(NIGHTLY), str(tmp_path)], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "cannot take the job's lock" in done.stderr and "another nightly job" not in done.stderr
+    assert "restore" not in done.stderr and not db.exists()

@@ -126,12 +126,12 @@ class _Part:
         self.rows = 0
 
     def write(self, table: pa.Table) -> None:
-        import pyarrow.parquet as pq
-
-        from cashscore.scoring.sinks import dictionary_columns
-
         table = table.cast(self.schema)
         if self.writer is None:
+            import pyarrow.parquet as pq
+
+            from cashscore.scoring.sinks import dictionary_columns
+
             # As `cashscore score` writes Parquet: no dictionary for the reasons, ids and probabilities.
             self.writer = pq.ParquetWriter(self.temp, self.schema, use_dictionary=dictionary_columns(table))
         self.writer.write_table(table)

@@ -107,7 +107,7 @@ def locked(db: Path, wait: float) -> str:
 
 
 def open_waiting(
-    db: Path, read_only: bool, wait: float, options: dict[str, str] | None = None
+    db: Path, read_only: bool, wait: float, options: dict[str, Any] | None = None
 ) -> duckdb.DuckDBPyConnection:
     """Open a DuckDB file, retrying while another process holds it (up to `wait` seconds).
 
@@ -121,8 +121,7 @@ def open_waiting(
     pause = 0.01
     while True:
         try:
-            config: dict[str, Any] = dict(options or {})
-            return duckdb.connect(str(db), read_only=read_only, config=config)
+            return duckdb.connect(str(db), read_only=read_only, config=options or {})
         except duckdb.Error as exc:
             if not is_lock_conflict(exc) or time.monotonic() + pause > deadline:
                 raise

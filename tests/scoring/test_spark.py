@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
+from helpers.parquet import dictionaries
 
 from cashscore.artefact import store
 from cashscore.cli import main
@@ -56,12 +57,6 @@ def _spark_scores(out: str) -> tuple:
     )
 
 
-def _dictionaries(path: Path) -> list[str]:
-    """The columns stored with a dictionary page in a Parquet file's first row group."""
-    group = pq.ParquetFile(path).metadata.row_group(0)
-    return [group.column(i).path_in_schema for i in range(group.num_columns) if group.column(i).has_dictionary_page]
-
-
 def _export(db: Path, out: Path) -> Path:
     assert main(["export", "--db", str(db), "--out", str(out)]) == 0
     return out
@@ -83,7 +78,7 @@ def test_spark_equals_cashscore_score_on_every_real_applicant(spark, real_db, re
     assert rejects.schema == duck_rejects.schema and rejects.equals(duck_rejects)
     # Stored as `cashscore score` stores them: no dictionary for free text and near-unique values.
     parts = sorted((tmp_path / "spark").glob("part-*.parquet"))
-    assert parts and all(not {"reasons", "loan_id", "default_probability"} & set(_dictionaries(p)) for p in parts)
+    assert parts and all(not {"reasons", "loan_id", "default_probability"} & set(dictionaries(p)) for p in parts)
     # A URI goes through Spark's own writer and committer (two passes): the same rows, to the bit.
     uri = (tmp_path / "by-spark").as_uri()
     again = engine.score_files(spark, real_model, str(source), uri, "all", True)
